@@ -1,0 +1,49 @@
+# prenv — the two commands a newcomer needs are `make demo` and `make test`; everything else supports them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: venv tools tools-env test lint demo demo-down bench chaos clean
+
+venv: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@$(PY) -m pip install -q -r requirements.txt
+	@$(PY) -m pip install -q --no-deps -e .
+	@touch $(STAMP)
+
+## Build (or reuse) the offline toolchain: pulumi CLI, language host, providers, Kubernetes control plane, KWOK.
+tools: venv
+	@$(PY) -m prenv.toolchain build
+
+## Shell exports for the toolchain: eval "$$(make -s tools-env)"
+tools-env: venv
+	@$(PY) -m prenv.toolchain env
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy prenv components stacks
+
+## Unit, integration and end-to-end tests; the suite starts its own cluster, PostgreSQL, fake GitHub and S3.
+test: tools
+	$(PY) -m pytest -n 2 --dist loadgroup tests
+
+demo: tools
+	@$(PY) -m prenv.demo up
+
+demo-down: venv
+	@$(PY) -m prenv.demo down
+
+bench: tools
+	@$(PY) -m bench
+
+chaos: tools
+	$(PY) -m pytest -m chaos tests
+
+clean:
+	rm -rf $(VENV) .state build
