@@ -1,0 +1,93 @@
+"""Typed records that cross module boundaries: what a PR source yields, what the reconciler plans, what a stack holds.
+
+Raw vendor objects (PyGithub objects, psycopg rows, Automation API summaries) never travel past the module that
+fetched them; they are turned into these records first.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PullRequest:
+    """A pull request as every source reports it. Only ``number`` ever feeds a resource name."""
+
+    number: int
+    sha: str
+    branch: str
+    base: str
+    author: str
+    title: str
+    labels: frozenset[str] = frozenset()
+    draft: bool = False
+    fork: bool = False
+    updated_at: datetime | None = None
+
+
+class EnvStatus(enum.StrEnum):
+    """Status of one preview environment, as ``prenv list`` reports it."""
+
+    READY = "ready"
+    UPDATING = "updating"
+    FAILED = "failed"
+    DESTROYING = "destroying"
+    WAITING = "waiting"
+
+
+@dataclass(frozen=True, slots=True)
+class DesiredEnvironment:
+    """A PR that passed the filters, with the config hash its stack should be deployed with."""
+
+    pr: PullRequest
+    config_hash: str
+    image_ready: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class StackState:
+    """What the backend knows of one ``pr-<n>`` stack: the deployed sha and config hash recorded on it."""
+
+    pr: int
+    stack: str
+    sha: str | None
+    config_hash: str | None
+    url: str | None = None
+    last_update: datetime | None = None
+    result: str | None = None  # "succeeded" | "failed" | "in-progress" | None (never deployed)
+    error: str | None = None
+
+
+class ActionKind(enum.StrEnum):
+    CREATE = "create"
+    UPDATE = "update"
+    DESTROY = "destroy"
+    UNCHANGED = "unchanged"
+    WAIT = "wait"
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One step of a plan: what to do with the stack of PR ``pr`` and why."""
+
+    kind: ActionKind
+    pr: int
+    reason: str
+    desired: DesiredEnvironment | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The reconciler's decision for one cycle."""
+
+    actions: tuple[Action, ...] = field(default_factory=tuple)
+
+    def of(self, kind: ActionKind) -> list[int]:
+        return sorted(a.pr for a in self.actions if a.kind is kind)
+
+    def as_dict(self) -> dict[str, list[int]]:
+        """The ``prenv sync --dry-run --json`` contract."""
+        return {k.value: self.of(k) for k in (ActionKind.CREATE, ActionKind.UPDATE, ActionKind.DESTROY,
+                                              ActionKind.UNCHANGED)}

@@ -1,0 +1,7 @@
+"""Shared fixtures. Each real component has its own plugin module under tests/fixtures/."""
+
+pytest_plugins = [
+    "tests.fixtures.toolchain",
+    "tests.fixtures.cluster",
+    "tests.fixtures.postgres",
+]
