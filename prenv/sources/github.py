@@ -1,0 +1,287 @@
+"""The GitHub PR source: one paginated listing of open PRs per cycle, through PyGithub.
+
+Why the care: this is the only source that talks to the internet, under a rate limit, with credentials.
+
+* PyGithub's default retry policy sleeps until a rate limit resets (up to an hour) and retries 5xx ten times; a
+  cycle must instead fail fast with ``SourceUnavailable(delay=...)`` and let the reconciler back off. Retries and
+  timeouts are therefore bounded here.
+* PyGithub fetches a missing attribute lazily (one GET per object). A malformed listing entry must not turn into
+  one request per PR, so each entry is read from the JSON the listing returned, and validated like every other
+  source's records (``prenv.sources.records``).
+* PyGithub objects and exceptions never leave this module: records go out as ``PullRequest``, failures as our
+  ``SourceError``/``SourceUnavailable`` with messages built from status codes, never from response bodies.
+
+A listing that pages through a PR list while it changes can see a PR twice (harmless: the first sighting wins) or,
+when a PR closes mid-listing, miss one on a page boundary. GitHub offers no snapshot listing.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import requests
+from github import Auth, Github, GithubException, RateLimitExceededException
+from github.GithubObject import GithubObject
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
+
+from prenv.errors import ConfigError, SourceError, SourceUnavailable
+from prenv.model import PullRequest
+from prenv.sources.records import parse_records
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BASE_URL = "https://api.github.com"
+_REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+# Used when a rate-limited response says nothing about when the limit resets.
+_DEFAULT_RATE_LIMIT_DELAY = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class GitHubAppCredentials:
+    """A GitHub App installation: the app's id, its private key file (PEM) and the installation id."""
+
+    app_id: int
+    private_key_file: Path
+    installation_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """The rate limit as the last response reported it, for metrics."""
+
+    remaining: int
+    limit: int
+    reset: datetime
+
+
+class GitHubSource:
+    """Lists the open PRs of one repository on github.com or GitHub Enterprise.
+
+    Args:
+        repository: ``owner/name``.
+        token: a personal access or fine-grained token (read from env or a file by the caller); or
+        app: GitHub App installation credentials. With neither, requests are anonymous (60 per hour).
+        base_url: API root; for GitHub Enterprise ``https://<host>/api/v3``.
+        timeout: seconds per HTTP request.
+        retries: extra attempts for connection errors, read timeouts and 502/503/504, with short backoff. A
+            listing takes at most about ``(retries + 1) * timeout`` seconds per page.
+        per_page: page size (GitHub caps it at 100).
+        seconds_between_requests: PyGithub's throttle between consecutive requests.
+
+    Raises:
+        ConfigError: a malformed repository name, both token and app given, or an unreadable private key.
+    """
+
+    def __init__(
+        self,
+        repository: str,
+        *,
+        token: str | None = None,
+        app: GitHubAppCredentials | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        timeout: int = 10,
+        retries: int = 2,
+        per_page: int = 100,
+        seconds_between_requests: float | None = 0.25,
+    ) -> None:
+        if not _REPOSITORY.fullmatch(repository):
+            raise ConfigError("github.repository", "expected owner/name")
+        if token is not None and app is not None:
+            raise ConfigError("github.token", "set either a token or a GitHub App, not both")
+        if not 1 <= per_page <= 100:
+            raise ConfigError("github.per_page", "must be between 1 and 100")
+        if timeout <= 0:
+            raise ConfigError("github.timeout", "must be positive")
+        if retries < 0:
+            raise ConfigError("github.retries", "must not be negative")
+        self.repository = repository
+        self.base_url = base_url.rstrip("/")
+        self._rate_limit: RateLimit | None = None
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=0,
+            backoff_factor=0.2,
+            backoff_max=2.0,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=frozenset({"GET", "HEAD"}),
+            # A 403/429 is a rate limit: report it with its delay instead of sleeping inside the cycle.
+            respect_retry_after_header=False,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        self._github = Github(
+            auth=_auth(token, app),
+            base_url=self.base_url,
+            timeout=timeout,
+            retry=retry,
+            per_page=per_page,
+            seconds_between_requests=seconds_between_requests,
+            seconds_between_writes=None,
+            lazy=True,
+        )
+
+    def __repr__(self) -> str:
+        return f"GitHubSource({self.repository!r}, base_url={self.base_url!r})"
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The rate limit seen on the last response, or ``None`` before the first one. Never makes a request."""
+        return self._rate_limit
+
+    def list_open(self) -> list[PullRequest]:
+        started = time.monotonic()
+        raws: list[Mapping[str, Any]] = []
+        with self._translate_errors():
+            # lazy: the repository object costs no request; the listing is the only call (one per page).
+            repo = self._github.get_repo(self.repository)
+            for item in repo.get_pulls(state="open", sort="created", direction="asc"):
+                raws.append(_listing_json(item))
+        self._remember_rate_limit()
+        prs = parse_records((_neutral(raw) for raw in raws), source=f"github {self.repository}")
+        logger.info(
+            "github %s: %d open pull requests (%d entries) in %.2fs",
+            self.repository,
+            len(prs),
+            len(raws),
+            time.monotonic() - started,
+        )
+        return prs
+
+    def close(self) -> None:
+        """Release the HTTP connection pool."""
+        self._github.close()
+
+    def _remember_rate_limit(self, headers: Mapping[str, Any] | None = None) -> None:
+        requester = self._github.requester
+        remaining, limit = requester.rate_limiting
+        reset = requester.rate_limiting_resettime
+        if headers is not None:
+            remaining = _int_header(headers, "x-ratelimit-remaining", remaining)
+            limit = _int_header(headers, "x-ratelimit-limit", limit)
+            reset = _int_header(headers, "x-ratelimit-reset", reset)
+        if limit >= 0 and reset > 0:
+            self._rate_limit = RateLimit(remaining, limit, datetime.fromtimestamp(reset, UTC))
+
+    @contextmanager
+    def _translate_errors(self) -> Iterator[None]:
+        """Map PyGithub and requests failures onto our hierarchy; messages carry status codes only."""
+        what = f"github {self.repository}"
+        try:
+            yield
+        except RateLimitExceededException as e:
+            self._remember_rate_limit(e.headers)
+            raise SourceUnavailable(f"{what}: rate limited", delay=_rate_limit_delay(e.headers)) from e
+        except GithubException as e:
+            headers = e.headers or {}
+            self._remember_rate_limit(headers)
+            status = e.status
+            if status == 429 or (status == 403 and _int_header(headers, "x-ratelimit-remaining", 1) == 0):
+                raise SourceUnavailable(f"{what}: rate limited", delay=_rate_limit_delay(headers)) from e
+            if status >= 500:
+                raise SourceUnavailable(f"{what}: server error (HTTP {status})") from e
+            if status == 401:
+                raise SourceError(f"{what}: bad credentials (HTTP 401)") from e
+            if status == 404:
+                raise SourceError(f"{what}: repository not found or not visible (HTTP 404)") from e
+            raise SourceError(f"{what}: request refused (HTTP {status})") from e
+        except requests.Timeout as e:
+            raise SourceUnavailable(f"{what}: timed out") from e
+        except requests.ConnectionError as e:
+            # urllib3 wraps a read timeout that exhausted its retries in a ConnectionError.
+            if isinstance(getattr(e.args[0] if e.args else None, "reason", None), ReadTimeoutError):
+                raise SourceUnavailable(f"{what}: timed out") from e
+            raise SourceUnavailable(f"{what}: cannot reach the API ({type(e).__name__})") from e
+        except requests.RequestException as e:
+            # Connection refused/reset, DNS, TLS, too many retries of 502/503/504: all worth another cycle.
+            raise SourceUnavailable(f"{what}: cannot reach the API ({type(e).__name__})") from e
+
+
+def _auth(token: str | None, app: GitHubAppCredentials | None) -> Auth.Auth | None:
+    if token is not None:
+        if not token:
+            raise ConfigError("github.token", "empty token")
+        return Auth.Token(token)
+    if app is not None:
+        try:
+            key = Path(app.private_key_file).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("github.app.private_key_file", "cannot read the private key file") from e
+        return Auth.AppAuth(app.app_id, key).get_installation_auth(app.installation_id)
+    logger.warning("github: no token or app configured; anonymous requests are limited to 60 per hour")
+    return None
+
+
+def _listing_json(item: GithubObject) -> Mapping[str, Any]:
+    # The listing already returned the whole PR object. GithubObject.raw_data returns that JSON as is, whereas
+    # the PullRequest subclass's override first "completes" the object with one GET per PR.
+    data = GithubObject.raw_data.fget(item)  # type: ignore[attr-defined]
+    return data if isinstance(data, Mapping) else {}
+
+
+def _neutral(raw: Mapping[str, Any]) -> dict[str, object]:
+    """GitHub's PR JSON → the neutral record shape that ``parse_records`` validates. Never raises."""
+    head = _obj(raw.get("head"))
+    base = _obj(raw.get("base"))
+    head_repo = head.get("repo")
+    base_repo = _obj(base.get("repo"))
+    labels = raw.get("labels")
+    return {
+        "number": raw.get("number"),
+        "sha": head.get("sha"),
+        "branch": head.get("ref"),
+        "base": base.get("ref"),
+        "author": _obj(raw.get("user")).get("login", ""),
+        "title": raw.get("title", ""),
+        "labels": [_obj(label).get("name") for label in labels] if isinstance(labels, list) else labels,
+        "draft": raw.get("draft", False),
+        "fork": _is_fork(head_repo, base_repo),
+        "updated_at": raw.get("updated_at"),
+    }
+
+
+def _is_fork(head_repo: object, base_repo: Mapping[str, Any]) -> bool:
+    """A PR is from a fork when its head repository is another repository, or is gone (a deleted fork)."""
+    if not isinstance(head_repo, Mapping):
+        return True
+    head_id, base_id = head_repo.get("id"), base_repo.get("id")
+    if head_id is not None and base_id is not None:
+        return bool(head_id != base_id)
+    return bool(head_repo.get("full_name") != base_repo.get("full_name") or head_repo.get("full_name") is None)
+
+
+def _obj(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _int_header(headers: Mapping[str, Any], name: str, default: int) -> int:
+    for key, value in headers.items():
+        if key.lower() == name:
+            try:
+                return int(float(value))
+            except (TypeError, ValueError):
+                return default
+    return default
+
+
+def _rate_limit_delay(headers: Mapping[str, Any] | None) -> float:
+    """Seconds until the limit resets: ``Retry-After`` (secondary limits) or ``X-RateLimit-Reset`` (primary)."""
+    headers = headers or {}
+    retry_after = _int_header(headers, "retry-after", -1)
+    if retry_after >= 0:
+        return float(retry_after)
+    reset = _int_header(headers, "x-ratelimit-reset", -1)
+    if reset >= 0:
+        return max(0.0, reset - time.time())
+    return _DEFAULT_RATE_LIMIT_DELAY

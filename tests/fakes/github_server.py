@@ -1,0 +1,716 @@
+"""A local fake of the GitHub REST API, for tests of everything that talks to GitHub through PyGithub.
+
+Real PyGithub talks real HTTP to it (``base_url=fake.base_url``), so pagination, headers, status codes and
+timeouts are exercised exactly as against github.com, as Argo CD's provider tests do with ``httptest``. It is
+stateful and shared by features: pull requests (listing with ``Link`` pagination), labels, issue comments,
+deployments and their statuses, ``/rate_limit``, and GitHub App installation tokens.
+
+PR objects are derived from the real webhook payload in /work/shared/fixtures/github-webhooks/opened.json (never
+edited): each PR is a deep copy with number, sha, branches, author, title, labels, draft, fork and timestamps set.
+
+Failures are injected per route (a regex on method and path): any status (404, 5xx), a 403 rate limit with
+``X-RateLimit-Remaining: 0`` and ``X-RateLimit-Reset``, slow responses (client timeouts), and a stopped server
+(connection refused). Every request is recorded, so tests can count calls.
+
+The server serves the API both at the root (github.com style) and under ``/api/v3`` (GitHub Enterprise style);
+``base_url`` is the Enterprise form so the Enterprise code path is the one tested.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import itertools
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+FIXTURES = Path("/work/shared/fixtures/github-webhooks")
+API_PREFIX = "/api/v3"
+RATE_LIMIT = 5000
+
+_PR_TEMPLATE_CACHE: dict[str, Any] = {}
+
+
+def pr_template() -> dict[str, Any]:
+    """The real PR object from the ``opened`` webhook payload (a fresh deep copy each call)."""
+    if not _PR_TEMPLATE_CACHE:
+        payload = json.loads((FIXTURES / "opened.json").read_text(encoding="utf-8"))
+        _PR_TEMPLATE_CACHE.update(payload["pull_request"])
+    return copy.deepcopy(_PR_TEMPLATE_CACHE)
+
+
+def _now() -> str:
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str  # without the /api/v3 prefix and without the query string
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: Any
+
+
+@dataclass
+class Failure:
+    """An injected failure for requests whose ``METHOD path`` matches ``route``."""
+
+    route: re.Pattern[str]
+    status: int | None = None  # None: no error status, only the delay
+    body: dict[str, Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    times: int | None = None  # None: forever
+
+
+@dataclass
+class FakeRepo:
+    owner: str
+    name: str
+    id: int
+    pulls: dict[int, dict[str, Any]] = field(default_factory=dict)
+    comments: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    deployments: list[dict[str, Any]] = field(default_factory=list)
+    statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    labels: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+class FakeGitHub:
+    """The fake server. Use as a context manager or call ``start()``/``stop()``."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._repos: dict[str, FakeRepo] = {}
+        self._failures: list[Failure] = []
+        self._ids = itertools.count(1000)
+        self._stopping = threading.Event()
+        self.requests: list[RecordedRequest] = []
+        self.rate_remaining = RATE_LIMIT
+        self.rate_reset = int(time.time()) + 3600
+        self.installation_tokens: dict[int, str] = {}
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port: int | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    def start(self) -> FakeGitHub:
+        handler = _make_handler(self)
+        # Reuse the port of a previous run so "stop, then start again" models an outage and its recovery.
+        server = ThreadingHTTPServer(("127.0.0.1", self.port or 0), handler)
+        server.daemon_threads = True
+        server.block_on_close = False
+        self._server = server
+        self.port = server.server_address[1]
+        self._stopping.clear()
+        self._thread = threading.Thread(target=server.serve_forever, name="fake-github", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving; clients then get "connection refused" until ``start()``."""
+        self._stopping.set()  # wakes handlers sleeping in an injected delay
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> FakeGitHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What to pass to PyGithub as ``base_url`` (GitHub Enterprise form)."""
+        return self.url + API_PREFIX
+
+    # --- state -------------------------------------------------------------------------------------------------
+
+    def add_repo(self, full_name: str) -> FakeRepo:
+        owner, name = full_name.split("/", 1)
+        with self._lock:
+            repo = self._repos.get(full_name)
+            if repo is None:
+                repo = FakeRepo(owner=owner, name=name, id=next(self._ids))
+                self._repos[full_name] = repo
+            return repo
+
+    def repo(self, full_name: str) -> FakeRepo:
+        return self._repos[full_name]
+
+    def add_pull(
+        self,
+        full_name: str,
+        number: int,
+        *,
+        sha: str | None = None,
+        branch: str | None = None,
+        base: str = "main",
+        author: str = "octocat",
+        title: str | None = None,
+        labels: tuple[str, ...] | list[str] = (),
+        draft: bool = False,
+        fork: bool = False,
+        deleted_fork: bool = False,
+        updated_at: str | None = None,
+    ) -> dict[str, Any]:
+        """Open (or replace) PR ``number``; returns the stored JSON, which tests may mutate to malform it."""
+        repo = self.add_repo(full_name)
+        pr = pr_template()
+        sha = sha or f"{number:040x}"
+        branch = branch or f"feature-{number}"
+        api = f"{self.base_url}/repos/{full_name}"
+        pr.update(
+            {
+                "number": number,
+                "id": next(self._ids),
+                "url": f"{api}/pulls/{number}",
+                "issue_url": f"{api}/issues/{number}",
+                "comments_url": f"{api}/issues/{number}/comments",
+                "html_url": f"https://github.example/{full_name}/pull/{number}",
+                "title": title if title is not None else f"Change number {number}",
+                "state": "open",
+                "draft": draft,
+                "updated_at": updated_at or _now(),
+                "labels": [self._label(repo, name) for name in labels],
+            }
+        )
+        pr["user"]["login"] = author
+        base_repo = self._repo_json(repo)
+        if deleted_fork:
+            head_repo: dict[str, Any] | None = None
+        elif fork:
+            head_repo = self._repo_json(FakeRepo(owner=author, name=repo.name, id=repo.id + 500_000))
+        else:
+            head_repo = base_repo
+        pr["head"].update({"ref": branch, "sha": sha, "label": f"{author}:{branch}", "repo": head_repo})
+        pr["base"].update({"ref": base, "label": f"{repo.owner}:{base}", "repo": base_repo})
+        pr["base"]["sha"] = "0" * 40
+        with self._lock:
+            repo.pulls[number] = pr
+        return pr
+
+    def close_pull(self, full_name: str, number: int) -> None:
+        with self._lock:
+            self._repos[full_name].pulls[number]["state"] = "closed"
+
+    def _label(self, repo: FakeRepo, name: str) -> dict[str, Any]:
+        with self._lock:
+            if name not in repo.labels:
+                repo.labels[name] = {
+                    "id": next(self._ids),
+                    "url": f"{self.base_url}/repos/{repo.full_name}/labels/{name}",
+                    "name": name,
+                    "color": "ededed",
+                    "default": False,
+                    "description": None,
+                }
+            return dict(repo.labels[name])
+
+    def _repo_json(self, repo: FakeRepo) -> dict[str, Any]:
+        data: dict[str, Any] = copy.deepcopy(pr_template()["base"]["repo"])
+        data.update(
+            {
+                "id": repo.id,
+                "name": repo.name,
+                "full_name": repo.full_name,
+                "url": f"{self.base_url}/repos/{repo.full_name}",
+            }
+        )
+        data["owner"]["login"] = repo.owner
+        return data
+
+    # --- failures ----------------------------------------------------------------------------------------------
+
+    def fail(
+        self,
+        route: str,
+        status: int,
+        *,
+        message: str | None = None,
+        headers: dict[str, str] | None = None,
+        times: int | None = None,
+    ) -> Failure:
+        """Answer requests matching ``route`` (regex on ``"METHOD /path"``) with ``status``."""
+        failure = Failure(
+            route=re.compile(route),
+            status=status,
+            body={"message": message or _REASONS.get(status, "Error"), "documentation_url": "https://docs"},
+            headers=dict(headers or {}),
+            times=times,
+        )
+        with self._lock:
+            self._failures.append(failure)
+        return failure
+
+    def rate_limit(self, route: str = r".*", *, reset_in: int = 120, times: int | None = None) -> Failure:
+        """Answer with GitHub's primary rate-limit 403: remaining 0, reset ``reset_in`` seconds from now."""
+        reset = int(time.time()) + reset_in
+        return self.fail(
+            route,
+            403,
+            message="API rate limit exceeded for 127.0.0.1.",
+            headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": str(reset)},
+            times=times,
+        )
+
+    def slow(self, route: str, seconds: float, *, times: int | None = None) -> Failure:
+        """Delay responses to ``route`` by ``seconds`` (then answer normally), to provoke client timeouts."""
+        failure = Failure(route=re.compile(route), delay=seconds, times=times)
+        with self._lock:
+            self._failures.append(failure)
+        return failure
+
+    def clear_failures(self) -> None:
+        with self._lock:
+            self._failures.clear()
+
+    def _take_failure(self, method: str, path: str) -> Failure | None:
+        with self._lock:
+            for failure in self._failures:
+                if failure.route.search(f"{method} {path}"):
+                    if failure.times is not None:
+                        failure.times -= 1
+                        if failure.times <= 0:
+                            self._failures.remove(failure)
+                    return failure
+        return None
+
+    # --- request log -------------------------------------------------------------------------------------------
+
+    def calls(self, method: str | None = None, path: str | None = None) -> int:
+        """How many requests matched ``method`` and the ``path`` regex (fullmatch)."""
+        return sum(
+            1
+            for r in list(self.requests)
+            if (method is None or r.method == method) and (path is None or re.fullmatch(path, r.path))
+        )
+
+    # --- routing -----------------------------------------------------------------------------------------------
+
+    def _handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> _Response:
+        for pattern, route_method, handler in _ROUTES:
+            if route_method != method:
+                continue
+            match = pattern.fullmatch(path)
+            if match:
+                with self._lock:
+                    return handler(self, match, query, body)
+        return _Response(404, {"message": "Not Found", "documentation_url": "https://docs"})
+
+    def _repo_or_404(self, match: re.Match[str]) -> FakeRepo | None:
+        return self._repos.get(f"{match['owner']}/{match['repo']}")
+
+    def _page(self, items: list[Any], query: dict[str, list[str]], path: str) -> _Response:
+        per_page = min(int(_q(query, "per_page", "30")), 100)
+        page = max(int(_q(query, "page", "1")), 1)
+        start = (page - 1) * per_page
+        chunk = items[start : start + per_page]
+        last = max(1, -(-len(items) // per_page))
+        links = []
+
+        def link(p: int, rel: str) -> str:
+            params = {k: v[-1] for k, v in query.items()}
+            params.update({"page": str(p), "per_page": str(per_page)})
+            return f'<{self.base_url}{path}?{urlencode(params)}>; rel="{rel}"'
+
+        if page < last:
+            links += [link(page + 1, "next"), link(last, "last")]
+        if page > 1:
+            links += [link(1, "first"), link(page - 1, "prev")]
+        headers = {"Link": ", ".join(links)} if links else {}
+        return _Response(200, chunk, headers)
+
+
+@dataclass
+class _Response:
+    status: int
+    body: Any
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+_REASONS = {
+    401: "Bad credentials",
+    403: "Forbidden",
+    404: "Not Found",
+    422: "Validation Failed",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+def _q(query: dict[str, list[str]], key: str, default: str) -> str:
+    values = query.get(key)
+    return values[-1] if values else default
+
+
+# --- route handlers (called with the server lock held) -------------------------------------------------------
+
+_Handler = Callable[[FakeGitHub, re.Match[str], dict[str, list[str]], Any], _Response]
+_ROUTES: list[tuple[re.Pattern[str], str, _Handler]] = []
+_REPO = r"/repos/(?P<owner>[^/]+)/(?P<repo>[^/]+)"
+
+
+def _route(method: str, pattern: str) -> Callable[[_Handler], _Handler]:
+    def register(fn: _Handler) -> _Handler:
+        _ROUTES.append((re.compile(pattern), method, fn))
+        return fn
+
+    return register
+
+
+def _not_found() -> _Response:
+    return _Response(404, {"message": "Not Found", "documentation_url": "https://docs"})
+
+
+@_route("GET", "/rate_limit")
+def _get_rate_limit(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    core = {"limit": RATE_LIMIT, "remaining": gh.rate_remaining, "reset": gh.rate_reset, "used": 0}
+    return _Response(200, {"resources": {"core": core, "search": core, "graphql": core}, "rate": core})
+
+
+@_route("POST", r"/app/installations/(?P<id>\d+)/access_tokens")
+def _installation_token(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    token = f"ghs_fake{m['id']}"
+    gh.installation_tokens[int(m["id"])] = token
+    expires = datetime.fromtimestamp(time.time() + 3600, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _Response(201, {"token": token, "expires_at": expires, "permissions": {"pull_requests": "read"}})
+
+
+@_route("GET", _REPO)
+def _get_repo(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    return _Response(200, gh._repo_json(repo)) if repo else _not_found()
+
+
+@_route("GET", _REPO + "/pulls")
+def _list_pulls(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    if repo is None:
+        return _not_found()
+    state = _q(q, "state", "open")
+    pulls = [p for _, p in sorted(repo.pulls.items()) if state == "all" or p.get("state") == state]
+    if _q(q, "direction", "desc" if _q(q, "sort", "created") == "created" else "asc") == "desc":
+        pulls.reverse()
+    return gh._page(copy.deepcopy(pulls), q, f"/repos/{repo.full_name}/pulls")
+
+
+@_route("GET", _REPO + r"/pulls/(?P<n>\d+)")
+def _get_pull(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    pr = repo.pulls.get(int(m["n"])) if repo else None
+    return _Response(200, copy.deepcopy(pr)) if pr else _not_found()
+
+
+@_route("GET", _REPO + r"/issues/(?P<n>\d+)/labels")
+def _list_labels(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    pr = repo.pulls.get(int(m["n"])) if repo else None
+    return _Response(200, copy.deepcopy(pr["labels"])) if pr else _not_found()
+
+
+@_route("POST", _REPO + r"/issues/(?P<n>\d+)/labels")
+def _add_labels(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    pr = repo.pulls.get(int(m["n"])) if repo else None
+    if repo is None or pr is None:
+        return _not_found()
+    names = body.get("labels", []) if isinstance(body, dict) else body
+    present = {label["name"] for label in pr["labels"]}
+    pr["labels"] += [gh._label(repo, name) for name in names if name not in present]
+    pr["updated_at"] = _now()
+    return _Response(200, copy.deepcopy(pr["labels"]))
+
+
+@_route("DELETE", _REPO + r"/issues/(?P<n>\d+)/labels/(?P<name>.+)")
+def _remove_label(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    pr = repo.pulls.get(int(m["n"])) if repo else None
+    if pr is None or not any(label["name"] == m["name"] for label in pr["labels"]):
+        return _not_found()
+    pr["labels"] = [label for label in pr["labels"] if label["name"] != m["name"]]
+    pr["updated_at"] = _now()
+    return _Response(200, copy.deepcopy(pr["labels"]))
+
+
+def _comment_json(gh: FakeGitHub, repo: FakeRepo, number: int, comment_id: int, text: str) -> dict[str, Any]:
+    now = _now()
+    return {
+        "id": comment_id,
+        "node_id": f"IC_{comment_id}",
+        "url": f"{gh.base_url}/repos/{repo.full_name}/issues/comments/{comment_id}",
+        "html_url": f"https://github.example/{repo.full_name}/pull/{number}#issuecomment-{comment_id}",
+        "issue_url": f"{gh.base_url}/repos/{repo.full_name}/issues/{number}",
+        "body": text,
+        "user": {"login": "prenv[bot]", "id": 1, "type": "Bot"},
+        "created_at": now,
+        "updated_at": now,
+        "author_association": "NONE",
+    }
+
+
+@_route("GET", _REPO + r"/issues/(?P<n>\d+)/comments")
+def _list_comments(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    if repo is None or int(m["n"]) not in repo.pulls:
+        return _not_found()
+    comments = repo.comments.get(int(m["n"]), [])
+    return gh._page(copy.deepcopy(comments), q, f"/repos/{repo.full_name}/issues/{m['n']}/comments")
+
+
+@_route("POST", _REPO + r"/issues/(?P<n>\d+)/comments")
+def _create_comment(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    number = int(m["n"])
+    if repo is None or number not in repo.pulls:
+        return _not_found()
+    if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+        return _Response(422, {"message": "Validation Failed"})
+    comment = _comment_json(gh, repo, number, next(gh._ids), body["body"])
+    repo.comments.setdefault(number, []).append(comment)
+    return _Response(201, copy.deepcopy(comment))
+
+
+def _find_comment(repo: FakeRepo, comment_id: int) -> tuple[int, dict[str, Any]] | None:
+    for number, comments in repo.comments.items():
+        for comment in comments:
+            if comment["id"] == comment_id:
+                return number, comment
+    return None
+
+
+@_route("GET", _REPO + r"/issues/comments/(?P<id>\d+)")
+def _get_comment(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    found = _find_comment(repo, int(m["id"])) if repo else None
+    return _Response(200, copy.deepcopy(found[1])) if found else _not_found()
+
+
+@_route("PATCH", _REPO + r"/issues/comments/(?P<id>\d+)")
+def _edit_comment(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    found = _find_comment(repo, int(m["id"])) if repo else None
+    if found is None:
+        return _not_found()
+    if not isinstance(body, dict) or not isinstance(body.get("body"), str):
+        return _Response(422, {"message": "Validation Failed"})
+    found[1].update({"body": body["body"], "updated_at": _now()})
+    return _Response(200, copy.deepcopy(found[1]))
+
+
+@_route("DELETE", _REPO + r"/issues/comments/(?P<id>\d+)")
+def _delete_comment(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    found = _find_comment(repo, int(m["id"])) if repo else None
+    if repo is None or found is None:
+        return _not_found()
+    repo.comments[found[0]].remove(found[1])
+    return _Response(204, None)
+
+
+@_route("POST", _REPO + "/deployments")
+def _create_deployment(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    if repo is None:
+        return _not_found()
+    if not isinstance(body, dict) or not isinstance(body.get("ref"), str):
+        return _Response(422, {"message": "Validation Failed"})
+    deployment_id = next(gh._ids)
+    ref = body["ref"]
+    sha = (
+        ref
+        if re.fullmatch(r"[0-9a-f]{40}", ref)
+        else next((p["head"]["sha"] for p in repo.pulls.values() if p["head"]["ref"] == ref), "f" * 40)
+    )
+    now = _now()
+    deployment = {
+        "id": deployment_id,
+        "node_id": f"DE_{deployment_id}",
+        "url": f"{gh.base_url}/repos/{repo.full_name}/deployments/{deployment_id}",
+        "statuses_url": f"{gh.base_url}/repos/{repo.full_name}/deployments/{deployment_id}/statuses",
+        "repository_url": f"{gh.base_url}/repos/{repo.full_name}",
+        "sha": sha,
+        "ref": ref,
+        "task": body.get("task", "deploy"),
+        "payload": body.get("payload", {}),
+        "environment": body.get("environment", "production"),
+        "description": body.get("description"),
+        "transient_environment": body.get("transient_environment", False),
+        "production_environment": body.get("production_environment", False),
+        "creator": {"login": "prenv[bot]", "id": 1, "type": "Bot"},
+        "created_at": now,
+        "updated_at": now,
+    }
+    repo.deployments.append(deployment)
+    repo.statuses[deployment_id] = []
+    return _Response(201, copy.deepcopy(deployment))
+
+
+@_route("GET", _REPO + "/deployments")
+def _list_deployments(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    if repo is None:
+        return _not_found()
+    found = [
+        d
+        for d in reversed(repo.deployments)  # newest first, like GitHub
+        if all(_q(q, key, str(d[key])) == str(d[key]) for key in ("sha", "ref", "task", "environment"))
+    ]
+    return gh._page(copy.deepcopy(found), q, f"/repos/{repo.full_name}/deployments")
+
+
+@_route("GET", _REPO + r"/deployments/(?P<id>\d+)")
+def _get_deployment(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    found = [d for d in repo.deployments if d["id"] == int(m["id"])] if repo else []
+    return _Response(200, copy.deepcopy(found[0])) if found else _not_found()
+
+
+@_route("POST", _REPO + r"/deployments/(?P<id>\d+)/statuses")
+def _create_status(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    deployment_id = int(m["id"])
+    if repo is None or deployment_id not in repo.statuses:
+        return _not_found()
+    states = {"error", "failure", "inactive", "in_progress", "queued", "pending", "success"}
+    if not isinstance(body, dict) or body.get("state") not in states:
+        return _Response(422, {"message": "Validation Failed"})
+    status_id = next(gh._ids)
+    now = _now()
+    status = {
+        "id": status_id,
+        "node_id": f"DES_{status_id}",
+        "url": f"{gh.base_url}/repos/{repo.full_name}/deployments/{deployment_id}/statuses/{status_id}",
+        "deployment_url": f"{gh.base_url}/repos/{repo.full_name}/deployments/{deployment_id}",
+        "repository_url": f"{gh.base_url}/repos/{repo.full_name}",
+        "state": body["state"],
+        "description": body.get("description", ""),
+        "environment": body.get("environment", ""),
+        "environment_url": body.get("environment_url", ""),
+        "log_url": body.get("log_url", ""),
+        "target_url": body.get("target_url", body.get("log_url", "")),
+        "creator": {"login": "prenv[bot]", "id": 1, "type": "Bot"},
+        "created_at": now,
+        "updated_at": now,
+    }
+    repo.statuses[deployment_id].insert(0, status)  # newest first, like GitHub
+    if body.get("auto_inactive", True) and body["state"] == "success":
+        deployment = next(d for d in repo.deployments if d["id"] == deployment_id)
+        for other in repo.deployments:
+            same_env = other["environment"] == deployment["environment"] and other["id"] != deployment_id
+            if same_env and repo.statuses[other["id"]] and repo.statuses[other["id"]][0]["state"] == "success":
+                inactive = dict(repo.statuses[other["id"]][0], id=next(gh._ids), state="inactive")
+                repo.statuses[other["id"]].insert(0, inactive)
+    return _Response(201, copy.deepcopy(status))
+
+
+@_route("GET", _REPO + r"/deployments/(?P<id>\d+)/statuses")
+def _list_statuses(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    deployment_id = int(m["id"])
+    if repo is None or deployment_id not in repo.statuses:
+        return _not_found()
+    path = f"/repos/{repo.full_name}/deployments/{deployment_id}/statuses"
+    return gh._page(copy.deepcopy(repo.statuses[deployment_id]), q, path)
+
+
+# --- HTTP plumbing -----------------------------------------------------------------------------------------------
+
+
+def _make_handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass
+
+        def _serve(self) -> None:
+            split = urlsplit(self.path)
+            path = split.path
+            if path.startswith(API_PREFIX):
+                path = path[len(API_PREFIX) :] or "/"
+            query = parse_qs(split.query)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length) if length else b""
+            try:
+                body = json.loads(raw) if raw else None
+            except json.JSONDecodeError:
+                body = None
+            gh.requests.append(
+                RecordedRequest(self.command, path, query, {k.lower(): v for k, v in self.headers.items()}, body)
+            )
+            failure = gh._take_failure(self.command, path)
+            if failure is not None and failure.delay and gh._stopping.wait(failure.delay):
+                return
+            if failure is not None and failure.status is not None:
+                response = _Response(failure.status, failure.body, dict(failure.headers))
+            else:
+                try:
+                    response = gh._handle(self.command, path, query, body)
+                except Exception as e:  # a bug in the fake must show up as a 500, not a hung client
+                    response = _Response(500, {"message": f"fake server error: {type(e).__name__}: {e}"})
+            self._send(response)
+
+        def _send(self, response: _Response) -> None:
+            payload = b"" if response.body is None else json.dumps(response.body).encode()
+            with gh._lock:
+                gh.rate_remaining = max(0, gh.rate_remaining - 1)
+                remaining = gh.rate_remaining
+            headers = {
+                "Content-Type": "application/json; charset=utf-8",
+                "X-RateLimit-Limit": str(RATE_LIMIT),
+                "X-RateLimit-Remaining": str(remaining),
+                "X-RateLimit-Reset": str(gh.rate_reset),
+                "X-RateLimit-Used": str(RATE_LIMIT - remaining),
+                "X-GitHub-Media-Type": "github.v3; format=json",
+            }
+            headers.update(response.headers)
+            try:
+                self.send_response(response.status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the client gave up (timeout); nothing to answer
+
+        do_GET = _serve
+        do_POST = _serve
+        do_PATCH = _serve
+        do_PUT = _serve
+        do_DELETE = _serve
+
+    return Handler
+
+
+if __name__ == "__main__":  # pragma: no cover
+    with FakeGitHub() as fake:
+        fake.add_pull("octo/demo", 1, labels=["preview"])
+        print(f"fake GitHub at {fake.base_url} (Ctrl-C to stop)")
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
