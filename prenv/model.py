@@ -89,5 +89,7 @@ class Plan:
 
     def as_dict(self) -> dict[str, list[int]]:
         """The ``prenv sync --dry-run --json`` contract."""
-        return {k.value: self.of(k) for k in (ActionKind.CREATE, ActionKind.UPDATE, ActionKind.DESTROY,
-                                              ActionKind.UNCHANGED)}
+        return {
+            k.value: self.of(k)
+            for k in (ActionKind.CREATE, ActionKind.UPDATE, ActionKind.DESTROY, ActionKind.UNCHANGED)
+        }

@@ -1,0 +1,113 @@
+"""PreviewApp: one Deployment and one Service per configured service of the app under review.
+
+The image is ``<repository>:<tag>`` (tag ``pr-<n>`` unless the PR sets one). The commit sha is a pod annotation, so
+every push rolls the pods even when the tag is stable. Credentials reach the containers only through Secrets
+(``DATABASE_URL`` from the database Secret, staging secrets via ``envFrom``); nothing secret is put in plain env.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from prenv.naming import LABEL_SHA
+from prenv.stackconfig import Probe, Service
+
+
+@dataclass(frozen=True)
+class PreviewAppArgs:
+    namespace: pulumi.Input[str]
+    services: list[Service]
+    image_repository: str
+    image_tag: str
+    pull_policy: str
+    sha: str
+    public_url: str
+    labels: dict[str, str]
+    database_secret: pulumi.Input[str] | None = None  # name of a Secret with key DATABASE_URL
+    env_secret: pulumi.Input[str] | None = None  # name of a Secret whose keys become env vars
+
+
+class PreviewApp(pulumi.ComponentResource):
+    deployments: dict[str, k8s.apps.v1.Deployment]
+    services: dict[str, k8s.core.v1.Service]
+
+    def __init__(self, name: str, args: PreviewAppArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("prenv:app:PreviewApp", name, None, opts)
+        self.deployments = {}
+        self.services = {}
+        for svc in args.services:
+            selector = {"app.kubernetes.io/name": svc.name, "app.kubernetes.io/instance": name}
+            labels = {**args.labels, **selector}
+            self.deployments[svc.name] = k8s.apps.v1.Deployment(
+                f"{name}-{svc.name}",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=svc.name, namespace=args.namespace, labels=labels),
+                spec=k8s.apps.v1.DeploymentSpecArgs(
+                    replicas=1,
+                    selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
+                    template=k8s.core.v1.PodTemplateSpecArgs(
+                        metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels, annotations={LABEL_SHA: args.sha}),
+                        spec=k8s.core.v1.PodSpecArgs(
+                            automount_service_account_token=False,
+                            containers=[_container(svc, args)],
+                        ),
+                    ),
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.services[svc.name] = k8s.core.v1.Service(
+                f"{name}-{svc.name}-svc",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=svc.name, namespace=args.namespace, labels=labels),
+                spec=k8s.core.v1.ServiceSpecArgs(
+                    selector=selector,
+                    ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=svc.port)],
+                ),
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+        self.register_outputs({"deployments": list(self.deployments)})
+
+
+def _container(svc: Service, args: PreviewAppArgs) -> k8s.core.v1.ContainerArgs:
+    env = [k8s.core.v1.EnvVarArgs(name="PUBLIC_URL", value=args.public_url)]
+    env += [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(svc.env.items())]
+    if args.database_secret is not None:
+        env.append(
+            k8s.core.v1.EnvVarArgs(
+                name="DATABASE_URL",
+                value_from=k8s.core.v1.EnvVarSourceArgs(
+                    secret_key_ref=k8s.core.v1.SecretKeySelectorArgs(name=args.database_secret, key="DATABASE_URL")
+                ),
+            )
+        )
+    env_from = None
+    if args.env_secret is not None:
+        env_from = [k8s.core.v1.EnvFromSourceArgs(secret_ref=k8s.core.v1.SecretEnvSourceArgs(name=args.env_secret))]
+    r = svc.resources
+    return k8s.core.v1.ContainerArgs(
+        name=svc.name,
+        image=f"{svc.image or args.image_repository}:{args.image_tag}",
+        image_pull_policy=args.pull_policy,
+        command=svc.command,
+        args=svc.args,
+        ports=[k8s.core.v1.ContainerPortArgs(name="http", container_port=svc.port)],
+        env=env,
+        env_from=env_from,
+        resources=k8s.core.v1.ResourceRequirementsArgs(
+            requests={"cpu": r.cpu, "memory": r.memory},
+            limits={"cpu": r.cpu_limit, "memory": r.memory_limit},
+        ),
+        readiness_probe=_probe(svc.readiness, svc.port),
+        liveness_probe=_probe(svc.liveness, svc.port),
+    )
+
+
+def _probe(probe: Probe | None, port: int) -> k8s.core.v1.ProbeArgs | None:
+    if probe is None:
+        return None
+    return k8s.core.v1.ProbeArgs(
+        http_get=k8s.core.v1.HTTPGetActionArgs(path=probe.path, port=port),
+        initial_delay_seconds=probe.initial_delay_seconds,
+        period_seconds=probe.period_seconds,
+    )

@@ -1,0 +1,114 @@
+"""PreviewDatabase: a database branch per PR, as a Pulumi dynamic provider over components/pgbranch.
+
+The provider is serialized by Pulumi (dill) and run in a separate process, so it holds no state and captures nothing
+unpicklable: every method opens its own connection from the inputs it is given. The class lives in an importable
+module, so dill stores it by reference and the provider process imports this same code.
+
+The password is generated inside the provider (``secrets.token_urlsafe``) on create and kept as a secret output; the
+admin DSN is a secret input. Neither is ever logged or put in an error message.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
+
+from components import pgbranch
+
+_REPLACE_ON = ("name", "template", "seed_sql")
+
+
+class PostgresBranchProvider(ResourceProvider):
+    """CRUD of one database branch. Inputs: admin_dsn (secret), name, template, seed_sql."""
+
+    def create(self, props: dict[str, Any]) -> CreateResult:
+        password = secrets.token_urlsafe(32)
+        branch = _run(
+            pgbranch.create_branch,
+            props["admin_dsn"],
+            props["name"],
+            password,
+            template=props.get("template"),
+            seed_sql=props.get("seed_sql"),
+        )
+        outs = {**props, "role": branch.role, "host": branch.host, "port": branch.port, "password": password}
+        return CreateResult(id_=branch.database, outs=outs)
+
+    def diff(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> DiffResult:
+        replaces = [k for k in _REPLACE_ON if olds.get(k) != news.get(k)]
+        changes = bool(replaces) or olds.get("admin_dsn") != news.get("admin_dsn")
+        return DiffResult(changes=changes, replaces=replaces, delete_before_replace=True)
+
+    def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
+        # Only the admin DSN can change in place (e.g. a rotated admin password): keep the branch and its password.
+        host, port = pgbranch.server_of(news["admin_dsn"])
+        return UpdateResult(outs={**olds, **news, "host": host, "port": port})
+
+    def delete(self, _id: str, props: dict[str, Any]) -> None:
+        _run(pgbranch.drop_branch, props["admin_dsn"], props["name"])
+
+
+def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Call into pgbranch, re-raising its errors as plain exceptions carrying only the safe message."""
+    try:
+        return fn(*args, **kwargs)
+    except pgbranch.BranchError as e:
+        raise Exception(str(e)) from None
+
+
+class _Branch(pulumi.dynamic.Resource):
+    role: pulumi.Output[str]
+    host: pulumi.Output[str]
+    port: pulumi.Output[int]
+    password: pulumi.Output[str]
+
+    def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
+        outputs = {"role": None, "host": None, "port": None, "password": None}
+        super().__init__(PostgresBranchProvider(), name, {**props, **outputs}, opts)
+
+
+@dataclass(frozen=True)
+class PreviewDatabaseArgs:
+    admin_dsn: pulumi.Input[str]
+    database: str  # from prenv.naming.database(): the database and role name
+    template: str | None = None
+    seed_sql: str | None = None
+    app_host: str | None = None  # host the app connects to, when it differs from the admin DSN's
+    app_port: int | None = None
+
+
+class PreviewDatabase(pulumi.ComponentResource):
+    """One PR's database and role; ``url`` is the app's DATABASE_URL (a secret)."""
+
+    database: pulumi.Output[str]
+    url: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PreviewDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("prenv:database:PreviewDatabase", name, None, opts)
+        branch = _Branch(
+            f"{name}-branch",
+            {
+                "admin_dsn": pulumi.Output.secret(args.admin_dsn),
+                "name": args.database,
+                "template": args.template,
+                "seed_sql": args.seed_sql,
+            },
+            pulumi.ResourceOptions(parent=self, additional_secret_outputs=["password", "admin_dsn"]),
+        )
+        self.database = pulumi.Output.from_input(args.database)
+        self.url = pulumi.Output.secret(
+            pulumi.Output.all(branch.role, branch.password, branch.host, branch.port).apply(
+                lambda a: _url(a[0], a[1], args.app_host or a[2], args.app_port or a[3], args.database)
+            )
+        )
+        self.register_outputs({"database": self.database, "url": self.url})
+
+
+def _url(role: str, password: str, host: str, port: int, database: str) -> str:
+    from urllib.parse import quote
+
+    return f"postgresql://{quote(role)}:{quote(password, safe='')}@{host}:{port}/{quote(database)}"

@@ -1,0 +1,133 @@
+"""PreviewEnvironment: everything one PR gets — namespace, database, secrets, app and ingress — from one StackConfig.
+
+Outputs ``url``, ``namespace``, ``database`` and ``sha``; the driver records the sha and config hash it deployed so an
+unchanged PR costs no pulumi run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from components.app import PreviewApp, PreviewAppArgs
+from components.database import PreviewDatabase, PreviewDatabaseArgs
+from components.ingress import PreviewIngress, PreviewIngressArgs
+from components.namespace import PreviewNamespace, PreviewNamespaceArgs
+from components.secrets import PreviewSecrets, PreviewSecretsArgs
+from prenv import naming
+from prenv.stackconfig import StackConfig
+
+DATABASE_SECRET = "prenv-database"  # noqa: S105 - a Secret object name
+
+
+@dataclass(frozen=True)
+class PreviewEnvironmentArgs:
+    config: StackConfig
+    created_at: str
+    admin_dsn: pulumi.Input[str] | None = None  # required when the database is enabled
+    app_secrets: dict[str, str] | None = None  # fetched staging secrets, when a secrets source is configured
+    wildcard_cert: pulumi.Input[str] | None = None
+    wildcard_key: pulumi.Input[str] | None = None
+
+
+class PreviewEnvironment(pulumi.ComponentResource):
+    url: pulumi.Output[str]
+    namespace: pulumi.Output[str]
+    database: pulumi.Output[str | None]
+    sha: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PreviewEnvironmentArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("prenv:environment:PreviewEnvironment", name, None, opts)
+        cfg, t = args.config, args.config.template
+        labels = naming.labels(cfg.pr.pr, cfg.pr.sha, cfg.pr.author, args.created_at, t.ttl)
+        ns_labels = {k: v for k, v in labels.items() if k != naming.LABEL_SHA}
+        common = {k: v for k, v in ns_labels.items() if k != naming.LABEL_CREATED_AT}
+        ns = PreviewNamespace(
+            f"{name}-namespace",
+            PreviewNamespaceArgs(
+                name=cfg.namespace,
+                labels=ns_labels,
+                quota=t.quota,
+                limits=t.limits,
+                ingress_namespace=t.ingress.controller_namespace,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+
+        database_secret: pulumi.Output[str] | None = None
+        self.database = pulumi.Output.from_input(None)
+        if t.database.enabled:
+            if args.admin_dsn is None:
+                raise ValueError("database is enabled but no admin DSN was given")
+            db = PreviewDatabase(
+                f"{name}-database",
+                PreviewDatabaseArgs(
+                    admin_dsn=args.admin_dsn,
+                    database=cfg.database_name,
+                    template=t.database.template,
+                    seed_sql=t.database.seed_sql,
+                    app_host=t.database.app_host,
+                    app_port=t.database.app_port,
+                ),
+                pulumi.ResourceOptions(parent=self),
+            )
+            secret = k8s.core.v1.Secret(
+                f"{name}-database-secret",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=DATABASE_SECRET, namespace=ns.name, labels=common),
+                string_data={"DATABASE_URL": db.url},
+                opts=in_ns,
+            )
+            database_secret = secret.metadata.name
+            self.database = db.database
+
+        env_secret: pulumi.Output[str] | None = None
+        if args.app_secrets is not None:
+            env_secret = PreviewSecrets(
+                f"{name}-secrets",
+                PreviewSecretsArgs(namespace=ns.name, labels=common, values=args.app_secrets),
+                in_ns,
+            ).name
+
+        public = t.public_service
+        app = PreviewApp(
+            f"{name}-app",
+            PreviewAppArgs(
+                namespace=ns.name,
+                services=t.services,
+                image_repository=t.image.repository,
+                image_tag=cfg.image_tag,
+                pull_policy=t.image.pull_policy,
+                sha=cfg.pr.sha,
+                public_url=cfg.url,
+                labels=common,
+                database_secret=database_secret,
+                env_secret=env_secret,
+            ),
+            in_ns,
+        )
+        PreviewIngress(
+            f"{name}-ingress",
+            PreviewIngressArgs(
+                namespace=ns.name,
+                host=cfg.host,
+                service=public.name,
+                class_name=t.ingress.class_name,
+                tls_mode=t.tls.mode,
+                labels=common,
+                annotations=t.ingress.annotations,
+                issuer=t.tls.issuer,
+                issuer_kind=t.tls.issuer_kind,
+                wildcard_cert=args.wildcard_cert,
+                wildcard_key=args.wildcard_key,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[app.services[public.name]]),
+        )
+        self.url = pulumi.Output.from_input(cfg.url)
+        self.namespace = ns.name
+        self.sha = pulumi.Output.from_input(cfg.pr.sha)
+        self.register_outputs(
+            {"url": self.url, "namespace": self.namespace, "database": self.database, "sha": self.sha}
+        )

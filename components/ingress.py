@@ -1,0 +1,95 @@
+"""PreviewIngress: the reviewer's URL, ``<app>-<n>.<base domain>``, with TLS in one of four modes.
+
+- ``wildcard``: the shared stack's ``*.<base domain>`` certificate is copied into the namespace (as a Pulumi secret),
+  because an Ingress can only reference a Secret in its own namespace;
+- ``cert-manager``: the issuer annotation makes cert-manager issue a certificate for this host;
+- ``controller-default``: TLS without a secret name: the ingress controller serves its default certificate;
+- ``none``: plain HTTP.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+WILDCARD_SECRET = "prenv-wildcard-tls"  # noqa: S105 - a Secret object name
+
+
+@dataclass(frozen=True)
+class PreviewIngressArgs:
+    namespace: pulumi.Input[str]
+    host: str
+    service: str
+    class_name: str
+    tls_mode: str
+    labels: dict[str, str]
+    annotations: dict[str, str] = field(default_factory=dict)
+    issuer: str | None = None
+    issuer_kind: str = "ClusterIssuer"
+    wildcard_cert: pulumi.Input[str] | None = None  # PEM, from the shared stack
+    wildcard_key: pulumi.Input[str] | None = None  # PEM, secret, from the shared stack
+
+
+class PreviewIngress(pulumi.ComponentResource):
+    host: pulumi.Output[str]
+
+    def __init__(self, name: str, args: PreviewIngressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("prenv:ingress:PreviewIngress", name, None, opts)
+        annotations = dict(args.annotations)
+        tls: list[k8s.networking.v1.IngressTLSArgs] = []
+        depends: list[pulumi.Resource] = []
+        if args.tls_mode == "wildcard":
+            if args.wildcard_cert is None or args.wildcard_key is None:
+                raise ValueError("tls.mode wildcard needs the shared stack's certificate and key")
+            secret = k8s.core.v1.Secret(
+                f"{name}-tls",
+                metadata=k8s.meta.v1.ObjectMetaArgs(name=WILDCARD_SECRET, namespace=args.namespace, labels=args.labels),
+                type="kubernetes.io/tls",
+                string_data={
+                    "tls.crt": pulumi.Output.secret(args.wildcard_cert),
+                    "tls.key": pulumi.Output.secret(args.wildcard_key),
+                },
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            depends.append(secret)
+            tls.append(k8s.networking.v1.IngressTLSArgs(hosts=[args.host], secret_name=WILDCARD_SECRET))
+        elif args.tls_mode == "cert-manager":
+            key = "cert-manager.io/cluster-issuer" if args.issuer_kind == "ClusterIssuer" else "cert-manager.io/issuer"
+            annotations[key] = str(args.issuer)
+            tls.append(k8s.networking.v1.IngressTLSArgs(hosts=[args.host], secret_name=f"{args.service}-tls"))
+        elif args.tls_mode == "controller-default":
+            tls.append(k8s.networking.v1.IngressTLSArgs(hosts=[args.host]))
+        k8s.networking.v1.Ingress(
+            f"{name}-ingress",
+            metadata=k8s.meta.v1.ObjectMetaArgs(
+                name=args.service, namespace=args.namespace, labels=args.labels, annotations=annotations or None
+            ),
+            spec=k8s.networking.v1.IngressSpecArgs(
+                ingress_class_name=args.class_name,
+                tls=tls or None,
+                rules=[
+                    k8s.networking.v1.IngressRuleArgs(
+                        host=args.host,
+                        http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                            paths=[
+                                k8s.networking.v1.HTTPIngressPathArgs(
+                                    path="/",
+                                    path_type="Prefix",
+                                    backend=k8s.networking.v1.IngressBackendArgs(
+                                        service=k8s.networking.v1.IngressServiceBackendArgs(
+                                            name=args.service,
+                                            port=k8s.networking.v1.ServiceBackendPortArgs(name="http"),
+                                        )
+                                    ),
+                                )
+                            ]
+                        ),
+                    )
+                ],
+            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=depends),
+        )
+        self.host = pulumi.Output.from_input(args.host)
+        self.register_outputs({"host": self.host})

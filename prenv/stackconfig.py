@@ -1,0 +1,383 @@
+"""The typed, validated configuration of one preview stack (the ``prenv:`` keys of Pulumi.preview.yaml + PR values).
+
+Both sides use it: the Pulumi program validates its config here before registering any resource, and the driver
+validates the template at start-up and hashes the effective config to know when a stack needs an update. It imports
+neither pulumi nor the driver, so it sits at the bottom of the layering.
+
+Errors name the key in the form users write it (``prenv:services[0].port``) and say what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from prenv import naming
+from prenv.errors import ConfigError
+
+NAMESPACE = "prenv"
+PR_KEYS = ("pr", "sha", "branch", "author", "imageTag")
+
+_QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
+_SHA = re.compile(r"^[0-9a-f]{7,40}$")
+_IMAGE_REPO = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+_IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_DURATION = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
+
+Quantity = Annotated[str, Field(pattern=_QUANTITY.pattern)]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Resources(_Model):
+    cpu: Quantity = "100m"
+    memory: Quantity = "128Mi"
+    cpu_limit: Quantity = Field("500m", alias="cpuLimit")
+    memory_limit: Quantity = Field("512Mi", alias="memoryLimit")
+
+
+class Probe(_Model):
+    path: str = Field("/", pattern=r"^/[^\s]*$")
+    initial_delay_seconds: int = Field(0, alias="initialDelaySeconds", ge=0, le=600)
+    period_seconds: int = Field(10, alias="periodSeconds", ge=1, le=600)
+
+
+class Service(_Model):
+    name: str
+    port: int = Field(8080, ge=1, le=65535)
+    public: bool = False
+    image: str | None = None  # repository override for this service; default is prenv:image.repository
+    command: list[str] | None = None
+    args: list[str] | None = None
+    env: dict[str, str] = {}
+    resources: Resources = Field(default_factory=Resources)
+    readiness: Probe | None = None
+    liveness: Probe | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _dns(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", v):
+            raise ValueError("must be a lower-case DNS label of at most 40 characters starting with a letter")
+        return v
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for k in v:
+            if not _ENV_NAME.match(k):
+                raise ValueError(f"environment variable name {k!r} is not a valid identifier")
+            if k in ("DATABASE_URL", "PUBLIC_URL"):
+                raise ValueError(f"{k} is set by prenv and cannot be overridden")
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str | None) -> str | None:
+        if v is not None and not _IMAGE_REPO.match(v):
+            raise ValueError(f"{v!r} is not an image repository (e.g. registry.example.com/team/app)")
+        return v
+
+
+class Image(_Model):
+    repository: str
+    tag_prefix: str = Field("pr-", alias="tagPrefix", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+    pull_policy: Literal["IfNotPresent", "Always"] = Field("IfNotPresent", alias="pullPolicy")
+
+    @field_validator("repository")
+    @classmethod
+    def _repo(cls, v: str) -> str:
+        if not _IMAGE_REPO.match(v):
+            raise ValueError(f"{v!r} is not an image repository (e.g. registry.example.com/team/app)")
+        return v
+
+
+class Quota(_Model):
+    cpu: Quantity = "2"
+    memory: Quantity = "2Gi"
+    pods: int = Field(20, ge=1, le=1000)
+
+
+class Limits(_Model):
+    cpu: Quantity = "500m"
+    memory: Quantity = "512Mi"
+    request_cpu: Quantity = Field("100m", alias="requestCpu")
+    request_memory: Quantity = Field("128Mi", alias="requestMemory")
+
+
+class Ingress(_Model):
+    class_name: str = Field("nginx", alias="className")
+    controller_namespace: str = Field("ingress-nginx", alias="controllerNamespace")
+    annotations: dict[str, str] = {}
+
+    @field_validator("controller_namespace", "class_name")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        if len(v) > naming.DNS_LABEL_MAX or not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", v):
+            raise ValueError(f"{v!r} is not a DNS-1123 label")
+        return v
+
+
+class Tls(_Model):
+    """How the preview host gets a certificate.
+
+    - ``wildcard``: copy the shared stack's ``*.<base domain>`` secret into the namespace;
+    - ``cert-manager``: annotate the Ingress with ``issuer`` and let cert-manager issue per host;
+    - ``controller-default``: TLS on, no secret named: the ingress controller's default certificate;
+    - ``none``: plain HTTP (local demos).
+    """
+
+    mode: Literal["wildcard", "cert-manager", "controller-default", "none"] = "none"
+    issuer: str | None = None
+    issuer_kind: Literal["ClusterIssuer", "Issuer"] = Field("ClusterIssuer", alias="issuerKind")
+
+    @model_validator(mode="after")
+    def _issuer_needed(self) -> Tls:
+        if self.mode == "cert-manager" and not self.issuer:
+            raise ValueError("tls.issuer is required when tls.mode is cert-manager")
+        return self
+
+
+class Database(_Model):
+    enabled: bool = True
+    name_prefix: str = Field("pr_", alias="namePrefix")
+    template: str | None = None  # seed database to branch from (CREATE DATABASE … TEMPLATE …)
+    seed_sql: str | None = Field(None, alias="seedSql")  # SQL run in an empty database when no template
+    app_host: str | None = Field(None, alias="appHost")  # host the app uses, when it differs from the admin DSN's
+    app_port: int | None = Field(None, alias="appPort", ge=1, le=65535)
+
+    @field_validator("name_prefix")
+    @classmethod
+    def _prefix(cls, v: str) -> str:
+        naming.check_db_prefix(v)
+        return v
+
+    @field_validator("template")
+    @classmethod
+    def _template(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", v):
+            raise ValueError(f"{v!r} is not a plain lower-case PostgreSQL identifier")
+        return v
+
+
+class Secrets(_Model):
+    source: Literal["none", "aws-secrets-manager"] = "none"
+    prefix: str | None = None
+    region: str | None = None
+    endpoint_url: str | None = Field(None, alias="endpointUrl")
+
+    @model_validator(mode="after")
+    def _prefix_needed(self) -> Secrets:
+        if self.source == "aws-secrets-manager":
+            if not self.prefix:
+                raise ValueError("secrets.prefix is required when secrets.source is aws-secrets-manager")
+            if "prod" in self.prefix.lower():
+                raise ValueError("secrets.prefix must not name production secrets (contains 'prod')")
+        return self
+
+
+class Template(_Model):
+    """The keys of Pulumi.preview.yaml that every PR stack shares."""
+
+    base_domain: str = Field(alias="baseDomain")
+    namespace_prefix: str = Field("", alias="namespacePrefix")
+    image: Image
+    services: list[Service]
+    quota: Quota = Field(default_factory=Quota)
+    limits: Limits = Field(default_factory=Limits)
+    ingress: Ingress = Field(default_factory=Ingress)
+    tls: Tls = Field(default_factory=Tls)
+    ttl: str = "48h"
+    database: Database = Field(default_factory=Database)
+    secrets: Secrets = Field(default_factory=Secrets)
+    shared_stack: str | None = Field(None, alias="sharedStack")
+
+    @field_validator("base_domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        naming.check_base_domain(v)
+        return v
+
+    @field_validator("namespace_prefix")
+    @classmethod
+    def _ns_prefix(cls, v: str) -> str:
+        naming.check_namespace_prefix(v)
+        return v
+
+    @field_validator("ttl")
+    @classmethod
+    def _ttl(cls, v: str) -> str:
+        if not _DURATION.match(v):
+            raise ValueError(f"{v!r} is not a duration like 30m, 48h or 7d")
+        return v
+
+    @field_validator("services")
+    @classmethod
+    def _services(cls, v: list[Service]) -> list[Service]:
+        if not v:
+            raise ValueError("at least one service is required")
+        names = [s.name for s in v]
+        if len(set(names)) != len(names):
+            raise ValueError("service names must be unique")
+        if sum(s.public for s in v) != 1:
+            raise ValueError("exactly one service must have public: true")
+        return v
+
+    @model_validator(mode="after")
+    def _wildcard_needs_shared(self) -> Template:
+        if self.tls.mode == "wildcard" and not self.shared_stack:
+            raise ValueError("sharedStack is required when tls.mode is wildcard (it holds the wildcard secret)")
+        return self
+
+    @property
+    def public_service(self) -> Service:
+        return next(s for s in self.services if s.public)
+
+
+class PrValues(_Model):
+    """The PR values the driver (or CI) sets on a ``pr-<n>`` stack. Only ``pr`` feeds names."""
+
+    pr: int
+    sha: str
+    branch: str = ""
+    author: str = ""
+    image_tag: str | None = Field(None, alias="imageTag")
+
+    @field_validator("pr", mode="before")
+    @classmethod
+    def _pr(cls, v: object) -> int:
+        try:
+            return naming.check_pr_number(v)
+        except ConfigError as e:
+            raise ValueError("must be a positive integer (the PR number)") from e
+
+    @field_validator("sha")
+    @classmethod
+    def _sha(cls, v: str) -> str:
+        if not _SHA.match(v):
+            raise ValueError("must be a lower-case hex commit sha (7 to 40 characters)")
+        return v
+
+    @field_validator("branch", "author")
+    @classmethod
+    def _bounded(cls, v: str) -> str:
+        return v[:255]
+
+    @field_validator("image_tag")
+    @classmethod
+    def _tag(cls, v: str | None) -> str | None:
+        if v is not None and not _IMAGE_TAG.match(v):
+            raise ValueError(f"{v!r} is not a valid image tag")
+        return v
+
+
+class StackConfig(_Model):
+    """Everything one preview stack is built from."""
+
+    template: Template
+    pr: PrValues
+
+    @property
+    def stack(self) -> str:
+        return naming.stack_name(self.pr.pr)
+
+    @property
+    def namespace(self) -> str:
+        return naming.namespace(self.pr.pr, self.template.namespace_prefix)
+
+    @property
+    def image_tag(self) -> str:
+        return self.pr.image_tag or f"{self.template.image.tag_prefix}{self.pr.pr}"
+
+    @property
+    def host(self) -> str:
+        return naming.host(self.template.public_service.name, self.pr.pr, self.template.base_domain)
+
+    @property
+    def url(self) -> str:
+        scheme = "http" if self.template.tls.mode == "none" else "https"
+        return f"{scheme}://{self.host}"
+
+    @property
+    def database_name(self) -> str:
+        return naming.database(self.pr.pr, self.template.database.name_prefix)
+
+
+def _key_of(loc: tuple[int | str, ...], prefix: str) -> str:
+    aliases = {name: (f.alias or name) for m in _MODELS for name, f in m.model_fields.items()}
+    out = prefix
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out != prefix else "") + aliases.get(part, part)
+    return out
+
+
+_MODELS: tuple[type[BaseModel], ...] = (
+    Resources,
+    Probe,
+    Service,
+    Image,
+    Quota,
+    Limits,
+    Ingress,
+    Tls,
+    Database,
+    Secrets,
+    Template,
+    PrValues,
+)
+
+
+def _validate(model: type[_Model], data: Mapping[str, Any], prefix: str) -> Any:
+    try:
+        return model.model_validate(dict(data))
+    except ValidationError as e:
+        err = e.errors()[0]
+        key = _key_of(tuple(err["loc"]), prefix)
+        raise ConfigError(key, _message(err)) from None
+
+
+def _message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "is required"
+    msg = str(err["msg"]).removeprefix("Value error, ")
+    if err["type"] == "string_pattern_mismatch":
+        return f"{err['input']!r} does not have the expected form"
+    return msg
+
+
+def load_template(raw: Mapping[str, Any]) -> Template:
+    """Validate the ``prenv:`` keys of a template (with the ``prenv:`` namespace already stripped)."""
+    data = {k: v for k, v in raw.items() if k not in PR_KEYS and k != "databaseAdminDsn"}
+    return _validate(Template, data, f"{NAMESPACE}:")  # type: ignore[no-any-return]
+
+
+def load(raw: Mapping[str, Any]) -> StackConfig:
+    """Validate a whole stack config: template keys plus PR values. Raises ConfigError naming the key."""
+    template = load_template(raw)
+    pr_raw = {k: raw[k] for k in PR_KEYS if k in raw and raw[k] is not None}
+    pr = _validate(PrValues, pr_raw, f"{NAMESPACE}:")
+    return StackConfig(template=template, pr=pr)
+
+
+def template_hash(template: Template, image_tag: str | None = None) -> str:
+    """A stable hash of the effective template config (and an explicit image tag, when the PR sets one).
+
+    Together with the sha it decides whether a stack needs an update: the program exports it as ``configHash`` and
+    the driver compares it with the hash of the current template.
+    """
+    data = {"template": template.model_dump(mode="json", by_alias=True), "imageTag": image_tag}
+    blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -1,0 +1,1 @@
+"""Stack programs: ``preview`` (one per PR), ``shared`` (once per cluster) and ``driver`` (prenv in-cluster)."""

@@ -1,0 +1,96 @@
+"""The per-PR stack program: template + PR values → one validated StackConfig → one PreviewEnvironment.
+
+Validation happens before any resource is registered, so bad config fails the preview with a message naming the key.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi.runtime.config
+
+from components.environment import PreviewEnvironment, PreviewEnvironmentArgs
+from prenv import naming, stackconfig, template
+from prenv.errors import ConfigError
+
+ADMIN_DSN_KEY = "databaseAdminDsn"
+ADMIN_DSN_ENV = "PRENV_DATABASE_ADMIN_DSN"
+CREATED_AT_KEY = "createdAt"
+
+
+def stack_values() -> dict[str, Any]:
+    """This stack's own ``prenv:`` config (decrypted secrets included), namespace stripped."""
+    raw: dict[str, Any] = pulumi.runtime.config.CONFIG.get()
+    return {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith(f"{stackconfig.NAMESPACE}:")}
+
+
+def load(project_dir: Path, stack: str, values: dict[str, Any]) -> stackconfig.StackConfig:
+    pr = naming.pr_of_stack(stack)
+    if pr is None:
+        raise ConfigError("stack", f"{stack!r} is not a PR stack; PR stacks are named pr-<number>")
+    values = dict(values)
+    if "pr" in values and str(values["pr"]).strip() != str(pr):
+        raise ConfigError("prenv:pr", f"is {values['pr']!r} but the stack is {stack}; they must agree")
+    values["pr"] = pr
+    merged = template.effective(template.read_template_file(project_dir), values)
+    merged.pop(ADMIN_DSN_KEY, None)
+    merged.pop(CREATED_AT_KEY, None)
+    return stackconfig.load(merged)
+
+
+def run(project_dir: Path) -> None:
+    values = stack_values()
+    cfg = load(project_dir, pulumi.get_stack(), values)
+    t = cfg.template
+
+    admin_dsn: pulumi.Input[str] | None = None
+    if t.database.enabled:
+        dsn = values.get(ADMIN_DSN_KEY) or os.environ.get(ADMIN_DSN_ENV)
+        if not dsn:
+            raise ConfigError(
+                f"prenv:{ADMIN_DSN_KEY}",
+                f"the database is enabled but no admin DSN is set: export {ADMIN_DSN_ENV} or "
+                f"`pulumi config set --secret prenv:{ADMIN_DSN_KEY} …`",
+            )
+        admin_dsn = pulumi.Output.secret(str(dsn))
+
+    app_secrets = _fetch_app_secrets(cfg) if t.secrets.source == "aws-secrets-manager" else None
+
+    wildcard_cert = wildcard_key = None
+    if t.tls.mode == "wildcard":
+        shared = pulumi.StackReference(str(t.shared_stack))
+        wildcard_cert = shared.require_output("wildcardCert")
+        wildcard_key = shared.require_output("wildcardKey")
+
+    created_at = str(values.get(CREATED_AT_KEY) or datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ"))
+    env = PreviewEnvironment(
+        "env",
+        PreviewEnvironmentArgs(
+            config=cfg,
+            created_at=created_at,
+            admin_dsn=admin_dsn,
+            app_secrets=app_secrets,
+            wildcard_cert=wildcard_cert,
+            wildcard_key=wildcard_key,
+        ),
+    )
+    pulumi.export("pr", cfg.pr.pr)
+    pulumi.export("url", env.url)
+    pulumi.export("namespace", env.namespace)
+    pulumi.export("database", env.database)
+    pulumi.export("sha", env.sha)
+    pulumi.export("configHash", stackconfig.template_hash(t, cfg.pr.image_tag))
+
+
+def _fetch_app_secrets(cfg: stackconfig.StackConfig) -> dict[str, str]:
+    import boto3
+
+    from components import secrets
+
+    s = cfg.template.secrets
+    client = boto3.client("secretsmanager", region_name=s.region, endpoint_url=s.endpoint_url)
+    return secrets.fetch(str(s.prefix), client=client)
