@@ -1,0 +1,158 @@
+"""What the embedded cluster holds before anyone uses it, and how we know it is ready.
+
+KWOK simulates kubelets, so the nodes are plain Node objects we create with realistic capacity; KWOK then keeps
+them Ready and turns every pod scheduled onto them Running/Ready with an IP from the node's pod CIDR, which is
+what gives Services their EndpointSlices. There is no ingress controller, only its footprint: the ``nginx``
+IngressClass (default, so class-less Ingresses get it) and the ``ingress-nginx`` namespace that NetworkPolicies
+of preview environments refer to. ``ingress_publisher`` plays the controller's status role.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+from urllib3.exceptions import HTTPError
+
+from prenv.errors import ClusterError
+
+logger = logging.getLogger(__name__)
+
+MANAGED_BY = {"app.kubernetes.io/managed-by": "prenv"}
+INGRESS_NAMESPACE = "ingress-nginx"
+INGRESS_CONTROLLER = "k8s.io/ingress-nginx"
+
+
+@dataclass(frozen=True, slots=True)
+class NodeSpec:
+    """The fake nodes: KWOK treats every node with the ``kwok.x-k8s.io/node: fake`` annotation as its own."""
+
+    count: int = 2
+    cpu: str = "8"
+    memory: str = "32Gi"
+    pods: int = 110
+    prefix: str = "kwok-node"
+
+    def names(self) -> tuple[str, ...]:
+        return tuple(f"{self.prefix}-{i}" for i in range(self.count))
+
+
+def api_client(kubeconfig: Path) -> client.ApiClient:
+    """A client for ``kubeconfig`` that fails fast instead of retrying connection errors (we poll ourselves)."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(kubeconfig), client_configuration=configuration)
+    configuration.retries = False
+    return client.ApiClient(configuration)
+
+
+def node_manifest(name: str, index: int, spec: NodeSpec, kubelet_version: str) -> dict[str, Any]:
+    resources = {"cpu": spec.cpu, "memory": spec.memory, "pods": str(spec.pods), "ephemeral-storage": "100Gi"}
+    return {
+        "apiVersion": "v1",
+        "kind": "Node",
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake", "node.alpha.kubernetes.io/ttl": "0"},
+            "labels": {
+                "type": "kwok",
+                "kubernetes.io/hostname": name,
+                "kubernetes.io/os": "linux",
+                "kubernetes.io/arch": "amd64",
+                "node-role.kubernetes.io/worker": "",
+                **MANAGED_BY,
+            },
+        },
+        # A pod CIDR per node gives pods distinct, realistic IPs.
+        "spec": {"podCIDR": f"10.244.{index}.0/24", "podCIDRs": [f"10.244.{index}.0/24"]},
+        "status": {
+            "allocatable": resources,
+            "capacity": resources,
+            "nodeInfo": {
+                "architecture": "amd64",
+                "operatingSystem": "linux",
+                "kubeletVersion": kubelet_version,
+                "kubeProxyVersion": kubelet_version,
+                "osImage": "KWOK",
+                "kernelVersion": "kwok",
+                "containerRuntimeVersion": "kwok",
+            },
+            "phase": "Running",
+        },
+    }
+
+
+def ingress_objects(ingress_class: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    namespace = {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {"name": INGRESS_NAMESPACE, "labels": {"app.kubernetes.io/name": "ingress-nginx", **MANAGED_BY}},
+    }
+    klass = {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressClass",
+        "metadata": {
+            "name": ingress_class,
+            "labels": MANAGED_BY,
+            "annotations": {"ingressclass.kubernetes.io/is-default-class": "true"},
+        },
+        "spec": {"controller": INGRESS_CONTROLLER},
+    }
+    return namespace, klass
+
+
+def _create(what: str, create: Callable[[dict[str, Any]], object], body: dict[str, Any]) -> None:
+    """Create an object; one that already exists (a restarted cluster) is fine."""
+    try:
+        create(body)
+    except ApiException as e:
+        if e.status != 409:
+            raise ClusterError(f"creating {what} failed: HTTP {e.status} {e.reason}") from e
+
+
+def create_objects(api: client.ApiClient, nodes: NodeSpec, ingress_class: str, kubelet_version: str) -> None:
+    core = client.CoreV1Api(api)
+    for index, name in enumerate(nodes.names()):
+        _create(f"node {name}", core.create_node, node_manifest(name, index, nodes, kubelet_version))
+    namespace, klass = ingress_objects(ingress_class)
+    _create(f"namespace {INGRESS_NAMESPACE}", core.create_namespace, namespace)
+    _create(f"ingressclass {ingress_class}", client.NetworkingV1Api(api).create_ingress_class, klass)
+
+
+def wait_until(what: str, check: Callable[[], bool], *, timeout: float, interval: float = 0.1) -> None:
+    """Poll ``check`` until it is true; ClusterError after ``timeout`` seconds. Connection errors count as false."""
+    deadline = time.monotonic() + timeout
+    last = ""
+    while True:
+        try:
+            if check():
+                return
+        except (ApiException, HTTPError, OSError) as e:
+            last = f" (last error: {type(e).__name__} {getattr(e, 'status', '')})".replace(" )", ")")
+        if time.monotonic() >= deadline:
+            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}{last}")
+        time.sleep(interval)
+
+
+def readyz(api: client.ApiClient) -> bool:
+    response = api.call_api("/readyz", "GET", auth_settings=["BearerToken"], _preload_content=False, _request_timeout=5)
+    return bool(getattr(response, "status", 0) == 200)
+
+
+def nodes_ready(api: client.ApiClient, names: tuple[str, ...]) -> bool:
+    ready = set()
+    for node in client.CoreV1Api(api).list_node(_request_timeout=5).items:
+        for cond in node.status.conditions or []:
+            if cond.type == "Ready" and cond.status == "True":
+                ready.add(node.metadata.name)
+    return set(names) <= ready
+
+
+def default_service_account(api: client.ApiClient) -> bool:
+    client.CoreV1Api(api).read_namespaced_service_account("default", "default", _request_timeout=5)
+    return True

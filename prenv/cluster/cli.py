@@ -1,0 +1,83 @@
+"""``prenv cluster up|down|status``: the embedded cluster from a shell.
+
+Human output goes to stderr as one line per step with the elapsed time; stdout carries only the result (the
+kubeconfig path for ``up``, the JSON document for ``status --json``) so that scripts can capture it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from prenv.cluster.layout import DEFAULT_NAME
+from prenv.cluster.records import ClusterState
+from prenv.cluster.runtime import EmbeddedCluster
+from prenv.errors import PrenvError
+
+app = typer.Typer(no_args_is_help=True, help="The embedded Kubernetes cluster (etcd, apiserver, KWOK).")
+
+_err = Console(stderr=True, highlight=False)
+
+NameOption = typer.Option(DEFAULT_NAME, "--name", help="Cluster name; clusters with different names coexist.")
+StateDirOption = typer.Option(
+    None,
+    "--state-dir",
+    help="State directory (default: $PRENV_STATE_DIR or <checkout>/.state).",
+    envvar="PRENV_STATE_DIR",
+)
+
+
+def _progress(step: str, elapsed: float) -> None:
+    _err.print(f"[dim]\\[{elapsed:5.1f}s][/dim] {step}")
+
+
+def _fail(e: PrenvError) -> typer.Exit:
+    _err.print(f"[red]error:[/red] {e}")
+    return typer.Exit(1)
+
+
+@app.command()
+def up(name: str = NameOption, state_dir: Path | None = StateDirOption) -> None:
+    """Start the cluster (or report that it runs) and print its kubeconfig path."""
+    try:
+        info = EmbeddedCluster(name, state_dir).up(progress=_progress)
+    except PrenvError as e:
+        raise _fail(e) from e
+    typer.echo(str(info.kubeconfig))
+
+
+@app.command()
+def down(name: str = NameOption, state_dir: Path | None = StateDirOption) -> None:
+    """Stop every process of the cluster and remove its data."""
+    try:
+        EmbeddedCluster(name, state_dir).down(progress=_progress)
+    except PrenvError as e:
+        raise _fail(e) from e
+
+
+@app.command()
+def status(
+    name: str = NameOption,
+    state_dir: Path | None = StateDirOption,
+    as_json: bool = typer.Option(False, "--json", help='Print {"state", "kubeconfig", "server"} as JSON.'),
+) -> None:
+    """Report running / stopped / broken. Exit status: 0 running, 1 broken, 3 stopped."""
+    try:
+        result = EmbeddedCluster(name, state_dir).status()
+    except PrenvError as e:
+        raise _fail(e) from e
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+    else:
+        colour = {ClusterState.RUNNING: "green", ClusterState.STOPPED: "yellow", ClusterState.BROKEN: "red"}
+        _err.print(
+            f"cluster {name}: [{colour[result.state]}]{result.state.value}[/]"
+            + (f" ({result.detail})" if result.detail else "")
+        )
+        if result.server:
+            _err.print(f"  server      {result.server}")
+        _err.print(f"  kubeconfig  {result.kubeconfig}")
+    raise typer.Exit({ClusterState.RUNNING: 0, ClusterState.BROKEN: 1, ClusterState.STOPPED: 3}[result.state])

@@ -1,0 +1,289 @@
+"""Drives kwokctl's binary runtime: the one place that knows its command line, environment and files.
+
+kwokctl already does what a hand-written process manager would (PKI, etcd data dir, argument sets per
+Kubernetes version, detached processes with pidfiles and logs, ``delete`` that stops and removes them). We give
+it every binary from the toolchain so it never downloads anything, pick the ports ourselves (see
+``processes.free_ports``), keep its work dir inside our state dir, and never let it touch ``~/.kube/config``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import re
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from prenv.cluster.layout import ClusterLayout
+from prenv.errors import ClusterError, ToolError
+
+logger = logging.getLogger(__name__)
+
+ToolPath = Callable[[str], Path]
+
+KUBECTL = Path("/usr/bin/kubectl")
+_VERSION_RE = re.compile(r"\bv(\d+)\.(\d+)\.(\d+)\S*")
+_STAGE_RE = re.compile(r"^kind:\s*Stage\s*$", re.MULTILINE)
+
+# Port options kwokctl records in kwok.yaml, with the create flag that sets each.
+PORT_FLAGS: Mapping[str, str] = {
+    "kubeApiserverPort": "--kube-apiserver-port",
+    "etcdPort": "--etcd-port",
+    "etcdPeerPort": "--etcd-peer-port",
+    "kwokControllerPort": "--controller-port",
+    "kubeControllerManagerPort": "--kube-controller-manager-port",
+    "kubeSchedulerPort": "--kube-scheduler-port",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Toolset:
+    """Every binary kwokctl needs, plus what we learned from them."""
+
+    kwokctl: Path
+    kwok: Path
+    etcd: Path
+    kube_apiserver: Path
+    kube_controller_manager: Path
+    kube_scheduler: Path
+    kubectl: Path
+    kube_version: str
+    stage_configs: tuple[Path, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    argv: tuple[str, ...]
+    env: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Component:
+    """One process kwokctl started, as kwok.yaml records it."""
+
+    name: str
+    binary: Path
+    pidfile: Path
+
+
+@dataclass(frozen=True, slots=True)
+class KwokRecord:
+    """What we read back from kwok.yaml: the ports every component got and the components themselves."""
+
+    ports: Mapping[str, int]
+    components: tuple[Component, ...]
+
+
+def _default_tool_path(name: str) -> Path:
+    # Imported late: the toolchain is a sibling area and may not be importable (or built) yet.
+    try:
+        tool_path = importlib.import_module("prenv.toolchain").tool_path
+    except (ImportError, AttributeError) as e:
+        raise ToolError(f"{name}: prenv.toolchain.tool_path is unavailable; run `make tools`") from e
+    return Path(tool_path(name))
+
+
+def resolve_toolset(tool_path: ToolPath | None = None) -> Toolset:
+    """Find every binary through the toolchain; raises ToolError naming the first one that is missing."""
+    find = tool_path or _default_tool_path
+    kube_apiserver = find("kube-apiserver")
+    kwok = find("kwok")
+    return Toolset(
+        kwokctl=find("kwokctl"),
+        kwok=kwok,
+        etcd=find("etcd"),
+        kube_apiserver=kube_apiserver,
+        kube_controller_manager=find("kube-controller-manager"),
+        kube_scheduler=find("kube-scheduler"),
+        kubectl=_kubectl(find),
+        kube_version=binary_version(kube_apiserver),
+        stage_configs=stage_configs(kwok.parent),
+    )
+
+
+def _kubectl(find: ToolPath) -> Path:
+    try:
+        return find("kubectl")
+    except ToolError:
+        pass
+    found = shutil.which("kubectl")
+    if found:
+        return Path(found)
+    if KUBECTL.exists():
+        return KUBECTL
+    raise ToolError("kubectl: not found on PATH; install Debian's kubectl")
+
+
+def binary_version(binary: Path) -> str:
+    """``vX.Y.Z`` as ``<binary> --version`` reports it.
+
+    kwokctl derives every component's flags from this version, so an unstamped build (``v0.0.0-master``)
+    would silently get flags for an ancient Kubernetes; refuse it here.
+    """
+    try:
+        out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False)
+    except OSError as e:
+        raise ToolError(f"{binary.name}: cannot run {binary}: {e.strerror}") from e
+    match = _VERSION_RE.search(out.stdout + out.stderr)
+    if not match or match.group(1) == "0":
+        raise ToolError(f"{binary.name}: {binary} reports no usable version ({(out.stdout or out.stderr).strip()!r})")
+    return f"v{match.group(1)}.{match.group(2)}.{match.group(3)}"
+
+
+def stage_configs(directory: Path) -> tuple[Path, ...]:
+    """KWOK Stage documents shipped next to the kwok binary (kwok >= 0.8 no longer embeds default stages)."""
+    found = []
+    for path in sorted(directory.glob("*.y*ml")):
+        try:
+            if _STAGE_RE.search(path.read_text()):
+                found.append(path)
+        except (OSError, UnicodeDecodeError):
+            continue
+    return tuple(found)
+
+
+def environment(layout: ClusterLayout, tools: Toolset, base: Mapping[str, str] | None = None) -> dict[str, str]:
+    """kwokctl's environment: our work dir and a local binary for every component, so nothing is downloaded."""
+    env = dict(os.environ if base is None else base)
+    # A caller's KUBECONFIG must not leak into kwokctl's kubectl calls or context handling.
+    env.pop("KUBECONFIG", None)
+    env.update(
+        {
+            "KWOK_WORKDIR": str(layout.root),
+            "KWOK_RUNTIME": "binary",
+            "KWOK_KUBE_VERSION": tools.kube_version,
+            "KWOK_KUBE_APISERVER_BINARY": str(tools.kube_apiserver),
+            "KWOK_KUBE_CONTROLLER_MANAGER_BINARY": str(tools.kube_controller_manager),
+            "KWOK_KUBE_SCHEDULER_BINARY": str(tools.kube_scheduler),
+            "KWOK_ETCD_BINARY": str(tools.etcd),
+            "KWOK_CONTROLLER_BINARY": str(tools.kwok),
+            "KWOK_KUBECTL_BINARY": str(tools.kubectl),
+        }
+    )
+    return env
+
+
+def create_command(
+    layout: ClusterLayout,
+    tools: Toolset,
+    ports: Mapping[str, int],
+    *,
+    dry_run: bool = False,
+    supported_flags: frozenset[str] | None = None,
+) -> Command:
+    """``kwokctl create cluster`` for ``layout``.
+
+    Authorization and admission are switched on explicitly: without ``--kube-admission`` kwokctl passes
+    ``--admission-control=`` and the apiserver runs no admission plugin at all (no ResourceQuota, LimitRanger,
+    NamespaceLifecycle). ``--kubeconfig ""`` keeps kwokctl away from the user's ``~/.kube/config``.
+    """
+    argv: list[str] = [
+        str(tools.kwokctl),
+        "create",
+        "cluster",
+        "--name",
+        layout.name,
+        "--runtime",
+        "binary",
+        "--kubeconfig",
+        "",
+        "--secure-port=true",
+        "--kube-authorization=true",
+        "--kube-admission=true",
+        # kwokctl polls until the apiserver serves; we wait for readiness ourselves, with a better error.
+        "--timeout",
+        "180s",
+    ]
+    for option, port in ports.items():
+        flag = PORT_FLAGS[option]
+        if supported_flags is None or flag in supported_flags:
+            argv += [flag, str(port)]
+    for config in tools.stage_configs:
+        argv += ["--config", str(config)]
+    if dry_run:
+        argv.append("--dry-run")
+    return Command(tuple(argv), environment(layout, tools))
+
+
+def delete_command(layout: ClusterLayout, tools: Toolset) -> Command:
+    return Command(
+        (str(tools.kwokctl), "delete", "cluster", "--name", layout.name, "--kubeconfig", ""),
+        environment(layout, tools),
+    )
+
+
+def start_command(layout: ClusterLayout, tools: Toolset) -> Command:
+    return Command((str(tools.kwokctl), "start", "cluster", "--name", layout.name), environment(layout, tools))
+
+
+def supported_create_flags(tools: Toolset) -> frozenset[str]:
+    """The long flags this kwokctl's ``create cluster`` accepts (they differ between releases)."""
+    out = subprocess.run(
+        [str(tools.kwokctl), "create", "cluster", "--help"], capture_output=True, text=True, timeout=30, check=False
+    )
+    return frozenset(re.findall(r"(--[a-z0-9-]+)", out.stdout))
+
+
+def run(command: Command, log: Path, *, timeout: float, what: str) -> str:
+    """Run a kwokctl command, appending its output to ``log``; ClusterError (with the output's tail) on failure."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+    try:
+        out = subprocess.run(
+            list(command.argv), env=dict(command.env), capture_output=True, text=True, timeout=timeout, check=False
+        )
+    except subprocess.TimeoutExpired as e:
+        raise ClusterError(f"{what} did not finish within {timeout:.0f}s; see {log}") from e
+    except OSError as e:
+        raise ToolError(f"kwokctl: cannot run {command.argv[0]}: {e.strerror}") from e
+    text = out.stdout + out.stderr
+    with log.open("a") as f:
+        f.write(f"$ {' '.join(command.argv)}\n{text}(exit {out.returncode} after {time.monotonic() - started:.1f}s)\n")
+    if out.returncode != 0:
+        raise ClusterError(f"{what} failed (exit {out.returncode}); see {log}:\n{tail(text)}")
+    return text
+
+
+def tail(text: str, lines: int = 15) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def read_record(layout: ClusterLayout) -> KwokRecord | None:
+    """Parse kwok.yaml; None if the cluster was never created (or its directory is gone)."""
+    try:
+        raw = layout.kwok_config.read_text()
+    except OSError:
+        return None
+    try:
+        docs = [d for d in yaml.safe_load_all(raw) if isinstance(d, dict)]
+    except yaml.YAMLError as e:
+        raise ClusterError(f"{layout.kwok_config} is not valid YAML") from e
+    doc: dict[str, Any] = next((d for d in docs if d.get("kind") == "KwokctlConfiguration"), {})
+    options = doc.get("options") or {}
+    ports = {key: int(options[key]) for key in PORT_FLAGS if int(options.get(key) or 0) > 0}
+    components = []
+    for item in doc.get("components") or []:
+        binary = Path(str(item.get("binary") or ""))
+        if not binary.name:
+            continue
+        components.append(Component(str(item.get("name")), binary, layout.pids_dir / f"{binary.stem}.pid"))
+    return KwokRecord(ports, tuple(components))
+
+
+def component_logs(layout: ClusterLayout, lines: int = 10) -> str:
+    """The tail of every component log, for error messages."""
+    parts = []
+    for log in sorted(layout.logs_dir.glob("*.log")):
+        try:
+            parts.append(f"--- {log.name}\n{tail(log.read_text(errors='replace'), lines)}")
+        except OSError:
+            continue
+    return "\n".join(parts)

@@ -1,0 +1,278 @@
+"""The embedded cluster's lifecycle: ``up``, ``down`` and ``status`` for one named cluster.
+
+It strings the other modules together: ``kwokctl`` starts etcd, kube-apiserver, kube-controller-manager,
+kube-scheduler and the KWOK controller; ``bootstrap`` creates the fake nodes and the ingress footprint and
+waits for readiness; ``ingress_publisher`` runs next to it; ``processes`` proves that everything stopped.
+The CLI and the pytest fixture both use this class, so tests exercise exactly what developers run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import yaml
+
+from prenv.cluster import bootstrap, ingress_publisher, kwokctl, processes
+from prenv.cluster.bootstrap import NodeSpec
+from prenv.cluster.layout import DEFAULT_NAME, ClusterLayout
+from prenv.cluster.records import ClusterInfo, ClusterState, ClusterStatus
+from prenv.errors import ClusterError
+
+logger = logging.getLogger(__name__)
+
+Progress = Callable[[str, float], None]
+"""Called after each step of ``up``/``down`` with a short description and seconds since the start."""
+
+READY_TIMEOUT = 120.0
+STOP_GRACE = 10.0
+
+
+def _log_progress(step: str, elapsed: float) -> None:
+    logger.info("[%5.1fs] %s", elapsed, step)
+
+
+class EmbeddedCluster:
+    """One embedded cluster, identified by ``name`` inside ``state_dir``.
+
+    Args:
+        name: DNS-label-like name; clusters with different names run side by side on different ports.
+        state_dir: defaults to ``$PRENV_STATE_DIR`` or ``<checkout>/.state``.
+        nodes: the fake nodes to create.
+        ingress_class: the IngressClass created and served by the status publisher.
+        ingress_ip: the address published in ``status.loadBalancer``.
+        tool_path: how to find a binary by name; defaults to ``prenv.toolchain.tool_path``.
+    """
+
+    def __init__(
+        self,
+        name: str = DEFAULT_NAME,
+        state_dir: Path | None = None,
+        *,
+        nodes: NodeSpec | None = None,
+        ingress_class: str = "nginx",
+        ingress_ip: str = "127.0.0.1",
+        tool_path: kwokctl.ToolPath | None = None,
+    ) -> None:
+        self.layout = ClusterLayout.of(name, state_dir)
+        self.nodes = nodes or NodeSpec()
+        self.ingress_class = ingress_class
+        self.ingress_ip = ingress_ip
+        self._tool_path = tool_path
+
+    @property
+    def name(self) -> str:
+        return self.layout.name
+
+    # ----------------------------------------------------------------------------------------------- status
+
+    def status(self) -> ClusterStatus:
+        """Running, stopped or broken; never raises for a missing or half-removed cluster."""
+        layout = self.layout
+        record = kwokctl.read_record(layout)
+        server = self._server()
+        if record is None:
+            return ClusterStatus(ClusterState.STOPPED, layout.kubeconfig, server)
+        expected = [(c.name, c.pidfile, str(c.binary)) for c in record.components]
+        expected.append(("ingress-publisher", layout.publisher_pidfile, ingress_publisher.MODULE))
+        alive: list[str] = []
+        dead: list[str] = []
+        for name, pidfile, marker in expected:
+            pid = processes.read_pidfile(pidfile)
+            (alive if pid is not None and processes.is_alive(pid, marker) else dead).append(name)
+        if not alive:
+            return ClusterStatus(ClusterState.STOPPED, layout.kubeconfig, server)
+        if dead:
+            return ClusterStatus(ClusterState.BROKEN, layout.kubeconfig, server, f"not running: {', '.join(dead)}")
+        try:
+            with contextlib.closing(bootstrap.api_client(layout.kubeconfig)) as api:
+                ok = bootstrap.readyz(api)
+        except Exception as e:  # any failure to reach /readyz means "broken"; the detail says which
+            return ClusterStatus(
+                ClusterState.BROKEN, layout.kubeconfig, server, f"apiserver unreachable: {type(e).__name__}"
+            )
+        if not ok:
+            return ClusterStatus(ClusterState.BROKEN, layout.kubeconfig, server, "apiserver /readyz is not ok")
+        return ClusterStatus(ClusterState.RUNNING, layout.kubeconfig, server)
+
+    def _server(self) -> str | None:
+        try:
+            config = yaml.safe_load(self.layout.kubeconfig.read_text())
+            return str(config["clusters"][0]["cluster"]["server"])
+        except (OSError, yaml.YAMLError, KeyError, IndexError, TypeError):
+            return None
+
+    def info(self) -> ClusterInfo:
+        record = kwokctl.read_record(self.layout)
+        server = self._server()
+        if record is None or server is None:
+            raise ClusterError(f"cluster {self.name} does not exist (no {self.layout.kwok_config})")
+        return ClusterInfo(
+            name=self.name,
+            kubeconfig=self.layout.kubeconfig,
+            server=server,
+            context=self.layout.context,
+            state_dir=self.layout.root,
+            ports=tuple(sorted(record.ports.values())),
+            nodes=self.nodes.names(),
+            ingress_class=self.ingress_class,
+            ingress_ip=self.ingress_ip,
+        )
+
+    def pids(self) -> dict[str, int]:
+        """Live pid of every process of the cluster, by component name."""
+        record = kwokctl.read_record(self.layout)
+        found: dict[str, int] = {}
+        for component in record.components if record else ():
+            pid = processes.read_pidfile(component.pidfile)
+            if pid is not None and processes.is_alive(pid, str(component.binary)):
+                found[component.name] = pid
+        pid = processes.read_pidfile(self.layout.publisher_pidfile)
+        if pid is not None and processes.is_alive(pid, ingress_publisher.MODULE):
+            found["ingress-publisher"] = pid
+        return found
+
+    def rss_bytes(self) -> int:
+        """Resident memory of the whole cluster: the sum over its processes."""
+        return sum(processes.rss_bytes(pid) for pid in self.pids().values())
+
+    # ------------------------------------------------------------------------------------------------- up
+
+    def up(self, progress: Progress | None = None) -> ClusterInfo:
+        """Start the cluster and return once it is usable; a running cluster is left as it is.
+
+        A stopped cluster (processes gone, data kept) is started again with its data; a broken one is removed
+        and created afresh. Raises ToolError if a binary is missing, ClusterError if it does not become ready.
+        """
+        report = progress or _log_progress
+        started = time.monotonic()
+
+        def step(text: str) -> None:
+            report(text, time.monotonic() - started)
+
+        with self._locked():
+            status = self.status()
+            if status.state is ClusterState.RUNNING:
+                step(f"cluster {self.name} is already running")
+                return self.info()
+            tools = kwokctl.resolve_toolset(self._tool_path)
+            step(f"toolchain: Kubernetes {tools.kube_version}, {len(tools.stage_configs)} KWOK stage file(s)")
+            if status.state is ClusterState.BROKEN:
+                step(f"cluster {self.name} is broken ({status.detail}); recreating it")
+                self._down(step)
+            if kwokctl.read_record(self.layout) is not None:
+                self._restart(tools, step)
+            else:
+                self._create(tools, step)
+            try:
+                self._bootstrap(tools, step)
+            except BaseException:
+                logger.error(
+                    "cluster %s did not become ready; component logs:\n%s",
+                    self.name,
+                    kwokctl.component_logs(self.layout),
+                )
+                raise
+            step(f"cluster {self.name} ready; kubeconfig {self.layout.kubeconfig}")
+            return self.info()
+
+    def _create(self, tools: kwokctl.Toolset, step: Callable[[str], None]) -> None:
+        supported = kwokctl.supported_create_flags(tools)
+        for attempt in (1, 2):
+            self.layout.root.mkdir(parents=True, exist_ok=True)
+            ports = dict(zip(kwokctl.PORT_FLAGS, processes.free_ports(len(kwokctl.PORT_FLAGS)), strict=True))
+            command = kwokctl.create_command(self.layout, tools, ports, supported_flags=supported)
+            try:
+                kwokctl.run(command, self.layout.kwokctl_log, timeout=240, what="kwokctl create cluster")
+            except ClusterError:
+                # Ports are free when chosen and taken a few seconds later; another process may have won one.
+                if attempt == 1 and processes.port_in_use_error(kwokctl.component_logs(self.layout, 50)):
+                    step("a port was taken meanwhile; retrying with new ports")
+                    self._down(step)
+                    continue
+                raise
+            step("control plane started (etcd, kube-apiserver, kube-controller-manager, kube-scheduler, kwok)")
+            return
+
+    def _restart(self, tools: kwokctl.Toolset, step: Callable[[str], None]) -> None:
+        kwokctl.run(
+            kwokctl.start_command(self.layout, tools),
+            self.layout.kwokctl_log,
+            timeout=240,
+            what="kwokctl start cluster",
+        )
+        step("control plane restarted with its existing data")
+
+    def _bootstrap(self, tools: kwokctl.Toolset, step: Callable[[str], None]) -> None:
+        with contextlib.closing(bootstrap.api_client(self.layout.kubeconfig)) as api:
+            bootstrap.wait_until("apiserver /readyz", lambda: bootstrap.readyz(api), timeout=READY_TIMEOUT)
+            step("apiserver ready")
+            bootstrap.create_objects(api, self.nodes, self.ingress_class, tools.kube_version)
+            self._start_publisher()
+            step(f"{self.nodes.count} nodes, IngressClass {self.ingress_class} and ingress publisher created")
+            names = self.nodes.names()
+            bootstrap.wait_until("nodes Ready", lambda: bootstrap.nodes_ready(api, names), timeout=READY_TIMEOUT)
+            step(f"nodes Ready: {', '.join(names)}")
+            bootstrap.wait_until(
+                "ServiceAccount default/default",
+                lambda: bootstrap.default_service_account(api),
+                timeout=READY_TIMEOUT,
+            )
+            step("ServiceAccount default/default exists")
+
+    def _start_publisher(self) -> None:
+        pidfile = self.layout.publisher_pidfile
+        pid = processes.read_pidfile(pidfile)
+        if pid is not None and processes.is_alive(pid, ingress_publisher.MODULE):
+            return
+        argv = ingress_publisher.command(self.layout.kubeconfig, self.ingress_class, self.ingress_ip)
+        pid = processes.spawn_detached(argv, log=self.layout.publisher_log, pidfile=pidfile, cwd=self.layout.root)
+        logger.debug("ingress publisher started as pid %d", pid)
+
+    # ----------------------------------------------------------------------------------------------- down
+
+    def down(self, progress: Progress | None = None) -> None:
+        """Stop every process, check that no port is left listening, and remove the cluster's directory."""
+        report = progress or _log_progress
+        started = time.monotonic()
+
+        def step(text: str) -> None:
+            report(text, time.monotonic() - started)
+
+        with self._locked():
+            self._down(step)
+
+    def _down(self, step: Callable[[str], None]) -> None:
+        layout = self.layout
+        if not layout.root.exists():
+            step(f"cluster {self.name} does not exist")
+            return
+        record = kwokctl.read_record(layout)
+        ports = set(record.ports.values()) if record else set()
+        targets = [(c.pidfile, str(c.binary)) for c in (record.components if record else ())]
+        targets.append((layout.publisher_pidfile, ingress_publisher.MODULE))
+        pids = [(pid, marker) for pidfile, marker in targets if (pid := processes.read_pidfile(pidfile)) is not None]
+        # Components first, in reverse start order (kwokctl's own order); we don't need kwokctl for that, so
+        # down works even when the toolchain is gone.
+        killed = processes.terminate(reversed(pids), grace=STOP_GRACE)
+        step(f"stopped {len(pids)} process(es)" + (f" ({len(killed)} needed SIGKILL)" if killed else ""))
+        busy = processes.wait_port_released(ports, timeout=STOP_GRACE)
+        if busy:
+            raise ClusterError(f"ports still listening after stopping cluster {self.name}: {sorted(busy)}")
+        shutil.rmtree(layout.root, ignore_errors=False)
+        step(f"removed {layout.root}")
+
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.layout.lock_file.parent.mkdir(parents=True, exist_ok=True)
+        with self.layout.lock_file.open("a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)

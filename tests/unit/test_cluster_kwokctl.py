@@ -1,0 +1,151 @@
+"""How we drive kwokctl: command line, environment, tool discovery and reading its record back."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+
+from prenv.cluster import kwokctl
+from prenv.cluster.layout import ClusterLayout
+from prenv.errors import ToolError
+
+BINARIES = ("kwokctl", "kwok", "etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler")
+
+
+def _script(path: Path, body: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(path.stat().st_mode | stat.S_IEXEC)
+    return path
+
+
+@pytest.fixture
+def bindir(tmp_path: Path) -> Path:
+    d = tmp_path / "tools"
+    for name in BINARIES:
+        _script(d / name, f'echo "{name} version v1.33.5"')
+    _script(d / "kube-apiserver", 'echo "Kubernetes v1.33.5"')
+    (d / "stage-fast.yaml").write_text("apiVersion: kwok.x-k8s.io/v1alpha1\nkind: Stage\nmetadata: {name: a}\n")
+    (d / "unrelated.yaml").write_text("kind: ConfigMap\n")
+    return d
+
+
+def _tools(bindir: Path) -> kwokctl.Toolset:
+    return kwokctl.resolve_toolset(lambda name: bindir / name)
+
+
+def test_the_toolset_comes_from_the_toolchain_with_version_and_stage_files(bindir: Path) -> None:
+    tools = _tools(bindir)
+    assert tools.kube_apiserver == bindir / "kube-apiserver"
+    assert tools.kube_version == "v1.33.5"
+    assert tools.stage_configs == (bindir / "stage-fast.yaml",)
+
+
+def test_a_missing_tool_is_a_tool_error_naming_it(bindir: Path) -> None:
+    def tool_path(name: str) -> Path:
+        if name == "kube-scheduler":
+            raise ToolError("kube-scheduler: not built; run `make tools`")
+        return bindir / name
+
+    with pytest.raises(ToolError, match="kube-scheduler"):
+        kwokctl.resolve_toolset(tool_path)
+
+
+@pytest.mark.parametrize(
+    ("output", "version"),
+    [("Kubernetes v1.33.5", "v1.33.5"), ("Kubernetes v1.34.1-dirty", "v1.34.1"), ("etcd Version: 3.5.21", None)],
+    ids=["release", "suffix", "no-v-prefix"],
+)
+def test_binary_version_is_read_from_the_binary(tmp_path: Path, output: str, version: str | None) -> None:
+    binary = _script(tmp_path / "bin", f'echo "{output}"')
+    if version is None:
+        with pytest.raises(ToolError):
+            kwokctl.binary_version(binary)
+    else:
+        assert kwokctl.binary_version(binary) == version
+
+
+def test_an_unstamped_build_is_refused_because_kwokctl_would_pick_ancient_flags(tmp_path: Path) -> None:
+    binary = _script(tmp_path / "kube-apiserver", 'echo "Kubernetes v0.0.0-master+$Format:%H$"')
+    with pytest.raises(ToolError, match="no usable version"):
+        kwokctl.binary_version(binary)
+
+
+def test_create_gives_kwokctl_every_binary_and_our_work_dir_so_it_downloads_nothing(
+    bindir: Path, tmp_path: Path
+) -> None:
+    layout = ClusterLayout.of("gw0", tmp_path / "state")
+    tools = _tools(bindir)
+    command = kwokctl.create_command(layout, tools, {"kubeApiserverPort": 41001})
+    env = command.env
+    assert env["KWOK_WORKDIR"] == str(layout.root)
+    assert env["KWOK_KUBE_VERSION"] == "v1.33.5"
+    for variable, binary in [
+        ("KWOK_KUBE_APISERVER_BINARY", "kube-apiserver"),
+        ("KWOK_KUBE_CONTROLLER_MANAGER_BINARY", "kube-controller-manager"),
+        ("KWOK_KUBE_SCHEDULER_BINARY", "kube-scheduler"),
+        ("KWOK_ETCD_BINARY", "etcd"),
+        ("KWOK_CONTROLLER_BINARY", "kwok"),
+    ]:
+        assert env[variable] == str(bindir / binary)
+    assert env["KWOK_KUBECTL_BINARY"] == str(tools.kubectl)
+    assert "KUBECONFIG" not in env
+
+
+def test_create_turns_on_admission_and_keeps_away_from_the_users_kubeconfig(bindir: Path, tmp_path: Path) -> None:
+    command = kwokctl.create_command(ClusterLayout.of("gw0", tmp_path), _tools(bindir), {})
+    argv = list(command.argv)
+    assert "--kube-admission=true" in argv
+    assert "--kube-authorization=true" in argv
+    assert argv[argv.index("--kubeconfig") + 1] == ""
+    assert argv[argv.index("--runtime") + 1] == "binary"
+    assert argv[argv.index("--name") + 1] == "gw0"
+    assert argv[argv.index("--config") + 1] == str(bindir / "stage-fast.yaml")
+
+
+def test_create_passes_only_the_port_flags_this_kwokctl_knows(bindir: Path, tmp_path: Path) -> None:
+    ports = {"kubeApiserverPort": 41001, "etcdPeerPort": 41002}
+    command = kwokctl.create_command(
+        ClusterLayout.of("gw0", tmp_path), _tools(bindir), ports, supported_flags=frozenset({"--kube-apiserver-port"})
+    )
+    argv = list(command.argv)
+    assert argv[argv.index("--kube-apiserver-port") + 1] == "41001"
+    assert "--etcd-peer-port" not in argv
+
+
+def test_the_record_gives_ports_and_pidfiles_of_every_component(tmp_path: Path) -> None:
+    layout = ClusterLayout.of("gw0", tmp_path)
+    layout.kwok_config.parent.mkdir(parents=True)
+    bin_dir = layout.kwok_cluster_dir / "bin"
+    layout.kwok_config.write_text(
+        f"""
+kind: KwokctlConfiguration
+apiVersion: config.kwok.x-k8s.io/v1alpha1
+options:
+  kubeApiserverPort: 41001
+  etcdPort: 41002
+  etcdPeerPort: 41003
+  kwokControllerPort: 0
+components:
+- name: etcd
+  binary: {bin_dir}/etcd
+- name: kwok-controller
+  binary: {bin_dir}/kwok-controller
+---
+kind: Stage
+apiVersion: kwok.x-k8s.io/v1alpha1
+"""
+    )
+    record = kwokctl.read_record(layout)
+    assert record is not None
+    assert dict(record.ports) == {"kubeApiserverPort": 41001, "etcdPort": 41002, "etcdPeerPort": 41003}
+    assert [(c.name, c.pidfile) for c in record.components] == [
+        ("etcd", layout.pids_dir / "etcd.pid"),
+        ("kwok-controller", layout.pids_dir / "kwok-controller.pid"),
+    ]
+
+
+def test_no_record_means_the_cluster_was_never_created(tmp_path: Path) -> None:
+    assert kwokctl.read_record(ClusterLayout.of("gw0", tmp_path)) is None

@@ -1,0 +1,120 @@
+"""status and down against fake components (scripts standing in for etcd and the apiserver), no toolchain."""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from prenv.cluster import EmbeddedCluster, processes
+from prenv.cluster.cli import app
+from prenv.cluster.layout import ClusterLayout
+from prenv.cluster.records import ClusterState
+
+LISTENER = f"""#!{sys.executable}
+import socket, sys, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen()
+time.sleep(120)
+"""
+
+
+def _fake_cluster(layout: ClusterLayout, port: int) -> dict[str, Path]:
+    """kwok.yaml naming two components, their scripts, and a kubeconfig; nothing started yet."""
+    bin_dir = layout.kwok_cluster_dir / "bin"
+    bin_dir.mkdir(parents=True)
+    layout.pids_dir.mkdir()
+    scripts = {"etcd": bin_dir / "etcd", "kube-apiserver": bin_dir / "kube-apiserver"}
+    scripts["etcd"].write_text("#!/bin/sh\nwhile :; do sleep 0.2; done\n")
+    scripts["kube-apiserver"].write_text(LISTENER)
+    for script in scripts.values():
+        script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    components = "".join(f"- name: {name}\n  binary: {path}\n" for name, path in scripts.items())
+    layout.kwok_config.write_text(
+        f"kind: KwokctlConfiguration\noptions:\n  kubeApiserverPort: {port}\ncomponents:\n{components}"
+    )
+    layout.kubeconfig.write_text(
+        json.dumps({"clusters": [{"name": "x", "cluster": {"server": f"https://127.0.0.1:{port}"}}]})
+    )
+    return scripts
+
+
+def _start(layout: ClusterLayout, name: str, script: Path, *args: str) -> int:
+    return processes.spawn_detached(
+        [str(script), *args],
+        log=layout.logs_dir / f"{name}.log",
+        pidfile=layout.pids_dir / f"{name}.pid",
+        cwd=layout.root,
+    )
+
+
+def _wait_listening(port: int) -> None:
+    deadline = time.monotonic() + 10
+    while not processes.listening_ports([port]):
+        assert time.monotonic() < deadline, "fake apiserver never listened"
+        time.sleep(0.05)
+
+
+def test_a_cluster_that_was_never_created_is_stopped_and_down_is_a_no_op(tmp_path: Path) -> None:
+    cluster = EmbeddedCluster("gw0", tmp_path)
+    status = cluster.status()
+    assert status.state is ClusterState.STOPPED
+    assert status.server is None
+    assert status.kubeconfig == cluster.layout.kubeconfig
+    cluster.down(progress=lambda *_: None)
+
+
+def test_status_goes_stopped_broken_and_down_leaves_no_process_port_or_file(tmp_path: Path) -> None:
+    cluster = EmbeddedCluster("gw0", tmp_path)
+    layout = cluster.layout
+    port = processes.free_ports(1)[0]
+    scripts = _fake_cluster(layout, port)
+
+    assert cluster.status().state is ClusterState.STOPPED  # created once, nothing running (after a reboot)
+
+    etcd = _start(layout, "etcd", scripts["etcd"])
+    status = cluster.status()
+    assert status.state is ClusterState.BROKEN
+    assert "kube-apiserver" in status.detail and "ingress-publisher" in status.detail
+    assert status.server == f"https://127.0.0.1:{port}"
+
+    apiserver = _start(layout, "kube-apiserver", scripts["kube-apiserver"], str(port))
+    _wait_listening(port)
+    assert set(cluster.pids()) == {"etcd", "kube-apiserver"}
+    assert cluster.rss_bytes() > 0
+
+    steps: list[str] = []
+    cluster.down(progress=lambda step, _: steps.append(step))
+
+    assert not processes.is_alive(etcd, str(scripts["etcd"]))
+    assert not processes.is_alive(apiserver, str(scripts["kube-apiserver"]))
+    assert processes.listening_ports([port]) == set()
+    assert not layout.root.exists()
+    assert any("stopped 2 process" in s for s in steps)
+    assert cluster.status().state is ClusterState.STOPPED
+
+
+def test_status_json_prints_exactly_the_contract_and_exits_3_when_stopped(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["status", "--json", "--name", "gw0", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 3, result.output
+    document = json.loads(result.stdout)
+    assert document == {
+        "state": "stopped",
+        "kubeconfig": str(ClusterLayout.of("gw0", tmp_path).kubeconfig),
+        "server": None,
+    }
+
+
+def test_up_without_the_toolchain_fails_with_the_tool_error(tmp_path: Path) -> None:
+    from prenv.errors import ToolError
+
+    def missing(name: str) -> Path:
+        raise ToolError(f"{name}: not built; run `make tools`")
+
+    with pytest.raises(ToolError, match="not built"):
+        EmbeddedCluster("gw0", tmp_path, tool_path=missing).up(progress=lambda *_: None)
