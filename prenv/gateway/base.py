@@ -1,0 +1,28 @@
+"""The one interface the reconciler needs from a stack backend: list, up, destroy-then-remove.
+
+The real implementation drives the Pulumi Automation API (prenv.gateway.automation); the fake keeps stacks in memory
+for reconciler tests. Implementations translate their errors into prenv.errors.StackOperationError subclasses, with
+``temporary`` set when a retry may succeed (lock held, API unreachable).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from prenv.model import DesiredEnvironment, StackState
+
+
+class StackGateway(Protocol):
+    def list_stacks(self) -> list[StackState]:
+        """Every ``pr-<n>`` stack with the sha and config hash it last deployed. Must not run a pulumi operation
+        per stack: an idle cycle over hundreds of PRs should start no process."""
+        ...
+
+    def up(self, desired: DesiredEnvironment) -> StackState:
+        """Create the PR's stack if needed, set its PR values, and deploy it. Returns the new state."""
+        ...
+
+    def destroy(self, pr: int) -> None:
+        """Destroy every resource of the PR's stack, then remove the stack. The stack is removed only when the
+        destroy succeeded; a missing stack is not an error (the work is already done)."""
+        ...

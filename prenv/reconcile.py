@@ -1,0 +1,235 @@
+"""The reconciler: desired environments (filtered open PRs) against actual ``pr-*`` stacks, then act on the plan.
+
+Rules that make it safe (see shared/DESIGN.md):
+
+- desired state is derived, never stored; a cycle whose source failed has *no* desired state and destroys nothing;
+- an unchanged PR (same sha and config hash as its stack records) costs no pulumi run;
+- teardowns per cycle are capped, so a source that suddenly returns an empty list cannot wipe every environment;
+- a stack is removed only after its destroy succeeded (the gateway's contract);
+- never two operations on one stack at once; parallelism is bounded;
+- temporary errors are retried with exponential backoff, permanent ones are reported once per (sha, config).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from prenv.errors import PrenvError, SourceError
+from prenv.filters import FilterResult, PullRequestFilter
+from prenv.gateway.base import StackGateway
+from prenv.model import Action, ActionKind, DesiredEnvironment, EnvStatus, Plan, PullRequest, StackState
+from prenv.sources.base import PullRequestSource
+
+logger = logging.getLogger(__name__)
+
+
+class ImageGate(Protocol):
+    def is_ready(self, tag: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ReconcileSettings:
+    parallelism: int = 2
+    max_teardowns_per_cycle: int = 5
+    backoff_base_seconds: float = 5.0
+    backoff_max_seconds: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one action."""
+
+    action: Action
+    ok: bool
+    seconds: float = 0.0
+    error: str | None = None
+    temporary: bool = False
+    skipped: str | None = None  # why the action was not attempted (busy, backing off, reported failure)
+
+
+@dataclass(frozen=True, slots=True)
+class CycleResult:
+    plan: Plan
+    outcomes: tuple[Outcome, ...]
+    source_ok: bool
+    filtered: FilterResult | None = None
+
+
+def make_plan(
+    desired: list[DesiredEnvironment] | None,
+    actual: Iterable[StackState],
+    *,
+    max_teardowns: int,
+    only: int | None = None,
+) -> Plan:
+    """Decide, without side effects, what to do with every PR and stack.
+
+    ``desired`` is None when the source failed: then nothing is destroyed and nothing is created. ``only`` limits
+    the plan to one PR (a webhook for that PR).
+    """
+    stacks = {s.pr: s for s in actual if only is None or s.pr == only}
+    actions: list[Action] = []
+    if desired is None:
+        actions += [Action(ActionKind.UNCHANGED, pr, "source unavailable: keeping the stack") for pr in stacks]
+        return Plan(tuple(sorted(actions, key=lambda a: a.pr)))
+    wanted = {d.pr.number: d for d in desired if only is None or d.pr.number == only}
+    for pr, d in wanted.items():
+        stack = stacks.get(pr)
+        if not d.image_ready:
+            actions.append(Action(ActionKind.WAIT, pr, "waiting for the image", d))
+        elif stack is None:
+            actions.append(Action(ActionKind.CREATE, pr, "new PR", d))
+        elif stack.sha != d.pr.sha:
+            actions.append(Action(ActionKind.UPDATE, pr, "new commit", d))
+        elif stack.config_hash != d.config_hash:
+            actions.append(Action(ActionKind.UPDATE, pr, "configuration changed", d))
+        elif stack.result != "succeeded":
+            actions.append(Action(ActionKind.UPDATE, pr, "last deployment did not succeed", d))
+        else:
+            actions.append(Action(ActionKind.UNCHANGED, pr, "up to date", d))
+    gone = sorted(pr for pr in stacks if pr not in wanted)
+    for i, pr in enumerate(gone):
+        if i < max_teardowns:
+            actions.append(Action(ActionKind.DESTROY, pr, "PR closed or no longer matches the filters"))
+        else:
+            actions.append(Action(ActionKind.UNCHANGED, pr, "teardown cap reached this cycle"))
+    return Plan(tuple(sorted(actions, key=lambda a: a.pr)))
+
+
+@dataclass
+class _Retry:
+    failures: int = 0
+    not_before: float = 0.0
+    reported: str | None = None  # key of a permanent failure already reported
+
+
+@dataclass
+class Reconciler:
+    source: PullRequestSource
+    filters: PullRequestFilter
+    gateway: StackGateway
+    config_hash: Callable[[PullRequest], str]
+    settings: ReconcileSettings = field(default_factory=ReconcileSettings)
+    image_gate: ImageGate | None = None
+    image_tag: Callable[[PullRequest], str] = lambda pr: f"pr-{pr.number}"
+    clock: Callable[[], float] = time.monotonic
+    on_outcome: Callable[[Outcome], None] | None = None
+    _locks: dict[int, threading.Lock] = field(default_factory=dict)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
+    _retry: dict[int, _Retry] = field(default_factory=dict)
+
+    def desired(self) -> tuple[list[DesiredEnvironment] | None, FilterResult | None]:
+        """The environments that should exist, or (None, None) when the source failed this cycle."""
+        try:
+            prs = self.source.list_open()
+        except SourceError as e:
+            logger.warning("PR source failed (%s); this cycle destroys nothing", e)
+            return None, None
+        result = self.filters.apply(prs)
+        desired = []
+        for pr in result.kept:
+            ready = True
+            if self.image_gate is not None:
+                try:
+                    ready = self.image_gate.is_ready(self.image_tag(pr))
+                except SourceError as e:
+                    logger.warning("image gate failed for PR %s (%s); treating as not ready", pr.number, e)
+                    ready = False
+            desired.append(DesiredEnvironment(pr=pr, config_hash=self.config_hash(pr), image_ready=ready))
+        return desired, result
+
+    def plan(self, only: int | None = None) -> tuple[Plan, bool, FilterResult | None]:
+        desired, filtered = self.desired()
+        actual = self.gateway.list_stacks()
+        plan = make_plan(desired, actual, max_teardowns=self.settings.max_teardowns_per_cycle, only=only)
+        return plan, desired is not None, filtered
+
+    def sync(self, *, dry_run: bool = False, only: int | None = None) -> CycleResult:
+        """One reconcile pass: plan, then (unless ``dry_run``) run the plan's operations in parallel."""
+        plan, source_ok, filtered = self.plan(only)
+        if dry_run:
+            return CycleResult(plan, (), source_ok, filtered)
+        todo = [a for a in plan.actions if a.kind in (ActionKind.CREATE, ActionKind.UPDATE, ActionKind.DESTROY)]
+        with ThreadPoolExecutor(max_workers=max(1, self.settings.parallelism), thread_name_prefix="op") as pool:
+            outcomes = tuple(pool.map(self._execute, todo))
+        return CycleResult(plan, outcomes, source_ok, filtered)
+
+    def _lock_of(self, pr: int) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks.setdefault(pr, threading.Lock())
+
+    def busy(self) -> set[int]:
+        """PRs with an operation running right now."""
+        with self._locks_guard:
+            return {pr for pr, lock in self._locks.items() if lock.locked()}
+
+    def _execute(self, action: Action) -> Outcome:
+        retry = self._retry.setdefault(action.pr, _Retry())
+        key = self._failure_key(action)
+        if retry.reported is not None and retry.reported == key:
+            return self._emit(Outcome(action, ok=False, skipped="permanent failure already reported"))
+        if self.clock() < retry.not_before:
+            return self._emit(Outcome(action, ok=False, skipped="backing off after a temporary error"))
+        lock = self._lock_of(action.pr)
+        if not lock.acquire(blocking=False):
+            return self._emit(Outcome(action, ok=False, skipped="another operation on this stack is running"))
+        started = self.clock()
+        try:
+            if action.kind is ActionKind.DESTROY:
+                logger.info("PR %s: destroying (%s)", action.pr, action.reason)
+                self.gateway.destroy(action.pr)
+            else:
+                assert action.desired is not None
+                logger.info("PR %s: %s (%s)", action.pr, action.kind.value, action.reason)
+                self.gateway.up(action.desired)
+        except PrenvError as e:
+            return self._emit(self._failed(action, retry, key, e, self.clock() - started))
+        except Exception as e:  # the top of an operation: nothing may escape and stop the other PRs
+            logger.exception("PR %s: unexpected error during %s", action.pr, action.kind.value)
+            err = PrenvError(f"unexpected {type(e).__name__} during {action.kind.value}")
+            return self._emit(self._failed(action, retry, key, err, self.clock() - started))
+        finally:
+            lock.release()
+        self._retry.pop(action.pr, None)
+        return self._emit(Outcome(action, ok=True, seconds=self.clock() - started))
+
+    def _failed(self, action: Action, retry: _Retry, key: str, e: PrenvError, seconds: float) -> Outcome:
+        if e.temporary:
+            retry.failures += 1
+            backoff = min(
+                self.settings.backoff_base_seconds * 2 ** (retry.failures - 1), self.settings.backoff_max_seconds
+            )
+            retry.not_before = self.clock() + max(backoff, e.delay or 0.0)
+            logger.warning("PR %s: %s failed, retrying in %.0fs: %s", action.pr, action.kind.value, backoff, e)
+        else:
+            retry.reported = key
+            logger.error("PR %s: %s failed: %s", action.pr, action.kind.value, e)
+        return Outcome(action, ok=False, seconds=seconds, error=str(e), temporary=e.temporary)
+
+    @staticmethod
+    def _failure_key(action: Action) -> str:
+        d = action.desired
+        return f"{action.kind.value}:{d.pr.sha if d else ''}:{d.config_hash if d else ''}"
+
+    def _emit(self, outcome: Outcome) -> Outcome:
+        if self.on_outcome is not None:
+            try:
+                self.on_outcome(outcome)
+            except Exception:
+                logger.exception("outcome listener failed")
+        return outcome
+
+
+def status_of(stack: StackState, busy: bool = False) -> EnvStatus:
+    """The ``prenv list`` status of a stack."""
+    if busy or stack.result == "in-progress":
+        return EnvStatus.UPDATING
+    if stack.result == "succeeded":
+        return EnvStatus.READY
+    return EnvStatus.FAILED
