@@ -63,7 +63,7 @@ def parse_record(raw: Mapping[str, object]) -> PullRequest:
         labels = ()
     if isinstance(labels, str | bytes) or not isinstance(labels, Iterable):
         raise InvalidRecord("labels must be a list of strings")
-    label_set = frozenset(_text(f"label {i}", value) for i, value in enumerate(labels))
+    label_set = frozenset(_text(f"label {i}", value, required=True) for i, value in enumerate(labels))
     return PullRequest(
         number=number,
         sha=sha.lower(),

@@ -1,0 +1,324 @@
+"""A throwaway local PostgreSQL server from Debian's binaries, for ``make demo`` and the test suite.
+
+Stateful things are tested against the real thing; this starts it in a directory of our choosing, without a
+system service, in about a second:
+
+* password authentication (scram-sha-256) on TCP and on the socket, with a generated superuser password kept in a
+  0600 file next to the cluster, so that DSNs in tests look like production ones;
+* listening on 127.0.0.1 only, on a free port, with its unix socket in the data directory (never /var/run);
+* ``fsync`` off: the data is disposable, and speed matters more than crash safety here.
+
+PostgreSQL refuses to run as root, so when we are root the server runs as the ``postgres`` OS user (created by
+Debian's postgresql-common; created here as a system user if missing) and the data directory is chowned to it.
+
+Layout of ``data_dir``: ``cluster/`` (PGDATA), ``superuser.password``, ``postgres.log``, and the socket.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import logging
+import os
+import pwd
+import secrets
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+from prenv.errors import DatabaseError, ToolError
+
+logger = logging.getLogger(__name__)
+
+SUPERUSER = "postgres"
+OS_USER = "postgres"
+_INSTALL_HINT = "install PostgreSQL's server binaries: apt-get install -y postgresql"
+_START_TIMEOUT = 60
+_CONF_FILE = "prenv.conf"
+
+
+def find_binaries() -> Path:
+    """The directory holding ``initdb``, ``pg_ctl`` and ``postgres``: from PATH, else the newest Debian install.
+
+    Raises:
+        ToolError: no PostgreSQL server binaries, with the command that installs them.
+    """
+    initdb = shutil.which("initdb")
+    if initdb is not None:
+        directory = Path(initdb).resolve().parent
+        if all((directory / name).is_file() for name in ("pg_ctl", "postgres")):
+            return directory
+
+    def version(path: str) -> float:
+        try:
+            return float(Path(path).parent.name)
+        except ValueError:
+            return 0.0
+
+    for candidate in sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=version, reverse=True):
+        directory = Path(candidate)
+        if all((directory / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
+            return directory
+    raise ToolError(f"PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; {_INSTALL_HINT}")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class LocalPostgres:
+    """One local PostgreSQL server living in ``data_dir``.
+
+    Args:
+        data_dir: where the cluster, password file, log and socket live; created if missing. When we run as root,
+            the ``postgres`` OS user must be able to traverse every parent directory (``/tmp/...`` is fine).
+        port: TCP port on 127.0.0.1; a free one is picked at ``start()`` when ``None``.
+    """
+
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.data_dir = Path(data_dir).absolute()
+        self.port = port
+        self.host = "127.0.0.1"
+        self._bin: Path | None = None
+
+    def __repr__(self) -> str:  # never shows the password
+        return f"LocalPostgres(data_dir={str(self.data_dir)!r}, port={self.port!r})"
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "cluster"
+
+    @property
+    def password_file(self) -> Path:
+        return self.data_dir / "superuser.password"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "postgres.log"
+
+    @property
+    def password(self) -> str:
+        return self.password_file.read_text(encoding="utf-8").strip()
+
+    @property
+    def dsn(self) -> str:
+        """The superuser DSN for the ``postgres`` database (contains the password: do not log it)."""
+        return self.dsn_for("postgres")
+
+    def dsn_for(self, database: str) -> str:
+        """The superuser DSN for another database on this server."""
+        if self.port is None:
+            raise DatabaseError("the local PostgreSQL server has not been started")
+        return (
+            f"postgresql://{SUPERUSER}:{quote(self.password, safe='')}@{self.host}:{self.port}/"
+            f"{quote(database, safe='')}"
+        )
+
+    def start(self) -> None:
+        """Initialise the cluster if needed and start the server; a no-op when it already runs.
+
+        Raises:
+            ToolError: binaries missing.
+            DatabaseError: initdb or the server failed; the message carries the end of their output.
+        """
+        self._bin = find_binaries()
+        if self.is_running():
+            self.port = self._running_port() or self.port
+            logger.info("local PostgreSQL already running on port %s", self.port)
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        user = self._os_user()
+        if not self.password_file.exists():
+            fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as f:
+                f.write(secrets.token_urlsafe(24) + "\n")
+        if user is not None:
+            self._chown(user)
+            self._check_reachable(user)
+        if not (self.pgdata / "PG_VERSION").exists():
+            self._initdb()
+        if self.port is None:
+            self.port = free_port()
+        self._write_conf()
+        self._pg_ctl("start", "-w", "-t", str(_START_TIMEOUT), "-l", str(self.log_file), what="start the server")
+        logger.info("local PostgreSQL started on %s:%s (data in %s)", self.host, self.port, self.data_dir)
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown) and wait for it to exit; a no-op when it is not running."""
+        if not (self.pgdata / "PG_VERSION").exists() or not self.is_running():
+            return
+        self._pg_ctl("stop", "-m", "fast", "-w", "-t", str(_START_TIMEOUT), what="stop the server")
+        logger.info("local PostgreSQL on port %s stopped", self.port)
+
+    def is_running(self) -> bool:
+        """Whether the postmaster recorded in the data directory is alive."""
+        pid = self.pid()
+        return pid is not None and process_alive(pid)
+
+    def pid(self) -> int | None:
+        """The postmaster's process id from ``postmaster.pid``, or ``None`` when there is none."""
+        try:
+            first = (self.pgdata / "postmaster.pid").read_text(encoding="utf-8").split("\n", 1)[0]
+            return int(first)
+        except (OSError, ValueError):
+            return None
+
+    def remove(self) -> None:
+        """Stop the server and delete ``data_dir``."""
+        self.stop()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    # --- internals ---------------------------------------------------------------------------------------------
+
+    def _running_port(self) -> int | None:
+        try:
+            lines = (self.pgdata / "postmaster.pid").read_text(encoding="utf-8").splitlines()
+            return int(lines[3])
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def _os_user(self) -> pwd.struct_passwd | None:
+        """The OS user the server runs as: ourselves, or ``postgres`` when we are root (created if missing)."""
+        if os.geteuid() != 0:
+            return None
+        try:
+            return pwd.getpwnam(OS_USER)
+        except KeyError:
+            pass
+        logger.info("creating system user %s to run PostgreSQL (it refuses to run as root)", OS_USER)
+        useradd = shutil.which("useradd") or "/usr/sbin/useradd"
+        result = subprocess.run(
+            [
+                useradd,
+                "--system",
+                "--user-group",
+                "--home-dir",
+                "/nonexistent",
+                "--shell",
+                "/usr/sbin/nologin",
+                OS_USER,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if result.returncode != 0:
+            raise ToolError(f"cannot create the {OS_USER} system user: {result.stderr.strip()[-300:]}")
+        return pwd.getpwnam(OS_USER)
+
+    def _chown(self, user: pwd.struct_passwd) -> None:
+        for root, dirs, files in os.walk(self.data_dir):
+            for name in [root, *(os.path.join(root, d) for d in dirs), *(os.path.join(root, f) for f in files)]:
+                os.chown(name, user.pw_uid, user.pw_gid, follow_symlinks=False)
+        os.chmod(self.data_dir, 0o700)
+
+    def _check_reachable(self, user: pwd.struct_passwd) -> None:
+        result = self._run(["/bin/sh", "-c", 'test -w "$0" -a -x "$0"', str(self.data_dir)], user)
+        if result.returncode != 0:
+            raise DatabaseError(
+                f"the {user.pw_name} OS user cannot reach {self.data_dir}; "
+                "choose a data directory whose parents it can traverse (e.g. under /tmp)"
+            )
+
+    def _run(self, args: list[str], user: pwd.struct_passwd | None) -> subprocess.CompletedProcess[str]:
+        kwargs: dict[str, object] = {}
+        if user is not None:
+            kwargs = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "LANG": "C"}
+        return subprocess.run(  # type: ignore[call-overload, no-any-return]
+            args,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=str(self.data_dir),
+            env=env,
+            timeout=_START_TIMEOUT + 30,
+            **kwargs,
+        )
+
+    def _initdb(self) -> None:
+        assert self._bin is not None
+        result = self._run(
+            [
+                str(self._bin / "initdb"),
+                "-D",
+                str(self.pgdata),
+                "-U",
+                SUPERUSER,
+                f"--pwfile={self.password_file}",
+                "--auth-host=scram-sha-256",
+                "--auth-local=scram-sha-256",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-sync",
+            ],
+            self._os_user(),
+        )
+        if result.returncode != 0:
+            raise DatabaseError(f"initdb failed: {_tail(result)}")
+        with open(self.pgdata / "postgresql.conf", "a", encoding="utf-8") as conf:
+            conf.write(f"\ninclude_if_exists = '{_CONF_FILE}'\n")
+
+    def _write_conf(self) -> None:
+        # Rewritten at every start: the port may change between runs.
+        settings = {
+            "listen_addresses": "'127.0.0.1'",
+            "port": str(self.port),
+            "unix_socket_directories": _quote_conf(str(self.data_dir)),
+            "fsync": "off",
+            "synchronous_commit": "off",
+            "full_page_writes": "off",
+            "max_connections": "200",
+            "shared_buffers": "32MB",
+        }
+        path = self.pgdata / _CONF_FILE
+        path.write_text("".join(f"{k} = {v}\n" for k, v in settings.items()), encoding="utf-8")
+        user = self._os_user()
+        if user is not None:
+            os.chown(path, user.pw_uid, user.pw_gid)
+
+    def _pg_ctl(self, *args: str, what: str) -> None:
+        assert self._bin is not None
+        result = self._run([str(self._bin / "pg_ctl"), "-D", str(self.pgdata), *args], self._os_user())
+        if result.returncode != 0:
+            log = ""
+            with contextlib.suppress(OSError):
+                log = self.log_file.read_text(encoding="utf-8", errors="replace")[-1500:]
+            raise DatabaseError(f"pg_ctl could not {what}: {_tail(result)}\n{log}".rstrip())
+        # pg_ctl -w returns once connections are accepted; stopping waits for the pid file to disappear.
+        deadline = time.monotonic() + 5
+        while args[0] == "stop" and self.is_running() and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+
+def process_alive(pid: int) -> bool:
+    """Whether ``pid`` is a live process. A zombie (exited, not yet reaped by a parent that never will in some
+    containers) counts as dead: it holds no port, socket or data directory."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return True
+    # The state follows the parenthesised command name, which may itself contain spaces or parentheses.
+    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
+
+
+def _tail(result: subprocess.CompletedProcess[str]) -> str:
+    return (result.stderr or result.stdout or "").strip()[-1500:]
+
+
+def _quote_conf(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "''") + "'"
