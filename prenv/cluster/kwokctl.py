@@ -96,6 +96,8 @@ def resolve_toolset(tool_path: ToolPath | None = None) -> Toolset:
     find = tool_path or _default_tool_path
     kube_apiserver = find("kube-apiserver")
     kwok = find("kwok")
+    stages = stage_configs(kwok.parent)
+    check_stages(kwok, stages)
     return Toolset(
         kwokctl=find("kwokctl"),
         kwok=kwok,
@@ -105,7 +107,7 @@ def resolve_toolset(tool_path: ToolPath | None = None) -> Toolset:
         kube_scheduler=find("kube-scheduler"),
         kubectl=_kubectl(find),
         kube_version=binary_version(kube_apiserver),
-        stage_configs=stage_configs(kwok.parent),
+        stage_configs=stages,
     )
 
 
@@ -122,20 +124,40 @@ def _kubectl(find: ToolPath) -> Path:
     raise ToolError("kubectl: not found on PATH; install Debian's kubectl")
 
 
-def binary_version(binary: Path) -> str:
-    """``vX.Y.Z`` as ``<binary> --version`` reports it.
+def parse_version(text: str) -> tuple[int, int, int] | None:
+    match = _VERSION_RE.search(text)
+    return (int(match.group(1)), int(match.group(2)), int(match.group(3))) if match else None
 
-    kwokctl derives every component's flags from this version, so an unstamped build (``v0.0.0-master``)
-    would silently get flags for an ancient Kubernetes; refuse it here.
-    """
+
+def _version_output(binary: Path) -> str:
     try:
         out = subprocess.run([str(binary), "--version"], capture_output=True, text=True, timeout=30, check=False)
     except OSError as e:
         raise ToolError(f"{binary.name}: cannot run {binary}: {e.strerror}") from e
-    match = _VERSION_RE.search(out.stdout + out.stderr)
-    if not match or match.group(1) == "0":
-        raise ToolError(f"{binary.name}: {binary} reports no usable version ({(out.stdout or out.stderr).strip()!r})")
-    return f"v{match.group(1)}.{match.group(2)}.{match.group(3)}"
+    return (out.stdout + out.stderr).strip()
+
+
+def binary_version(binary: Path) -> str:
+    """``vX.Y.Z`` as a Kubernetes binary's ``--version`` reports it.
+
+    kwokctl derives every component's flags from this version, so an unstamped build (``v0.0.0-master``)
+    would silently get flags for an ancient Kubernetes; refuse it here.
+    """
+    output = _version_output(binary)
+    version = parse_version(output)
+    if version is None or version[0] == 0:
+        raise ToolError(f"{binary.name}: {binary} reports no usable version ({output!r})")
+    return "v{}.{}.{}".format(*version)
+
+
+def check_stages(kwok: Path, stages: tuple[Path, ...]) -> None:
+    """kwok >= 0.8 ships no built-in stages: without them nodes never turn Ready and pods never run or go."""
+    version = parse_version(_version_output(kwok))
+    if version is not None and version >= (0, 8, 0) and not stages:
+        raise ToolError(
+            f"kwok: {kwok} is v{version[0]}.{version[1]}.{version[2]} but no KWOK Stage files are next to it "
+            "(node-initialize, pod-ready, pod-delete...); run `make tools`"
+        )
 
 
 def stage_configs(directory: Path) -> tuple[Path, ...]:

@@ -149,3 +149,16 @@ apiVersion: kwok.x-k8s.io/v1alpha1
 
 def test_no_record_means_the_cluster_was_never_created(tmp_path: Path) -> None:
     assert kwokctl.read_record(ClusterLayout.of("gw0", tmp_path)) is None
+
+
+def test_kwok_0_8_without_stage_files_is_a_tool_error(bindir: Path) -> None:
+    _script(bindir / "kwok", 'echo "kwok version v0.8.0 go1.24"')
+    (bindir / "stage-fast.yaml").unlink()
+    with pytest.raises(ToolError, match="Stage"):
+        _tools(bindir)
+
+
+def test_kwok_0_7_brings_its_own_stages(bindir: Path) -> None:
+    _script(bindir / "kwok", 'echo "kwok version v0.7.0 go1.24"')
+    (bindir / "stage-fast.yaml").unlink()
+    assert _tools(bindir).stage_configs == ()

@@ -1,0 +1,90 @@
+"""``up``/``status``/``down`` of a cluster of its own: down leaves no process, listening port or file behind."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from prenv.cluster import ClusterState, EmbeddedCluster
+from prenv.cluster import processes as proc
+from tests.fixtures.cluster import cluster_name
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def lifecycle_cluster(worker_id: str, tmp_path: Path) -> Iterator[EmbeddedCluster]:
+    embedded = EmbeddedCluster(f"{cluster_name(worker_id)}-life", tmp_path / "state")
+    try:
+        yield embedded
+    finally:
+        embedded.down()
+
+
+def _cli(*args: str, state_dir: Path, name: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(Path(sys.executable).parent / "prenv"), "cluster", *args, "--name", name, "--state-dir", str(state_dir)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_down_after_up_leaves_no_listening_port_process_or_data(lifecycle_cluster: EmbeddedCluster) -> None:
+    info = lifecycle_cluster.up()
+    pids = lifecycle_cluster.pids()
+    assert len(pids) == 6
+    assert len(info.ports) >= 5
+    assert proc.listening_ports(info.ports) == set(info.ports)
+    assert lifecycle_cluster.status().state is ClusterState.RUNNING
+
+    lifecycle_cluster.down()
+
+    assert proc.listening_ports(info.ports) == set()
+    for name, pid in pids.items():
+        assert not Path(f"/proc/{pid}").exists() or not proc.cmdline(pid), f"{name} (pid {pid}) is still running"
+    assert not info.state_dir.exists()
+    assert lifecycle_cluster.status().state is ClusterState.STOPPED
+
+
+def test_a_cluster_whose_component_died_is_broken_and_up_repairs_it(lifecycle_cluster: EmbeddedCluster) -> None:
+    lifecycle_cluster.up()
+    scheduler = lifecycle_cluster.pids()["kube-scheduler"]
+    proc.terminate([(scheduler, "kube-scheduler")], grace=5)
+
+    status = lifecycle_cluster.status()
+    assert status.state is ClusterState.BROKEN
+    assert "kube-scheduler" in status.detail
+
+    lifecycle_cluster.up()
+    assert lifecycle_cluster.status().state is ClusterState.RUNNING
+
+
+def test_the_cli_prints_the_kubeconfig_and_the_status_contract(lifecycle_cluster: EmbeddedCluster) -> None:
+    layout = lifecycle_cluster.layout
+    up = _cli("up", state_dir=layout.state_dir, name=layout.name)
+    assert up.returncode == 0, up.stderr
+    assert up.stdout.strip() == str(layout.kubeconfig)
+    assert "ready" in up.stderr
+
+    again = _cli("up", state_dir=layout.state_dir, name=layout.name)
+    assert again.returncode == 0 and "already running" in again.stderr
+
+    status = _cli("status", "--json", state_dir=layout.state_dir, name=layout.name)
+    document = json.loads(status.stdout)
+    assert status.returncode == 0
+    assert set(document) == {"state", "kubeconfig", "server"}
+    assert document["state"] == "running"
+    assert document["kubeconfig"] == str(layout.kubeconfig)
+    assert document["server"].startswith("https://127.0.0.1:")
+
+    down = _cli("down", state_dir=layout.state_dir, name=layout.name)
+    assert down.returncode == 0, down.stderr
+    stopped = _cli("status", "--json", state_dir=layout.state_dir, name=layout.name)
+    assert stopped.returncode == 3 and json.loads(stopped.stdout)["state"] == "stopped"
