@@ -33,15 +33,18 @@ KUBECTL = Path("/usr/bin/kubectl")
 _VERSION_RE = re.compile(r"\bv(\d+)\.(\d+)\.(\d+)\S*")
 _STAGE_RE = re.compile(r"^kind:\s*Stage\s*$", re.MULTILINE)
 
-# Port options kwokctl records in kwok.yaml, with the create flag that sets each.
-PORT_FLAGS: Mapping[str, str] = {
-    "kubeApiserverPort": "--kube-apiserver-port",
-    "etcdPort": "--etcd-port",
-    "etcdPeerPort": "--etcd-peer-port",
-    "kwokControllerPort": "--controller-port",
-    "kubeControllerManagerPort": "--kube-controller-manager-port",
-    "kubeSchedulerPort": "--kube-scheduler-port",
-}
+# Every port kwokctl's binary runtime opens, by its option name in KwokctlConfiguration (and kwok.yaml). Set
+# them all: one left at 0 is chosen by kwokctl counting down from 32767, the same for concurrent clusters. There
+# is no command-line flag for etcdPeerPort, so they all go into an options file.
+PORT_OPTIONS: tuple[str, ...] = (
+    "kubeApiserverPort",
+    "etcdPort",
+    "etcdPeerPort",
+    "kwokControllerPort",
+    "kubeControllerManagerPort",
+    "kubeSchedulerPort",
+)
+BIND_ADDRESS = "127.0.0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,19 +196,25 @@ def environment(layout: ClusterLayout, tools: Toolset, base: Mapping[str, str] |
     return env
 
 
-def create_command(
-    layout: ClusterLayout,
-    tools: Toolset,
-    ports: Mapping[str, int],
-    *,
-    dry_run: bool = False,
-    supported_flags: frozenset[str] | None = None,
-) -> Command:
-    """``kwokctl create cluster`` for ``layout``.
+def options_document(ports: Mapping[str, int]) -> str:
+    """The KwokctlConfiguration we pass with ``--config``: fixed ports, and loopback only (kwokctl's default
+    binds every component to 0.0.0.0)."""
+    unknown = set(ports) - set(PORT_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown port options: {sorted(unknown)}")
+    options: dict[str, object] = {"bindAddress": BIND_ADDRESS, **ports}
+    document = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration", "options": options}
+    return yaml.safe_dump(document, sort_keys=False)
 
-    Authorization and admission are switched on explicitly: without ``--kube-admission`` kwokctl passes
-    ``--admission-control=`` and the apiserver runs no admission plugin at all (no ResourceQuota, LimitRanger,
-    NamespaceLifecycle). ``--kubeconfig ""`` keeps kwokctl away from the user's ``~/.kube/config``.
+
+def create_command(layout: ClusterLayout, tools: Toolset, *, dry_run: bool = False) -> Command:
+    """``kwokctl create cluster`` for ``layout``, reading ``layout.kwokctl_options`` (see ``options_document``).
+
+    Authorization and admission are requested explicitly although they are kwokctl's defaults today: without
+    ``--kube-admission`` kwokctl passes ``--admission-control=`` and the apiserver runs no admission plugin at
+    all (no ResourceQuota, LimitRanger, NamespaceLifecycle). ``--config`` replaces kwokctl's default config
+    search (``~/.kwok/kwok.yaml``), so nothing of the user's leaks in, and ``--kubeconfig ""`` keeps kwokctl
+    away from ``~/.kube/config``.
     """
     argv: list[str] = [
         str(tools.kwokctl),
@@ -223,11 +232,9 @@ def create_command(
         # kwokctl polls until the apiserver serves; we wait for readiness ourselves, with a better error.
         "--timeout",
         "180s",
+        "--config",
+        str(layout.kwokctl_options),
     ]
-    for option, port in ports.items():
-        flag = PORT_FLAGS[option]
-        if supported_flags is None or flag in supported_flags:
-            argv += [flag, str(port)]
     for config in tools.stage_configs:
         argv += ["--config", str(config)]
     if dry_run:
@@ -244,14 +251,6 @@ def delete_command(layout: ClusterLayout, tools: Toolset) -> Command:
 
 def start_command(layout: ClusterLayout, tools: Toolset) -> Command:
     return Command((str(tools.kwokctl), "start", "cluster", "--name", layout.name), environment(layout, tools))
-
-
-def supported_create_flags(tools: Toolset) -> frozenset[str]:
-    """The long flags this kwokctl's ``create cluster`` accepts (they differ between releases)."""
-    out = subprocess.run(
-        [str(tools.kwokctl), "create", "cluster", "--help"], capture_output=True, text=True, timeout=30, check=False
-    )
-    return frozenset(re.findall(r"(--[a-z0-9-]+)", out.stdout))
 
 
 def run(command: Command, log: Path, *, timeout: float, what: str) -> str:
@@ -290,7 +289,7 @@ def read_record(layout: ClusterLayout) -> KwokRecord | None:
         raise ClusterError(f"{layout.kwok_config} is not valid YAML") from e
     doc: dict[str, Any] = next((d for d in docs if d.get("kind") == "KwokctlConfiguration"), {})
     options = doc.get("options") or {}
-    ports = {key: int(options[key]) for key in PORT_FLAGS if int(options.get(key) or 0) > 0}
+    ports = {key: int(options[key]) for key in PORT_OPTIONS if int(options.get(key) or 0) > 0}
     components = []
     for item in doc.get("components") or []:
         binary = Path(str(item.get("binary") or ""))

@@ -7,6 +7,7 @@ that directory and nothing else, and several clusters (one per pytest-xdist work
     <state dir>/cluster/
     ├── .<name>.lock                    serialises up/down of one cluster
     └── <name>/                         KWOK_WORKDIR
+        ├── kwokctl.yaml                options we pass to kwokctl create (ports, bind address)
         ├── kwokctl.log                 output of our kwokctl invocations
         ├── ingress-publisher.pid|.log
         └── clusters/<name>/            kwokctl's cluster dir
@@ -88,6 +89,11 @@ class ClusterLayout:
     @property
     def logs_dir(self) -> Path:
         return self.kwok_cluster_dir / "logs"
+
+    @property
+    def kwokctl_options(self) -> Path:
+        """The KwokctlConfiguration (ports, bind address) we hand to ``kwokctl create cluster``."""
+        return self.root / "kwokctl.yaml"
 
     @property
     def kwokctl_log(self) -> Path:

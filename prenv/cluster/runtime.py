@@ -182,11 +182,11 @@ class EmbeddedCluster:
             return self.info()
 
     def _create(self, tools: kwokctl.Toolset, step: Callable[[str], None]) -> None:
-        supported = kwokctl.supported_create_flags(tools)
         for attempt in (1, 2):
             self.layout.root.mkdir(parents=True, exist_ok=True)
-            ports = dict(zip(kwokctl.PORT_FLAGS, processes.free_ports(len(kwokctl.PORT_FLAGS)), strict=True))
-            command = kwokctl.create_command(self.layout, tools, ports, supported_flags=supported)
+            ports = dict(zip(kwokctl.PORT_OPTIONS, processes.free_ports(len(kwokctl.PORT_OPTIONS)), strict=True))
+            self.layout.kwokctl_options.write_text(kwokctl.options_document(ports))
+            command = kwokctl.create_command(self.layout, tools)
             try:
                 kwokctl.run(command, self.layout.kwokctl_log, timeout=240, what="kwokctl create cluster")
             except ClusterError:

@@ -6,6 +6,7 @@ import stat
 from pathlib import Path
 
 import pytest
+import yaml
 
 from prenv.cluster import kwokctl
 from prenv.cluster.layout import ClusterLayout
@@ -78,7 +79,7 @@ def test_create_gives_kwokctl_every_binary_and_our_work_dir_so_it_downloads_noth
 ) -> None:
     layout = ClusterLayout.of("gw0", tmp_path / "state")
     tools = _tools(bindir)
-    command = kwokctl.create_command(layout, tools, {"kubeApiserverPort": 41001})
+    command = kwokctl.create_command(layout, tools)
     env = command.env
     assert env["KWOK_WORKDIR"] == str(layout.root)
     assert env["KWOK_KUBE_VERSION"] == "v1.33.5"
@@ -95,24 +96,26 @@ def test_create_gives_kwokctl_every_binary_and_our_work_dir_so_it_downloads_noth
 
 
 def test_create_turns_on_admission_and_keeps_away_from_the_users_kubeconfig(bindir: Path, tmp_path: Path) -> None:
-    command = kwokctl.create_command(ClusterLayout.of("gw0", tmp_path), _tools(bindir), {})
+    layout = ClusterLayout.of("gw0", tmp_path)
+    command = kwokctl.create_command(layout, _tools(bindir))
     argv = list(command.argv)
     assert "--kube-admission=true" in argv
     assert "--kube-authorization=true" in argv
     assert argv[argv.index("--kubeconfig") + 1] == ""
     assert argv[argv.index("--runtime") + 1] == "binary"
     assert argv[argv.index("--name") + 1] == "gw0"
-    assert argv[argv.index("--config") + 1] == str(bindir / "stage-fast.yaml")
+    configs = [argv[i + 1] for i, arg in enumerate(argv) if arg == "--config"]
+    # Ours first (it replaces kwokctl's default ~/.kwok/kwok.yaml), then the stages.
+    assert configs == [str(layout.kwokctl_options), str(bindir / "stage-fast.yaml")]
 
 
-def test_create_passes_only_the_port_flags_this_kwokctl_knows(bindir: Path, tmp_path: Path) -> None:
-    ports = {"kubeApiserverPort": 41001, "etcdPeerPort": 41002}
-    command = kwokctl.create_command(
-        ClusterLayout.of("gw0", tmp_path), _tools(bindir), ports, supported_flags=frozenset({"--kube-apiserver-port"})
-    )
-    argv = list(command.argv)
-    assert argv[argv.index("--kube-apiserver-port") + 1] == "41001"
-    assert "--etcd-peer-port" not in argv
+def test_the_options_fix_every_port_and_bind_to_loopback_only() -> None:
+    ports = dict(zip(kwokctl.PORT_OPTIONS, range(41001, 41007), strict=True))
+    document = yaml.safe_load(kwokctl.options_document(ports))
+    assert document["kind"] == "KwokctlConfiguration"
+    assert document["options"] == {"bindAddress": "127.0.0.1", **ports}
+    with pytest.raises(ValueError, match="unknown"):
+        kwokctl.options_document({"dashboardPort": 1})
 
 
 def test_the_record_gives_ports_and_pidfiles_of_every_component(tmp_path: Path) -> None:
