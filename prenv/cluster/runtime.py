@@ -171,13 +171,12 @@ class EmbeddedCluster:
                 self._create(tools, step)
             try:
                 self._bootstrap(tools, step)
-            except BaseException:
-                logger.error(
-                    "cluster %s did not become ready; component logs:\n%s",
-                    self.name,
-                    kwokctl.component_logs(self.layout),
-                )
-                raise
+            except ClusterError as e:
+                logger.error("component logs:\n%s", kwokctl.component_logs(self.layout))
+                raise ClusterError(
+                    f"cluster {self.name} did not become ready: {e}\nLogs are in {self.layout.logs_dir}; "
+                    f"`prenv cluster down --name {self.name}` removes what was started."
+                ) from e
             step(f"cluster {self.name} ready; kubeconfig {self.layout.kubeconfig}")
             return self.info()
 
