@@ -1,12 +1,36 @@
-"""The ``prenv`` command line: one Typer app; each area mounts its own sub-app here and nowhere else."""
+"""The ``prenv`` command line: one Typer app; each area mounts its own sub-app here and nowhere else.
+
+Output is for humans (Rich tables and progress on stderr) or, with ``--json``, for machines (JSON on stdout only);
+never both. Errors print one line naming the problem and exit non-zero; nothing secret is printed.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
+
+from prenv.errors import PrenvError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from prenv.driver import Driver
 
 app = typer.Typer(help="Preview environments per pull request, one Pulumi stack each.", no_args_is_help=True)
+err = Console(stderr=True)
+out = Console()
+
+CONFIG_OPT = typer.Option(None, "--config", "-c", help="prenv.yaml (default: ./prenv.yaml or $PRENV_CONFIG).")
+JSON_OPT = typer.Option(False, "--json", help="Machine-readable JSON on stdout.")
 
 
 def _mount() -> None:
@@ -21,7 +45,130 @@ def _root(verbose: bool = typer.Option(False, "--verbose", "-v", help="Log at DE
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    try:
+        yield
+    except PrenvError as e:
+        err.print(f"[red]error:[/red] {e}", highlight=False)
+        raise typer.Exit(2) from None
+
+
+def _driver(config: Path | None, **kw: Any) -> Driver:
+    from prenv import driver, settings
+
+    return driver.build(settings.load(config), **kw)
+
+
+@app.command()
+def up(
+    pr: int = typer.Option(..., "--pr", help="PR number."),
+    sha: str = typer.Option(..., "--sha", help="Head commit sha."),
+    branch: str = typer.Option("", help="Head branch (only ever a sanitised label)."),
+    author: str = typer.Option("", help="PR author (only ever a sanitised label)."),
+    config: Path | None = CONFIG_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Create or update the environment of one PR (CI mode)."""
+    from prenv import driver as drv
+    from prenv.model import DesiredEnvironment
+
+    with _errors():
+        d = _driver(config)
+        desired = DesiredEnvironment(pr=drv.pr_from_args(pr, sha, branch, author), config_hash=d.config_hash)
+        with err.status(f"pulumi up pr-{pr}…"):
+            state = d.gateway.up(desired)
+    if as_json:
+        print(json.dumps({"pr": state.pr, "stack": state.stack, "url": state.url, "sha": state.sha}))
+    else:
+        err.print(f"[green]ready[/green] pr-{pr}: {state.url}")
+
+
+@app.command()
+def destroy(pr: int = typer.Option(..., "--pr", help="PR number."), config: Path | None = CONFIG_OPT) -> None:
+    """Destroy the environment of one PR, then remove its stack (CI mode)."""
+    from prenv import naming
+
+    with _errors():
+        naming.check_pr_number(pr, "--pr")
+        d = _driver(config)
+        with err.status(f"pulumi destroy pr-{pr}…"):
+            d.gateway.destroy(pr)
+    err.print(f"[green]destroyed[/green] pr-{pr}")
+
+
+@app.command()
+def sync(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the plan; change nothing."),
+    config: Path | None = CONFIG_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """One reconcile pass: open PRs against pr-* stacks; create, update and destroy as needed."""
+    with _errors():
+        d = _driver(config)
+        with err.status("reconciling…"):
+            result = d.reconciler.sync(dry_run=dry_run)
+    if as_json:
+        print(json.dumps(result.plan.as_dict()))
+    else:
+        table = Table("PR", "action", "reason", "result")
+        done = {o.action.pr: o for o in result.outcomes}
+        for a in result.plan.actions:
+            o = done.get(a.pr)
+            res = "" if o is None else ("ok" if o.ok else (o.skipped or o.error or "failed"))
+            table.add_row(str(a.pr), a.kind.value, a.reason, res)
+        err.print(table)
+        if not result.source_ok:
+            err.print("[yellow]PR source unavailable: nothing was destroyed this pass[/yellow]")
+    failed = [o for o in result.outcomes if not o.ok and not o.skipped]
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command("list")
+def list_(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
+    """The environments: PR, URL, sha, status, age, last error."""
+    from prenv.reconcile import status_of
+
+    with _errors():
+        d = _driver(config)
+        stacks = d.gateway.list_stacks()
+    now = datetime.now(UTC)
+    rows: list[dict[str, Any]] = []
+    for s in sorted(stacks, key=lambda s: s.pr):
+        status = status_of(s)
+        age = int((now - s.created_at).total_seconds()) if s.created_at else None
+        error = "last update failed" if status.value == "failed" else None
+        rows.append(
+            {
+                "pr": s.pr,
+                "stack": s.stack,
+                "url": s.url,
+                "sha": s.sha,
+                "status": status.value,
+                "age_seconds": age,
+                "error": error,
+            }
+        )
+    if as_json:
+        print(json.dumps(rows))
+        return
+    table = Table("PR", "URL", "sha", "status", "age", "error")
+    for r in rows:
+        shown = "" if r["age_seconds"] is None else _human(int(r["age_seconds"]))
+        table.add_row(str(r["pr"]), r["url"] or "", str(r["sha"] or "")[:7], str(r["status"]), shown, r["error"] or "")
+    out.print(table)
+
+
+def _human(seconds: int) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def main() -> None:

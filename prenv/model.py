@@ -56,6 +56,7 @@ class StackState:
     config_hash: str | None
     url: str | None = None
     last_update: datetime | None = None
+    created_at: datetime | None = None
     result: str | None = None  # "succeeded" | "failed" | "in-progress" | None (never deployed)
     error: str | None = None
 
