@@ -1,0 +1,42 @@
+"""The recipes, in build order: cluster pieces first (others wait for them), then the engine side.
+
+Order also encodes dependencies: the language host bundles itself next to the engine and the
+kubernetes provider is installed with the engine, so both come after ``pulumi``.
+"""
+
+from __future__ import annotations
+
+from prenv.errors import ToolError
+from prenv.toolchain.recipes.base import Built, Recipe
+from prenv.toolchain.recipes.etcd import Etcd
+from prenv.toolchain.recipes.kube import Kube
+from prenv.toolchain.recipes.kubernetes_provider import KubernetesProvider
+from prenv.toolchain.recipes.kwok import Kwok
+from prenv.toolchain.recipes.language_host import LanguageHost
+from prenv.toolchain.recipes.pulumi_cli import PulumiCli
+from prenv.toolchain.versions import Pins
+
+__all__ = ["Built", "Recipe", "all_recipes", "recipe_for", "select"]
+
+ORDER: tuple[type[Recipe], ...] = (Etcd, Kwok, PulumiCli, LanguageHost, KubernetesProvider, Kube)
+
+
+def all_recipes(pins: Pins) -> list[Recipe]:
+    return [cls(pins) for cls in ORDER]
+
+
+def recipe_for(name: str, pins: Pins) -> Recipe:
+    """The recipe producing tool ``name`` (or whose key is ``name``)."""
+    for recipe in all_recipes(pins):
+        if name == recipe.key or name in recipe.tool_names():
+            return recipe
+    known = sorted({t for r in all_recipes(pins) for t in r.tool_names()})
+    raise ToolError(f"unknown tool {name!r}; known tools: {', '.join(known)}")
+
+
+def select(names: list[str], pins: Pins) -> list[Recipe]:
+    """Recipes for ``names`` in build order (all of them when ``names`` is empty)."""
+    if not names:
+        return all_recipes(pins)
+    wanted = {recipe_for(n, pins).key for n in names}
+    return [r for r in all_recipes(pins) if r.key in wanted]
