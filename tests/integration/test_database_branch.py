@@ -1,0 +1,165 @@
+"""The database branch per PR against a real PostgreSQL server: create, isolate, drop, and survive half-done work."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from components import pgbranch
+from components.database import PostgresBranchProvider
+from prenv.localdb import LocalPostgres
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def names(postgres: LocalPostgres) -> Iterator[list[str]]:
+    """Branch names handed out to a test; whatever is left is dropped afterwards."""
+    made: list[str] = []
+    yield made
+    for name in made:
+        pgbranch.drop_branch(postgres.dsn, name)
+
+
+def fresh(names: list[str]) -> str:
+    name = f"pr_{uuid.uuid4().int % 10**8 + 1}"
+    names.append(name)
+    return name
+
+
+@pytest.fixture(scope="module")
+def seed(postgres: LocalPostgres) -> str:
+    """A seed database with a table, owned by the admin, marked as a template nobody connects to."""
+    name = f"seed_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    with psycopg.connect(postgres.dsn_for(name), autocommit=True) as conn:
+        conn.execute("CREATE TABLE products (id serial PRIMARY KEY, name text NOT NULL)")
+        conn.execute("INSERT INTO products (name) VALUES ('teapot'), ('kettle')")
+    return name
+
+
+def connect_as(postgres: LocalPostgres, role: str, password: str, database: str) -> psycopg.Connection:
+    host, port = pgbranch.server_of(postgres.dsn)
+    return psycopg.connect(
+        host=host, port=port, user=role, password=password, dbname=database, connect_timeout=5, autocommit=True
+    )
+
+
+def test_a_branch_from_a_template_has_the_seed_data_and_the_pr_role_owns_it(
+    postgres: LocalPostgres, seed: str, names: list[str]
+) -> None:
+    name = fresh(names)
+    branch = pgbranch.create_branch(postgres.dsn, name, "pw-one", template=seed)
+    assert (branch.database, branch.role) == (name, name)
+    with connect_as(postgres, name, "pw-one", name) as conn:
+        assert conn.execute("SELECT count(*) FROM products").fetchone() == (2,)
+        conn.execute("ALTER TABLE products ADD COLUMN price numeric")  # owner-only: migrations work
+        conn.execute("INSERT INTO products (name) VALUES ('cup')")  # the serial's sequence came along
+
+
+def test_an_empty_branch_runs_the_seed_sql_as_the_pr_role(postgres: LocalPostgres, names: list[str]) -> None:
+    name = fresh(names)
+    pgbranch.create_branch(
+        postgres.dsn, name, "pw", seed_sql="CREATE TABLE notes (body text); INSERT INTO notes VALUES ('hi');"
+    )
+    with connect_as(postgres, name, "pw", name) as conn:
+        assert conn.execute("SELECT body FROM notes").fetchall() == [("hi",)]
+        owner = conn.execute("SELECT tableowner FROM pg_tables WHERE tablename = 'notes'").fetchone()
+        assert owner == (name,)
+
+
+def test_one_prs_role_cannot_connect_to_another_prs_database(postgres: LocalPostgres, names: list[str]) -> None:
+    a, b = fresh(names), fresh(names)
+    pgbranch.create_branch(postgres.dsn, a, "pw-a")
+    pgbranch.create_branch(postgres.dsn, b, "pw-b")
+    with pytest.raises(psycopg.OperationalError, match="permission denied"):
+        connect_as(postgres, a, "pw-a", b)
+    connect_as(postgres, b, "pw-b", b).close()
+
+
+def test_drop_works_while_a_client_is_connected_and_removes_database_and_role(
+    postgres: LocalPostgres, names: list[str]
+) -> None:
+    name = fresh(names)
+    pgbranch.create_branch(postgres.dsn, name, "pw")
+    client = connect_as(postgres, name, "pw", name)
+    pgbranch.drop_branch(postgres.dsn, name)
+    with psycopg.connect(postgres.dsn) as conn:
+        assert not pgbranch.database_exists(conn, name)
+        assert not pgbranch.role_exists(conn, name)
+    with pytest.raises(psycopg.OperationalError):
+        client.execute("SELECT 1")
+    client.close()
+
+
+def test_create_after_a_crash_between_role_and_database_converges(postgres: LocalPostgres, names: list[str]) -> None:
+    name = fresh(names)
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:  # what a crash after CREATE ROLE leaves
+        conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'old'").format(sql.Identifier(name)))
+    pgbranch.create_branch(postgres.dsn, name, "new")
+    connect_as(postgres, name, "new", name).close()
+    pgbranch.create_branch(postgres.dsn, name, "new")  # and once more: still fine
+
+
+def test_drop_is_idempotent(postgres: LocalPostgres, names: list[str]) -> None:
+    name = fresh(names)
+    pgbranch.create_branch(postgres.dsn, name, "pw")
+    pgbranch.drop_branch(postgres.dsn, name)
+    pgbranch.drop_branch(postgres.dsn, name)
+
+
+def test_an_unreachable_server_is_a_temporary_error_without_the_dsn() -> None:
+    dsn = "postgresql://admin:hunter2@127.0.0.1:1/postgres"
+    with pytest.raises(pgbranch.BranchError) as e:
+        pgbranch.create_branch(dsn, "pr_1", "pw")
+    assert e.value.temporary
+    assert "127.0.0.1:1" in str(e.value)
+    assert "hunter2" not in str(e.value)
+
+
+def test_a_missing_template_fails_before_anything_is_made(postgres: LocalPostgres, names: list[str]) -> None:
+    name = fresh(names)
+    with pytest.raises(pgbranch.BranchError, match="template database 'no_such_seed' does not exist"):
+        pgbranch.create_branch(postgres.dsn, name, "pw", template="no_such_seed")
+    with psycopg.connect(postgres.dsn) as conn:
+        assert not pgbranch.role_exists(conn, name)
+
+
+def test_branches_are_listed_by_prefix(postgres: LocalPostgres, names: list[str]) -> None:
+    name = fresh(names)
+    pgbranch.create_branch(postgres.dsn, name, "pw")
+    dbs, roles = pgbranch.list_branches(postgres.dsn, "pr_")
+    assert name in dbs
+    assert name in roles
+
+
+def test_the_dynamic_provider_creates_with_a_generated_password_and_deletes(
+    postgres: LocalPostgres, names: list[str]
+) -> None:
+    name = fresh(names)
+    provider = PostgresBranchProvider()
+    created = provider.create({"admin_dsn": postgres.dsn, "name": name})
+    assert created.id == name
+    password = created.outs["password"]
+    assert len(password) >= 32
+    connect_as(postgres, name, password, name).close()
+    diff = provider.diff(name, created.outs, {**created.outs, "template": "other"})
+    assert diff.replaces == ["template"]
+    provider.delete(name, created.outs)
+    with psycopg.connect(postgres.dsn) as conn:
+        assert not pgbranch.database_exists(conn, name)
+
+
+def test_the_provider_survives_serialization_like_pulumi_does_it() -> None:
+    import base64
+
+    import dill
+    from pulumi.dynamic.dynamic import serialize_provider
+
+    restored = dill.loads(base64.b64decode(serialize_provider(PostgresBranchProvider())))
+    assert type(restored).__name__ == "PostgresBranchProvider"
