@@ -254,7 +254,11 @@ class FakeGitHub:
         headers: dict[str, str] | None = None,
         times: int | None = None,
     ) -> Failure:
-        """Answer requests matching ``route`` (regex on ``"METHOD /path"``) with ``status``."""
+        """Answer requests matching ``route`` with ``status``.
+
+        ``route`` is a regex searched in ``"METHOD /path"``, or ``"METHOD /path?query"`` when there is a query
+        string (without the ``/api/v3`` prefix), e.g. ``r"GET /repos/o/r/pulls\\?.*\\bpage=2\\b"``.
+        """
         failure = Failure(
             route=re.compile(route),
             status=status,
@@ -288,10 +292,11 @@ class FakeGitHub:
         with self._lock:
             self._failures.clear()
 
-    def _take_failure(self, method: str, path: str) -> Failure | None:
+    def _take_failure(self, method: str, path: str, query: str) -> Failure | None:
+        target = f"{method} {path}?{query}" if query else f"{method} {path}"
         with self._lock:
             for failure in self._failures:
-                if failure.route.search(f"{method} {path}"):
+                if failure.route.search(target):
                     if failure.times is not None:
                         failure.times -= 1
                         if failure.times <= 0:
@@ -663,7 +668,7 @@ def _make_handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
             gh.requests.append(
                 RecordedRequest(self.command, path, query, {k.lower(): v for k, v in self.headers.items()}, body)
             )
-            failure = gh._take_failure(self.command, path)
+            failure = gh._take_failure(self.command, path, split.query)
             if failure is not None and failure.delay and gh._stopping.wait(failure.delay):
                 return
             if failure is not None and failure.status is not None:
