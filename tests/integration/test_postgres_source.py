@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import tempfile
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -184,15 +186,20 @@ def test_a_wrong_password_is_permanent_and_not_echoed(postgres_database: str) ->
     assert "wrong-secret" not in repr(PostgresTableSource(dsn))
 
 
-def test_the_source_recovers_when_the_server_comes_back(postgres: LocalPostgres, postgres_database: str) -> None:
-    source = PostgresTableSource(postgres_database)
-    source.ensure_table()
-    source.upsert(pr(1))
-    postgres.stop()
+def test_the_source_recovers_when_the_server_comes_back() -> None:
+    # A server of its own: stopping the shared one would cut other tests' connections.
+    server = LocalPostgres(Path(tempfile.mkdtemp(prefix="prenv-pg-restart-")))
+    server.start()
     try:
+        source = PostgresTableSource(server.dsn)
+        source.ensure_table()
+        source.upsert(pr(1))
+        server.stop()
+
         with pytest.raises(SourceUnavailable):
             source.list_open()
-    finally:
-        postgres.start()
 
-    assert [p.number for p in source.list_open()] == [1]
+        server.start()
+        assert [p.number for p in source.list_open()] == [1]
+    finally:
+        server.remove()
