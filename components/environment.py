@@ -44,20 +44,9 @@ class PreviewEnvironment(pulumi.ComponentResource):
         labels = naming.labels(cfg.pr.pr, cfg.pr.sha, cfg.pr.author, args.created_at, t.ttl)
         ns_labels = {k: v for k, v in labels.items() if k != naming.LABEL_SHA}
         common = {k: v for k, v in ns_labels.items() if k != naming.LABEL_CREATED_AT}
-        ns = PreviewNamespace(
-            f"{name}-namespace",
-            PreviewNamespaceArgs(
-                name=cfg.namespace,
-                labels=ns_labels,
-                quota=t.quota,
-                limits=t.limits,
-                ingress_namespace=t.ingress.controller_namespace,
-            ),
-            pulumi.ResourceOptions(parent=self),
-        )
-        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
-
-        database_secret: pulumi.Output[str] | None = None
+        # The database comes first: it is the step most likely to fail (an unreachable server), and failing
+        # before anything is created in the cluster leaves nothing half-made.
+        db: PreviewDatabase | None = None
         self.database = pulumi.Output.from_input(None)
         if t.database.enabled:
             if args.admin_dsn is None:
@@ -74,6 +63,22 @@ class PreviewEnvironment(pulumi.ComponentResource):
                 ),
                 pulumi.ResourceOptions(parent=self),
             )
+            self.database = db.database
+        ns = PreviewNamespace(
+            f"{name}-namespace",
+            PreviewNamespaceArgs(
+                name=cfg.namespace,
+                labels=ns_labels,
+                quota=t.quota,
+                limits=t.limits,
+                ingress_namespace=t.ingress.controller_namespace,
+            ),
+            pulumi.ResourceOptions(parent=self, depends_on=[db] if db else []),
+        )
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
+
+        database_secret: pulumi.Output[str] | None = None
+        if db is not None:
             secret = k8s.core.v1.Secret(
                 f"{name}-database-secret",
                 metadata=k8s.meta.v1.ObjectMetaArgs(name=DATABASE_SECRET, namespace=ns.name, labels=common),
@@ -81,7 +86,6 @@ class PreviewEnvironment(pulumi.ComponentResource):
                 opts=in_ns,
             )
             database_secret = secret.metadata.name
-            self.database = db.database
 
         env_secret: pulumi.Output[str] | None = None
         if args.app_secrets is not None:

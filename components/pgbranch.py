@@ -23,7 +23,7 @@ from psycopg.conninfo import conninfo_to_dict
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10
-TEMPLATE_BUSY_RETRIES = 10
+TEMPLATE_BUSY_RETRIES = 8
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
@@ -105,6 +105,7 @@ def create_branch(
     with _admin(admin_dsn) as conn:
         if template and not database_exists(conn, template):
             raise BranchError(f"template database {template!r} does not exist on {host}:{port}")
+        role_created = False
         if role_exists(conn, name):
             conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(ident, sql.Literal(password)))
         else:
@@ -113,9 +114,16 @@ def create_branch(
                     ident, sql.Literal(password)
                 )
             )
+            role_created = True
         created = False
         if not database_exists(conn, name):
-            _create_database(conn, name, template)
+            try:
+                _create_database(conn, name, template)
+            except (BranchError, psycopg.Error):
+                # Never leave a role without its database: undo what this call made, then report.
+                if role_created:
+                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
+                raise
             created = True
         conn.execute(sql.SQL("REVOKE CONNECT, TEMPORARY ON DATABASE {} FROM PUBLIC").format(ident))
         conn.execute(sql.SQL("GRANT CONNECT, TEMPORARY ON DATABASE {} TO {}").format(ident, ident))

@@ -4,5 +4,6 @@ pytest_plugins = [
     "tests.fixtures.toolchain",
     "tests.fixtures.cluster",
     "tests.fixtures.postgres",
+    "tests.fixtures.preview",
     "tests.fixtures.github",
 ]

@@ -163,3 +163,19 @@ def test_the_provider_survives_serialization_like_pulumi_does_it() -> None:
 
     restored = dill.loads(base64.b64decode(serialize_provider(PostgresBranchProvider())))
     assert type(restored).__name__ == "PostgresBranchProvider"
+
+
+def test_a_failed_create_database_leaves_no_role_behind(postgres: LocalPostgres, names: list[str]) -> None:
+    name = fresh(names)
+    busy = f"busy_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(busy)))
+    holder = psycopg.connect(postgres.dsn_for(busy))  # a session on the template makes CREATE … TEMPLATE fail
+    try:
+        with pytest.raises(pgbranch.BranchError, match="in use"):
+            pgbranch.create_branch(postgres.dsn, name, "pw", template=busy)
+    finally:
+        holder.close()
+    with psycopg.connect(postgres.dsn) as conn:
+        assert not pgbranch.role_exists(conn, name)
+        assert not pgbranch.database_exists(conn, name)
