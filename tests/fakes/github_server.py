@@ -117,7 +117,9 @@ class FakeGitHub:
         self._server = server
         self.port = server.server_address[1]
         self._stopping.clear()
-        self._thread = threading.Thread(target=server.serve_forever, name="fake-github", daemon=True)
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-github", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -429,6 +431,45 @@ def _get_pull(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: A
     repo = gh._repo_or_404(m)
     pr = repo.pulls.get(int(m["n"])) if repo else None
     return _Response(200, copy.deepcopy(pr)) if pr else _not_found()
+
+
+@_route("GET", _REPO + r"/issues/(?P<n>\d+)")
+def _get_issue(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    """A PR seen as an issue, as GitHub serves it (comments and labels hang off the issue)."""
+    repo = gh._repo_or_404(m)
+    pr = repo.pulls.get(int(m["n"])) if repo else None
+    if repo is None or pr is None:
+        return _not_found()
+    issue = {
+        key: copy.deepcopy(pr.get(key))
+        for key in (
+            "id",
+            "node_id",
+            "number",
+            "title",
+            "user",
+            "labels",
+            "state",
+            "locked",
+            "body",
+            "created_at",
+            "updated_at",
+            "closed_at",
+            "author_association",
+            "draft",
+        )
+    }
+    issue.update(
+        {
+            "url": pr["issue_url"],
+            "html_url": pr["html_url"],
+            "comments_url": pr["comments_url"],
+            "repository_url": f"{gh.base_url}/repos/{repo.full_name}",
+            "comments": len(repo.comments.get(pr["number"], [])),
+            "pull_request": {"url": pr["url"], "html_url": pr["html_url"]},
+        }
+    )
+    return _Response(200, issue)
 
 
 @_route("GET", _REPO + r"/issues/(?P<n>\d+)/labels")
