@@ -145,6 +145,15 @@ class AutomationGateway:
             except auto.CommandError as e:
                 raise StackOperationError(name, f"stack rm failed: {summarize(e)}", temporary=True) from None
 
+    def deploy_shared(self) -> dict[str, str]:
+        """Deploy the cluster-wide ``shared`` stack (once per cluster); returns its plain outputs."""
+        stack = self._select("shared", create=True)
+        try:
+            result = stack.up(on_output=_PrLogger(0).output, color="never", suppress_progress=True)
+        except auto.CommandError as e:
+            raise StackOperationError("shared", f"up failed: {summarize(e)}", temporary=_temporary(e)) from None
+        return {k: str(v.value) for k, v in result.outputs.items() if not v.secret}
+
     # -- helpers ---------------------------------------------------------------------------------------------
 
     def _workspace(self) -> auto.LocalWorkspace:
