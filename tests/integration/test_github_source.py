@@ -127,6 +127,16 @@ def test_bad_credentials_are_a_permanent_source_error(fake_github: FakeGitHub) -
     assert "bad credentials" in str(caught.value)
 
 
+def test_a_forbidden_listing_that_is_not_a_rate_limit_is_permanent(fake_github: FakeGitHub) -> None:
+    fake_github.add_pull(REPO, 1)
+    fake_github.fail(PULLS, 403, message="Resource not accessible by integration")
+
+    with pytest.raises(SourceError, match="HTTP 403") as caught:
+        source(fake_github).list_open()
+
+    assert not isinstance(caught.value, SourceUnavailable)
+
+
 def test_a_rate_limit_is_temporary_with_the_delay_until_reset(fake_github: FakeGitHub) -> None:
     fake_github.add_pull(REPO, 1)
     fake_github.rate_limit(PULLS, reset_in=300)
@@ -140,6 +150,27 @@ def test_a_rate_limit_is_temporary_with_the_delay_until_reset(fake_github: FakeG
     assert caught.value.delay is not None and 290 <= caught.value.delay <= 300
     assert fake_github.calls("GET", PULLS) == 1
     assert gh.rate_limit is not None and gh.rate_limit.remaining == 0
+
+
+@pytest.mark.parametrize(
+    ("status", "message"),
+    [
+        (403, "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."),
+        (429, "Too Many Requests"),
+    ],
+    ids=["secondary rate limit", "HTTP 429"],
+)
+def test_a_limit_with_retry_after_is_temporary_with_that_delay(
+    fake_github: FakeGitHub, status: int, message: str
+) -> None:
+    fake_github.add_pull(REPO, 1)
+    fake_github.fail(PULLS, status, message=message, headers={"Retry-After": "42"})
+
+    with pytest.raises(SourceUnavailable, match="rate limited") as caught:
+        source(fake_github, retries=2).list_open()
+
+    assert caught.value.delay == 42
+    assert fake_github.calls("GET", PULLS) == 1
 
 
 def test_a_rate_limit_on_a_later_page_fails_the_whole_listing(fake_github: FakeGitHub) -> None:
