@@ -61,7 +61,7 @@ def parse_record(raw: Mapping[str, object]) -> PullRequest:
     labels = raw.get("labels", ())
     if labels is None:
         labels = ()
-    if isinstance(labels, str | bytes) or not isinstance(labels, Iterable):
+    if isinstance(labels, str | bytes | Mapping) or not isinstance(labels, Iterable):
         raise InvalidRecord("labels must be a list of strings")
     label_set = frozenset(_text(f"label {i}", value, required=True) for i, value in enumerate(labels))
     return PullRequest(
