@@ -174,3 +174,59 @@ def _human(seconds: int) -> str:
 def main() -> None:
     _mount()
     app()
+
+
+@app.command()
+def gc(
+    apply_: bool = typer.Option(False, "--apply", help="Remove what is listed."),
+    config: Path | None = CONFIG_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """List prenv namespaces, databases and roles without a stack, and stacks without an open PR."""
+    from prenv import gc as sweep
+    from prenv.errors import SourceError
+
+    with _errors():
+        d = _driver(config)
+        core = _core_api()
+        stacks = frozenset(s.pr for s in d.gateway.list_stacks())
+        admin = d.settings.database.admin_dsn.get_secret_value() if d.settings.database.admin_dsn else None
+        dbs: list[str] = []
+        roles: list[str] = []
+        if admin and d.template.database.enabled:
+            from components import pgbranch
+
+            try:
+                dbs, roles = pgbranch.list_branches(admin, d.template.database.name_prefix)
+            except pgbranch.BranchError as e:
+                raise PrenvError(str(e)) from None
+        try:
+            open_prs: frozenset[int] | None = frozenset(p.number for p in d.reconciler.source.list_open())
+        except SourceError:
+            open_prs = None
+        inventory = sweep.Inventory(
+            stacks=stacks,
+            namespaces=sweep.prenv_namespaces(core),
+            databases=tuple(dbs),
+            roles=tuple(roles),
+            open_prs=open_prs,
+        )
+        orphans = sweep.find_orphans(inventory, d.template.database.name_prefix)
+        done = sweep.apply(orphans, core_api=core, admin_dsn=admin, destroy_stack=d.gateway.destroy) if apply_ else []
+    if as_json:
+        print(json.dumps({**orphans.as_dict(), "removed": done}))
+        return
+    if orphans.empty():
+        err.print("no orphans")
+    for kind, items in orphans.as_dict().items():
+        for item in items:
+            err.print(f"{kind}: {item}")
+    for line in done:
+        err.print(f"[green]{line}[/green]")
+
+
+def _core_api() -> Any:
+    from kubernetes import client, config
+
+    config.load_kube_config()
+    return client.CoreV1Api()
