@@ -9,6 +9,7 @@ import sys
 from prenv.errors import ToolError
 from prenv.toolchain.build import build
 from prenv.toolchain.env import shell_exports
+from prenv.toolchain.recipes.pulumi_cli import engine_version
 from prenv.toolchain.status import tool_statuses
 from prenv.toolchain.versions import check_installed_sdks, load_pins
 
@@ -42,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
 def _status() -> None:
     pins = load_pins()
     print(
-        f"pins: pulumi=={pins.pulumi} (engine {pins.engine}), pulumi-kubernetes=={pins.pulumi_kubernetes}, "
+        f"pins: pulumi=={pins.pulumi} (engine {engine_version(pins)}), pulumi-kubernetes=={pins.pulumi_kubernetes}, "
         f"kubernetes {pins.kubernetes}, etcd {pins.etcd}, kwok {pins.kwok}"
     )
     rows = tool_statuses(pins)

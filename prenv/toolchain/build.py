@@ -13,6 +13,7 @@ from typing import TextIO
 
 from prenv.toolchain import cache
 from prenv.toolchain.recipes import select
+from prenv.toolchain.recipes.pulumi_cli import engine_version
 from prenv.toolchain.runner import Runner
 from prenv.toolchain.status import verify
 from prenv.toolchain.versions import load_pins
@@ -26,9 +27,9 @@ def build(names: list[str], out: TextIO | None = None) -> Runner:
     runner = Runner(out)
     started = time.monotonic()
     runner.note(f"tool cache: {cache.cache_dir()}")
-    if pins.engine != pins.pulumi:
+    if engine_version(pins) != pins.pulumi:
         runner.note(
-            f"note: building pulumi engine {pins.engine} for SDK pin {pins.pulumi} "
+            f"note: pulumi engine {pins.engine} for SDK pin {pins.pulumi} "
             "(the pin's engine source is not served; see docs/toolchain.md)"
         )
     for recipe in select(names, pins):

@@ -17,6 +17,7 @@ from prenv.errors import ToolError
 from prenv.toolchain import cache
 from prenv.toolchain.env import pulumi_env
 from prenv.toolchain.recipes import all_recipes
+from prenv.toolchain.recipes.pulumi_cli import engine_version
 from prenv.toolchain.versions import Pins, check_plugin_version
 
 
@@ -53,7 +54,7 @@ def tool_statuses(pins: Pins) -> list[ToolStatus]:
     return rows
 
 
-def engine_version() -> str:
+def reported_engine_version() -> str:
     """What the toolchain's ``pulumi version`` prints, without the leading ``v``."""
     out = _pulumi("version")
     return out.strip().lstrip("v")
@@ -68,9 +69,9 @@ def installed_plugins() -> list[tuple[str, str, str]]:
 def verify(pins: Pins, keys: list[str]) -> None:
     """Raise ToolError naming the first engine-side tool whose version differs from its pin."""
     if "pulumi" in keys:
-        got = engine_version()
-        if got != pins.engine:
-            raise ToolError(f"pulumi reports {got} but {pins.engine} is expected (pulumi=={pins.pulumi})")
+        got, expected = reported_engine_version(), engine_version(pins)
+        if got != expected:
+            raise ToolError(f"pulumi reports {got} but {expected} is expected (pulumi=={pins.pulumi})")
     if "language-python" in keys:
         stamp = cache.read_stamp(cache.tool_dir("pulumi-language-python", pins.pulumi))
         if stamp is not None:

@@ -68,10 +68,11 @@ def test_a_stamp_for_another_version_does_not_count_as_built(empty_cache: Path) 
     assert not recipe.is_built()
 
 
-def test_build_selection_follows_build_order_and_accepts_tool_or_recipe_names() -> None:
+def test_build_selection_follows_build_order_accepts_tool_or_recipe_names_and_adds_needs() -> None:
     pins = load_pins()
     keys = [r.key for r in select(["kube-scheduler", "pulumi", "etcd"], pins)]
     assert keys == ["etcd", "pulumi", "kube"]
+    assert [r.key for r in select(["pulumi-resource-kubernetes"], pins)] == ["pulumi", "kubernetes-provider"]
     assert [r.key for r in select([], pins)] == [
         "etcd",
         "kwok",

@@ -19,6 +19,8 @@ from prenv.toolchain.versions import Pins
 __all__ = ["Built", "Recipe", "all_recipes", "recipe_for", "select"]
 
 ORDER: tuple[type[Recipe], ...] = (Etcd, Kwok, PulumiCli, LanguageHost, KubernetesProvider, Kube)
+# Recipes that need another one in place first (bundling next to the engine, installing with it).
+NEEDS: dict[str, tuple[str, ...]] = {"language-python": ("pulumi",), "kubernetes-provider": ("pulumi",)}
 
 
 def all_recipes(pins: Pins) -> list[Recipe]:
@@ -39,4 +41,5 @@ def select(names: list[str], pins: Pins) -> list[Recipe]:
     if not names:
         return all_recipes(pins)
     wanted = {recipe_for(n, pins).key for n in names}
+    wanted |= {need for key in list(wanted) for need in NEEDS.get(key, ())}
     return [r for r in all_recipes(pins) if r.key in wanted]

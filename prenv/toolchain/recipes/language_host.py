@@ -21,6 +21,7 @@ from prenv.errors import ToolError
 from prenv.toolchain import cache
 from prenv.toolchain.goenv import download, go_binary, go_env, ldflags
 from prenv.toolchain.recipes.base import Recipe, install_file
+from prenv.toolchain.recipes.pulumi_cli import engine_version
 from prenv.toolchain.runner import Runner, StepResult
 
 SDK = "github.com/pulumi/pulumi/sdk/v3"
@@ -98,7 +99,7 @@ class LanguageHost(Recipe):
 
     def publish(self) -> None:
         here = self.binary(HOST).parent
-        engine_dir = cache.tool_dir("pulumi", self.pins.engine)
+        engine_dir = cache.tool_dir("pulumi", engine_version(self.pins))
         engine = engine_dir / "pulumi"
         bundle = engine.exists() and not engine.is_symlink()
         for name in self.files():

@@ -5,7 +5,8 @@ those are ignored, so a wrapper module requires pkg/v3 and sdk/v3 at the same re
 non-local replaces of both. The version ldflag matters: without it ``pulumi version`` prints nothing and
 the Automation API refuses the binary.
 
-Fastest path first: a ``pulumi`` already on PATH that reports the wanted version is linked, not built.
+Fastest path first: a ``pulumi`` already on PATH that reports the SDK pin (or, failing that, the
+version we would build) is linked, not built.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from prenv.toolchain.goenv import (
 )
 from prenv.toolchain.recipes.base import Recipe
 from prenv.toolchain.runner import Runner, StepResult
+from prenv.toolchain.versions import Pins
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +43,10 @@ VERSION_VAR = "github.com/pulumi/pulumi/sdk/v3/go/common/version.Version"
 class PulumiCli(Recipe):
     key = "pulumi"
     _external: Path | None = None
+    _version: str | None = None
 
     def version(self) -> str:
-        return self.pins.engine
+        return self._version or engine_version(self.pins)
 
     def tool_names(self) -> tuple[str, ...]:
         return ("pulumi",)
@@ -54,12 +57,13 @@ class PulumiCli(Recipe):
         return f"{PKG}@v{self.version()}"
 
     def build(self, runner: Runner) -> StepResult | None:
-        external = find_external_pulumi(self.version())
-        if external is not None:
-            self._external = external
-            cache.link(external, self.binary("pulumi"))
-            runner.note(f"pulumi {self.version()}: using {external} (already on PATH at this version)")
-            return None
+        for wanted in dict.fromkeys((self.pins.pulumi, self.pins.engine)):
+            external = find_external_pulumi(wanted)
+            if external is not None:
+                self._external, self._version = external, wanted
+                cache.link(external, self.binary("pulumi"))
+                runner.note(f"pulumi {wanted}: using {external} (already on PATH at this version)")
+                return None
         v = f"v{self.version()}"
         pkg = parse_go_mod(download(runner, PKG, v).go_mod.read_text(encoding="utf-8"))
         sdk = parse_go_mod(download(runner, SDK, v).go_mod.read_text(encoding="utf-8"))
@@ -84,6 +88,13 @@ class PulumiCli(Recipe):
             cwd=work,
             env=go_env(),
         )
+
+
+def engine_version(pins: Pins) -> str:
+    """The engine in use: the SDK pin when the cache has it (e.g. linked from PATH), else the buildable one."""
+    if cache.read_stamp(cache.tool_dir("pulumi", pins.pulumi)) is not None:
+        return pins.pulumi
+    return pins.engine
 
 
 def wrapper_go_mod(version: str, pkg: GoMod, sdk: GoMod, go: str) -> str:
