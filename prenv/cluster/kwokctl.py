@@ -99,7 +99,7 @@ def resolve_toolset(tool_path: ToolPath | None = None) -> Toolset:
     find = tool_path or _default_tool_path
     kube_apiserver = find("kube-apiserver")
     kwok = find("kwok")
-    stages = stage_configs(kwok.parent)
+    stages = stage_configs(kwok.resolve().parent)
     check_stages(kwok, stages)
     return Toolset(
         kwokctl=find("kwokctl"),
@@ -163,16 +163,47 @@ def check_stages(kwok: Path, stages: tuple[Path, ...]) -> None:
         )
 
 
+STAGE_SET = Path("stages") / "fast"
+"""kwok's default behaviour (node-initialize, node-heartbeat-with-lease, pod-ready, pod-complete, pod-delete), as
+the toolchain copies kwok's ``kustomize/stage`` tree next to the binary."""
+
+
 def stage_configs(directory: Path) -> tuple[Path, ...]:
-    """KWOK Stage documents shipped next to the kwok binary (kwok >= 0.8 no longer embeds default stages)."""
-    found = []
-    for path in sorted(directory.glob("*.y*ml")):
-        try:
-            if _STAGE_RE.search(path.read_text()):
-                found.append(path)
-        except (OSError, UnicodeDecodeError):
-            continue
-    return tuple(found)
+    """KWOK Stage files for the kwok binary in ``directory`` (kwok >= 0.8 no longer embeds default stages).
+
+    The ``stages/fast`` kustomization if it is there (its ``resources`` followed, no kustomize needed), else
+    any Stage document directly next to the binary.
+    """
+    if (directory / STAGE_SET / "kustomization.yaml").is_file():
+        return tuple(p for p in _kustomize_resources(directory / STAGE_SET) if _is_stage(p))
+    return tuple(p for p in sorted(directory.glob("*.y*ml")) if _is_stage(p))
+
+
+def _kustomize_resources(directory: Path, seen: frozenset[Path] = frozenset()) -> list[Path]:
+    directory = directory.resolve()
+    if directory in seen:
+        return []
+    try:
+        document = yaml.safe_load((directory / "kustomization.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ToolError(f"kwok: cannot read stages from {directory / 'kustomization.yaml'}") from e
+    files: list[Path] = []
+    for entry in document.get("resources") or []:
+        path = directory / str(entry)
+        if path.is_dir():
+            files += _kustomize_resources(path, seen | {directory})
+        elif path.is_file():
+            files.append(path.resolve())
+        else:
+            raise ToolError(f"kwok: {path} is listed in {directory / 'kustomization.yaml'} but missing")
+    return files
+
+
+def _is_stage(path: Path) -> bool:
+    try:
+        return bool(_STAGE_RE.search(path.read_text()))
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def environment(layout: ClusterLayout, tools: Toolset, base: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -165,3 +165,30 @@ def test_kwok_0_7_brings_its_own_stages(bindir: Path) -> None:
     _script(bindir / "kwok", 'echo "kwok version v0.7.0 go1.24"')
     (bindir / "stage-fast.yaml").unlink()
     assert _tools(bindir).stage_configs == ()
+
+
+def test_the_fast_stage_set_is_followed_through_its_kustomizations(tmp_path: Path) -> None:
+    stages = tmp_path / "stages"
+    for path, body in {
+        "fast/kustomization.yaml": "resources:\n- ../node/fast\n- ../pod/fast\n",
+        "node/fast/kustomization.yaml": "resources:\n- node-initialize.yaml\n",
+        "node/fast/node-initialize.yaml": "kind: Stage\n",
+        "pod/fast/kustomization.yaml": "resources:\n- pod-ready.yaml\n- pod-delete.yaml\n",
+        "pod/fast/pod-ready.yaml": "kind: Stage\n",
+        "pod/fast/pod-delete.yaml": "kind: Stage\n",
+        "pod/chaos/pod-failed.yaml": "kind: Stage\n",
+    }.items():
+        (stages / path).parent.mkdir(parents=True, exist_ok=True)
+        (stages / path).write_text(body)
+    assert [p.relative_to(stages.resolve()).as_posix() for p in kwokctl.stage_configs(tmp_path)] == [
+        "node/fast/node-initialize.yaml",
+        "pod/fast/pod-ready.yaml",
+        "pod/fast/pod-delete.yaml",
+    ]
+
+
+def test_a_kustomization_naming_a_missing_file_is_a_tool_error(tmp_path: Path) -> None:
+    (tmp_path / "stages" / "fast").mkdir(parents=True)
+    (tmp_path / "stages" / "fast" / "kustomization.yaml").write_text("resources:\n- gone.yaml\n")
+    with pytest.raises(ToolError, match="missing"):
+        kwokctl.stage_configs(tmp_path)
