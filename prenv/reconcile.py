@@ -148,6 +148,22 @@ class Reconciler:
         desired, filtered = self.desired()
         actual = self.gateway.list_stacks()
         plan = make_plan(desired, actual, max_teardowns=self.settings.max_teardowns_per_cycle, only=only)
+        if desired is not None and plan.of(ActionKind.DESTROY):
+            # A paginated listing is no snapshot: a PR can drop out of one listing while others close. Destroy only
+            # what a second listing confirms is gone (one extra request, only in cycles that would destroy).
+            again, _ = self.desired()
+            if again is None:
+                plan = make_plan(None, actual, max_teardowns=0, only=only)
+                return plan, False, filtered
+            seen = {d.pr.number for d in again}
+            plan = Plan(
+                tuple(
+                    Action(ActionKind.UNCHANGED, a.pr, "absent from one listing only: keeping it for now")
+                    if a.kind is ActionKind.DESTROY and a.pr in seen
+                    else a
+                    for a in plan.actions
+                )
+            )
         return plan, desired is not None, filtered
 
     def sync(self, *, dry_run: bool = False, only: int | None = None) -> CycleResult:

@@ -209,3 +209,30 @@ def test_prs_whose_image_is_missing_wait() -> None:
     result = r.sync()
     assert [a.pr for a in result.plan.actions if a.kind is ActionKind.WAIT] == [1]
     assert set(gateway.stacks) == {2}
+
+
+def test_a_pr_missing_from_one_listing_only_is_not_destroyed() -> None:
+    class Flaky(FakeSource):
+        def list_open(self) -> list[PullRequest]:
+            prs = super().list_open()
+            return [p for p in prs if p.number != 2] if self.calls == 1 else prs
+
+    gateway = FakeGateway(stacks={1: stack(1), 2: stack(2)})
+    result = reconciler(Flaky([pr(1), pr(2)]), gateway).sync()
+    assert result.plan.of(ActionKind.DESTROY) == []
+    assert set(gateway.stacks) == {1, 2}
+
+
+def test_a_source_failing_on_the_confirming_listing_destroys_nothing() -> None:
+    class FailsSecondTime(FakeSource):
+        def list_open(self) -> list[PullRequest]:
+            prs = super().list_open()
+            if self.calls == 2:
+                raise SourceUnavailable("timeout")
+            return prs
+
+    gateway = FakeGateway(stacks={1: stack(1), 2: stack(2)})
+    result = reconciler(FailsSecondTime([pr(1)]), gateway).sync()
+    assert result.plan.of(ActionKind.DESTROY) == []
+    assert not result.source_ok
+    assert set(gateway.stacks) == {1, 2}
