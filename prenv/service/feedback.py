@@ -1,0 +1,347 @@
+"""Telling the pull request what happened to its environment: one comment kept up to date, and Deployments.
+
+Why these two: the comment is what reviewers read (status, URL, commit, last error); GitHub Deployments put the
+environment on the PR's timeline and in the "Environments" panel with a "View deployment" button.
+
+* One comment per PR, created once and edited in place; ours is found again by a hidden marker at its start
+  (``<!-- prenv:preview -->``), optionally only among comments by ``bot_login``, so a restart does not add a
+  second one.
+* A Deployment for environment ``pr-<n>`` per deployed commit, with statuses ``in_progress`` while deploying,
+  ``success`` with ``environment_url``, ``failure``, and ``inactive`` on teardown.
+* Text that comes from the PR (title, branch) is shown in Markdown code spans, which GitHub renders literally: no
+  links, mentions, HTML or references can be injected. Errors arrive already free of secrets (prenv.errors).
+* Feedback is best effort: a GitHub failure is logged (status code only) and never fails or delays a reconcile
+  beyond its own bounded retries.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import requests
+from github import Auth, Github, GithubException
+from github.Deployment import Deployment
+from github.Repository import Repository
+from urllib3.util.retry import Retry
+
+from prenv import naming
+from prenv.model import PullRequest
+
+logger = logging.getLogger(__name__)
+
+MARKER = "<!-- prenv:preview -->"
+_MAX_TEXT = 200  # characters of PR-derived text shown
+_MAX_ERROR = 1000
+_MAX_DESCRIPTION = 140  # GitHub's limit for a deployment status description
+_SAFE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]+")
+
+
+class Phase(enum.StrEnum):
+    DEPLOYING = "deploying"
+    READY = "ready"
+    FAILED = "failed"
+    TORN_DOWN = "torn-down"
+    TEARDOWN_FAILED = "teardown-failed"
+
+
+@dataclass(frozen=True, slots=True)
+class Report:
+    """One thing to tell PR ``pr``.
+
+    ``pull`` is the PR as last seen (None for a teardown, whose PR may be gone from the source); ``error`` is a
+    secret-free summary; ``reason`` says why an environment was torn down.
+    """
+
+    pr: int
+    phase: Phase
+    at: datetime
+    pull: PullRequest | None = None
+    url: str | None = None
+    error: str | None = None
+    reason: str | None = None
+
+
+class Feedback(Protocol):
+    def report(self, report: Report) -> None:
+        """Tell the PR. Must not raise; called from operation threads, possibly for several PRs at once."""
+        ...
+
+
+class NullFeedback:
+    """For sources without a place to write back (the file source, PostgreSQL table)."""
+
+    def report(self, report: Report) -> None:
+        logger.debug("PR %s: %s", report.pr, report.phase.value)
+
+
+# --- rendering ------------------------------------------------------------------------------------------------
+
+
+def code_span(text: str, limit: int = _MAX_TEXT) -> str:
+    """``text`` as a Markdown code span that renders literally, whatever it contains."""
+    clean = _CONTROL.sub(" ", text).strip()
+    if len(clean) > limit:
+        clean = clean[: limit - 1] + "…"
+    if not clean:
+        return "(empty)"
+    longest = max((len(run) for run in re.findall(r"`+", clean)), default=0)
+    fence = "`" * (longest + 1)
+    return f"{fence} {clean} {fence}"
+
+
+def _link(url: str | None) -> str:
+    if not url:
+        return "(none yet)"
+    return f"<{url}>" if _SAFE_URL.fullmatch(url) else code_span(url)
+
+
+_HEADLINES = {
+    Phase.DEPLOYING: "⏳ deploying",
+    Phase.READY: "✅ ready",
+    Phase.FAILED: "❌ deployment failed",
+    Phase.TORN_DOWN: "🗑️ torn down",
+    Phase.TEARDOWN_FAILED: "⚠️ teardown failed",
+}
+
+
+def render_comment(report: Report, pull: PullRequest | None, url: str | None) -> str:
+    """The whole comment body for the PR's latest state."""
+    lines = [
+        MARKER,
+        f"### Preview environment `{naming.stack_name(report.pr)}`: {_HEADLINES[report.phase]}",
+        "",
+    ]
+    if report.phase in (Phase.TORN_DOWN, Phase.TEARDOWN_FAILED):
+        lines.append(f"- **Why:** {code_span(report.reason or 'the PR was closed or no longer matches the filters')}")
+    else:
+        lines.append(f"- **URL:** {_link(url)}")
+    if pull is not None:
+        lines += [
+            f"- **Commit:** {code_span(pull.sha[:12])}",
+            f"- **Branch:** {code_span(pull.branch)}",
+            f"- **Title:** {code_span(pull.title)}",
+        ]
+    lines.append(f"- **Updated:** {report.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+    if report.error and report.phase in (Phase.FAILED, Phase.TEARDOWN_FAILED):
+        lines += ["", "**Error:**", "", _fenced(report.error)]
+    lines += ["", "<sub>Maintained by prenv; this comment is edited in place.</sub>"]
+    return "\n".join(lines)
+
+
+def _fenced(text: str) -> str:
+    clean = text if len(text) <= _MAX_ERROR else text[: _MAX_ERROR - 1] + "…"
+    longest = max((len(run) for run in re.findall(r"`+", clean)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}text\n{clean}\n{fence}"
+
+
+def _description(text: str) -> str:
+    clean = _CONTROL.sub(" ", text)
+    return clean if len(clean) <= _MAX_DESCRIPTION else clean[: _MAX_DESCRIPTION - 1] + "…"
+
+
+# --- GitHub ---------------------------------------------------------------------------------------------------
+
+
+class GitHubFeedback:
+    """Comments and Deployments through PyGithub.
+
+    Args:
+        repository: ``owner/name``.
+        auth: PyGithub credentials (a token or an app installation), built by the caller from env or files.
+        base_url: API root (GitHub Enterprise: ``https://<host>/api/v3``).
+        bot_login: when set, only comments by this login are considered ours.
+        health_check: called with the environment URL before announcing success; False turns it into a failure.
+        timeout, retries: per request, as for the GitHub source.
+    """
+
+    def __init__(
+        self,
+        repository: str,
+        auth: Auth.Auth | None,
+        *,
+        base_url: str = "https://api.github.com",
+        bot_login: str | None = None,
+        health_check: Callable[[str], bool] | None = None,
+        timeout: int = 10,
+        retries: int = 2,
+    ) -> None:
+        self.repository = repository
+        self.bot_login = bot_login
+        self.health_check = health_check
+        retry = Retry(
+            total=retries,
+            connect=retries,
+            read=retries,
+            status=retries,
+            other=0,
+            backoff_factor=0.2,
+            backoff_max=2.0,
+            status_forcelist=(502, 503, 504),
+            allowed_methods=frozenset({"GET", "HEAD"}),
+            respect_retry_after_header=False,
+            raise_on_status=False,
+            raise_on_redirect=False,
+        )
+        self._github = Github(
+            auth=auth, base_url=base_url.rstrip("/"), timeout=timeout, retry=retry, seconds_between_writes=None
+        )
+        self._guard = threading.Lock()
+        self._locks: dict[int, threading.Lock] = {}
+        self._comments: dict[int, int] = {}  # PR -> our comment id
+        self._deployments: dict[int, int] = {}  # PR -> deployment id of the commit being/last deployed
+        self._pulls: dict[int, PullRequest] = {}  # PR -> as last seen, for the teardown comment
+        self._urls: dict[int, str] = {}
+
+    def __repr__(self) -> str:
+        return f"GitHubFeedback({self.repository!r})"
+
+    def close(self) -> None:
+        self._github.close()
+
+    def report(self, report: Report) -> None:
+        with self._lock_of(report.pr):
+            try:
+                self._report(report)
+            except Exception:  # the top of a listener: feedback never breaks an operation
+                logger.exception("PR %s: feedback failed", report.pr)
+
+    def _report(self, report: Report) -> None:
+        if report.pull is not None:
+            self._pulls[report.pr] = report.pull
+        if report.url:
+            self._urls[report.pr] = report.url
+        if report.phase is Phase.READY and report.url and self.health_check is not None:
+            self._update(
+                report.pr, Report(report.pr, Phase.DEPLOYING, report.at, report.pull, report.url), deploy=False
+            )
+            if not self.health_check(report.url):
+                report = Report(
+                    report.pr,
+                    Phase.FAILED,
+                    datetime.now(UTC),
+                    report.pull,
+                    report.url,
+                    error="the environment did not answer HTTP 200 before the health check timed out",
+                )
+        self._update(report.pr, report, deploy=True)
+
+    def _update(self, pr: int, report: Report, *, deploy: bool) -> None:
+        pull = self._pulls.get(pr)
+        url = self._urls.get(pr)
+        repo = self._github.get_repo(self.repository, lazy=True)
+        if deploy:
+            with self._best_effort(pr, "deployment status"):
+                self._deployment_status(repo, report, pull, url)
+        with self._best_effort(pr, "comment"):
+            self._comment(repo, pr, render_comment(report, pull, url))
+        if report.phase is Phase.TORN_DOWN:
+            for memory in (self._pulls, self._urls, self._deployments):
+                memory.pop(pr, None)
+
+    # --- the comment -----------------------------------------------------------------------------------------
+
+    def _comment(self, repo: Repository, pr: int, body: str) -> None:
+        issue = repo.get_issue(pr)
+        known = self._comments.get(pr)
+        if known is not None:
+            try:
+                issue.get_comment(known).edit(body)
+                return
+            except GithubException as e:
+                if e.status != 404:
+                    raise
+                self._comments.pop(pr, None)  # deleted by someone: find or create another
+        for comment in issue.get_comments():
+            if comment.body and comment.body.startswith(MARKER) and self._ours(comment.user.login):
+                comment.edit(body)
+                self._comments[pr] = comment.id
+                return
+        self._comments[pr] = issue.create_comment(body).id
+
+    def _ours(self, login: str | None) -> bool:
+        return self.bot_login is None or login == self.bot_login
+
+    # --- deployments -----------------------------------------------------------------------------------------
+
+    def _deployment_status(self, repo: Repository, report: Report, pull: PullRequest | None, url: str | None) -> None:
+        env = naming.stack_name(report.pr)
+        if report.phase is Phase.DEPLOYING:
+            if pull is None:
+                return
+            deployment = repo.create_deployment(
+                ref=pull.sha,
+                task="deploy",
+                auto_merge=False,
+                required_contexts=[],
+                environment=env,
+                description=_description(f"prenv preview of PR {report.pr}"),
+                transient_environment=True,
+                production_environment=False,
+            )
+            self._deployments[report.pr] = deployment.id
+            deployment.create_status("in_progress", description="deploying", environment=env)
+            return
+        if report.phase is Phase.TEARDOWN_FAILED:
+            return
+        current = self._current_deployment(repo, report.pr, pull, create=report.phase is not Phase.TORN_DOWN)
+        if current is None:
+            return
+        if report.phase is Phase.READY:
+            current.create_status(
+                "success",
+                description="ready",
+                environment=env,
+                environment_url=url or "",
+                auto_inactive=True,
+            )
+        elif report.phase is Phase.FAILED:
+            current.create_status("failure", description=_description(report.error or "failed"), environment=env)
+        else:
+            current.create_status("inactive", description=_description(report.reason or "torn down"), environment=env)
+
+    def _current_deployment(
+        self, repo: Repository, pr: int, pull: PullRequest | None, *, create: bool
+    ) -> Deployment | None:
+        known = self._deployments.get(pr)
+        if known is not None:
+            return repo.get_deployment(known)
+        for deployment in repo.get_deployments(environment=naming.stack_name(pr)):
+            self._deployments[pr] = deployment.id
+            return deployment  # newest first
+        if create and pull is not None:
+            deployment = repo.create_deployment(
+                ref=pull.sha,
+                auto_merge=False,
+                required_contexts=[],
+                environment=naming.stack_name(pr),
+                transient_environment=True,
+                production_environment=False,
+            )
+            self._deployments[pr] = deployment.id
+            return deployment
+        return None
+
+    # --- plumbing --------------------------------------------------------------------------------------------
+
+    def _lock_of(self, pr: int) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(pr, threading.Lock())
+
+    @contextmanager
+    def _best_effort(self, pr: int, what: str) -> Iterator[None]:
+        try:
+            yield
+        except GithubException as e:
+            logger.warning("PR %s: could not update the %s (HTTP %s)", pr, what, e.status)
+        except requests.RequestException as e:
+            logger.warning("PR %s: could not update the %s (%s)", pr, what, type(e).__name__)

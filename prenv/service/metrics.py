@@ -1,0 +1,125 @@
+"""Prometheus metrics of the service, in a registry of its own (tests and embedders get no global state).
+
+Values that already live elsewhere (environments by status, queue depth, the GitHub rate limit) are read at
+scrape time by a collector rather than copied into gauges, so they are never stale. Label values come from fixed
+sets (statuses, action kinds, known event names, results), never from request or PR text.
+"""
+
+from __future__ import annotations
+
+from collections import Counter as Tally
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Protocol
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from prenv.model import EnvStatus, StackState
+from prenv.reconcile import Outcome, status_of
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class RateLimitView(Protocol):
+    """What a rate limit record offers (prenv.sources.github.RateLimit)."""
+
+    @property
+    def remaining(self) -> int: ...
+
+    @property
+    def reset(self) -> datetime: ...
+
+
+class ServiceMetrics:
+    """Every metric ``/metrics`` exposes.
+
+    Args:
+        environments: the stacks as last known.
+        busy: PRs with an operation in flight (shown as ``updating``).
+        queue_depth: PRs waiting in the work queue.
+        rate_limit: the GitHub rate limit last seen, or None (another source, or no request yet).
+    """
+
+    def __init__(
+        self,
+        *,
+        environments: Callable[[], Iterable[StackState]] = tuple,
+        busy: Callable[[], Iterable[int]] = tuple,
+        queue_depth: Callable[[], int] = lambda: 0,
+        rate_limit: Callable[[], RateLimitView | None] = lambda: None,
+    ) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self.operations = Counter(
+            "prenv_operations",
+            "Stack operations by kind (create, update, destroy) and outcome (ok, failed, skipped).",
+            ["kind", "outcome"],
+            registry=self.registry,
+        )
+        self.durations = Histogram(
+            "prenv_operation_duration_seconds",
+            "Duration of attempted stack operations.",
+            ["kind"],
+            buckets=(1, 5, 15, 30, 60, 120, 300, 600, 1200, 1800, float("inf")),
+            registry=self.registry,
+        )
+        self.deliveries = Counter(
+            "prenv_webhook_deliveries",
+            "Webhook deliveries by event and result.",
+            ["event", "result"],
+            registry=self.registry,
+        )
+        self.resyncs = Counter(
+            "prenv_resyncs",
+            "Full reconcile passes by outcome (ok, source_unavailable, error).",
+            ["outcome"],
+            registry=self.registry,
+        )
+        self.registry.register(_Live(environments, busy, queue_depth, rate_limit))
+
+    def observe(self, outcome: Outcome) -> None:
+        kind = outcome.action.kind.value
+        result = "skipped" if outcome.skipped else ("ok" if outcome.ok else "failed")
+        self.operations.labels(kind, result).inc()
+        if not outcome.skipped:
+            self.durations.labels(kind).observe(outcome.seconds)
+
+    def delivery(self, event: str, result: str) -> None:
+        self.deliveries.labels(event, result).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _Live(Collector):
+    def __init__(
+        self,
+        environments: Callable[[], Iterable[StackState]],
+        busy: Callable[[], Iterable[int]],
+        queue_depth: Callable[[], int],
+        rate_limit: Callable[[], RateLimitView | None],
+    ) -> None:
+        self._environments = environments
+        self._busy = busy
+        self._depth = queue_depth
+        self._rate_limit = rate_limit
+
+    def collect(self) -> Iterator[Metric]:
+        busy = set(self._busy())
+        counts = Tally(status_of(s, s.pr in busy).value for s in self._environments())
+        envs = GaugeMetricFamily("prenv_environments", "Preview environments by status.", labels=["status"])
+        for status in EnvStatus:
+            envs.add_metric([status.value], counts.get(status.value, 0))
+        yield envs
+        yield GaugeMetricFamily("prenv_queue_depth", "PRs waiting for a reconcile.", value=self._depth())
+        limit = self._rate_limit()
+        if limit is not None:
+            yield GaugeMetricFamily(
+                "prenv_github_rate_limit_remaining", "GitHub API requests left.", value=limit.remaining
+            )
+            yield GaugeMetricFamily(
+                "prenv_github_rate_limit_reset_timestamp_seconds",
+                "When the GitHub rate limit resets (Unix time).",
+                value=limit.reset.timestamp(),
+            )
