@@ -2,6 +2,7 @@
 
 - ``pr-<n>``: one preview environment (stacks/preview.py);
 - ``shared``: cluster-wide pieces, deployed once (stacks/shared.py);
+- ``driver``: prenv itself, installed in the cluster (stacks/driver.py);
 - ``preview``: the template every PR stack starts from — not deployable, says what to run instead.
 """
 
@@ -29,12 +30,16 @@ def main() -> None:
             from stacks import shared
 
             shared.run(PROJECT_DIR)
+        elif stack == "driver":
+            from stacks import driver
+
+            driver.run()
         elif naming.pr_of_stack(stack) is not None:
             from stacks import preview
 
             preview.run(PROJECT_DIR)
         else:
-            raise ConfigError("stack", f"unknown stack {stack!r}: expected pr-<n>, shared or preview")
+            raise ConfigError("stack", f"unknown stack {stack!r}: expected pr-<n>, shared, driver or preview")
     except ConfigError as e:
         raise pulumi.RunError(f"invalid configuration: {e}") from None
 
