@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.preview",
     "tests.fixtures.github",
+    "tests.fixtures.s3",
 ]

@@ -1,0 +1,129 @@
+"""End to end through the CLI: a file of three PRs → `prenv sync` → environments; push, close, and quiet cycles.
+
+Runs the real `prenv` console script against the real toolchain, the embedded cluster and PostgreSQL, with a
+``file://`` backend and, in a second test, an ``s3://`` backend on moto's server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+import yaml
+from kubernetes import client
+
+from components import pgbranch
+from prenv.localdb import LocalPostgres
+from tests.fixtures.preview import unique_pr
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+PRENV = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "prenv")
+
+
+def pr(n: int, sha: str) -> dict[str, Any]:
+    return {
+        "number": n,
+        "sha": sha * 40,
+        "branch": f"feature/{n}",
+        "author": "dev",
+        "title": f"PR {n}",
+        "labels": ["preview"],
+    }
+
+
+class Driver:
+    def __init__(self, root: Path, project_dir: Path, backend: str, env: dict[str, str]) -> None:
+        self.prs = root / "prs.yaml"
+        self.config = root / "prenv.yaml"
+        self.env = env
+        self.config.write_text(
+            yaml.safe_dump(
+                {
+                    "project_dir": str(project_dir),
+                    "source": {"type": "file", "file": {"path": str(self.prs)}},
+                    "filters": {"labels": ["preview"]},
+                    "state": {"backend": backend},
+                }
+            )
+        )
+
+    def open(self, prs: list[dict[str, Any]]) -> None:
+        self.prs.write_text(yaml.safe_dump(prs))
+
+    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [PRENV, *args, "-c", str(self.config)], env=self.env, capture_output=True, text=True, timeout=900
+        )
+
+    def json(self, *args: str) -> Any:
+        done = self.run(*args, "--json")
+        assert done.returncode == 0, done.stderr[-3000:]
+        return json.loads(done.stdout)
+
+
+def run_lifecycle(d: Driver, cluster_api: client.ApiClient, postgres: LocalPostgres) -> None:
+    a, b, c = unique_pr(), unique_pr(), unique_pr()
+    d.open([pr(a, "a"), pr(b, "b"), pr(c, "c")])
+    assert d.json("sync", "--dry-run") == {"create": sorted([a, b, c]), "update": [], "destroy": [], "unchanged": []}
+
+    assert d.run("sync").returncode == 0
+    apps = client.AppsV1Api(cluster_api)
+    for n in (a, b, c):
+        assert apps.read_namespaced_deployment("web", f"pr-{n}").status.available_replicas == 1
+    listed = {e["pr"]: e for e in d.json("list")}
+    assert set(listed) == {a, b, c}
+    assert listed[a]["status"] == "ready"
+    assert listed[a]["url"] == f"http://web-{a}.preview.test"
+    assert set(listed[a]) == {"pr", "stack", "url", "sha", "status", "age_seconds", "error"}
+    generation_a = apps.read_namespaced_deployment("web", f"pr-{a}").metadata.generation
+
+    d.open([pr(a, "a"), pr(b, "d"), pr(c, "c")])  # a push to b
+    assert d.json("sync", "--dry-run") == {"create": [], "update": [b], "destroy": [], "unchanged": sorted([a, c])}
+    assert d.run("sync").returncode == 0
+    annotations = apps.read_namespaced_deployment("web", f"pr-{b}").spec.template.metadata.annotations
+    assert annotations["prenv.dev/sha"] == "d" * 40
+    assert apps.read_namespaced_deployment("web", f"pr-{a}").metadata.generation == generation_a
+
+    d.open([pr(a, "a"), pr(b, "d")])  # c closed
+    assert d.run("sync").returncode == 0
+    core = client.CoreV1Api(cluster_api)
+    live = [n.metadata.name for n in core.list_namespace().items if n.status.phase != "Terminating"]
+    assert f"pr-{c}" not in live
+    with psycopg.connect(postgres.dsn) as conn:
+        assert not pgbranch.database_exists(conn, f"pr_{c}")
+        assert not pgbranch.role_exists(conn, f"pr_{c}")
+    assert {e["pr"] for e in d.json("list")} == {a, b}
+
+    assert d.json("sync", "--dry-run") == {"create": [], "update": [], "destroy": [], "unchanged": sorted([a, b])}
+    d.open([])
+    assert d.run("sync").returncode == 0
+    assert d.json("list") == []
+
+
+def test_three_prs_from_a_file_live_and_die_with_prenv_sync_on_a_file_backend(
+    tmp_path: Path,
+    project_dir: Path,
+    backend_url: str,
+    preview_env: dict[str, str],
+    cluster_api: client.ApiClient,
+    postgres: LocalPostgres,
+) -> None:
+    run_lifecycle(Driver(tmp_path, project_dir, backend_url, preview_env), cluster_api, postgres)
+
+
+def test_the_same_lifecycle_on_an_s3_backend(
+    tmp_path: Path,
+    project_dir: Path,
+    preview_env: dict[str, str],
+    s3_backend: str,
+    cluster_api: client.ApiClient,
+    postgres: LocalPostgres,
+) -> None:
+    env = {**preview_env, **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}
+    run_lifecycle(Driver(tmp_path, project_dir, s3_backend, env), cluster_api, postgres)
