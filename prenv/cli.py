@@ -164,6 +164,21 @@ def list_(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
     out.print(table)
 
 
+@app.command()
+def serve(
+    config: Path | None = CONFIG_OPT,
+    host: str | None = typer.Option(None, "--host", help="Listen address (default: serve.host, 0.0.0.0)."),
+    port: int | None = typer.Option(None, "--port", help="Listen port (default: serve.port, 8080)."),
+) -> None:
+    """Run the service: GitHub webhooks, periodic resync, PR feedback, TTLs, /metrics; drains on SIGTERM."""
+    from prenv.service import runner
+    from prenv.service import settings as serve_settings
+
+    with _errors():
+        settings, serve_cfg = serve_settings.load(config)
+        runner.serve(settings, serve_cfg, host=host, port=port)
+
+
 def _human(seconds: int) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

@@ -1,0 +1,147 @@
+"""Running ``prenv serve``: wire the service from configuration, and run it under uvicorn with a drain on SIGTERM.
+
+uvicorn's own SIGTERM handling closes the listener at once and would cut a Pulumi update short when the grace
+period of the lifespan ends; a preview environment half-updated is worse than a slow shutdown. So the first
+SIGTERM/SIGINT only starts the drain (webhooks get 503, no new operation starts, readiness fails so the load
+balancer moves on) and uvicorn is told to exit once running operations finished or the grace bound passed. A
+second signal exits at once, as uvicorn does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import timedelta
+from types import FrameType
+from typing import Any
+
+import uvicorn
+from github import Auth
+
+from prenv import driver as driver_mod
+from prenv.errors import ConfigError
+from prenv.service.app import create_app
+from prenv.service.feedback import Feedback, GitHubFeedback, NullFeedback
+from prenv.service.metrics import RateLimitView
+from prenv.service.service import Service, ServiceOptions
+from prenv.service.settings import ServeSettings
+from prenv.service.ttl import TtlPolicy
+from prenv.service.urlcheck import wait_until_healthy
+from prenv.settings import Settings
+from prenv.sources.base import PullRequestSource
+
+logger = logging.getLogger(__name__)
+
+
+def build_service(settings: Settings, serve: ServeSettings, *, source: PullRequestSource | None = None) -> Service:
+    """The service for this configuration: the driver's reconciler, feedback, TTL and options."""
+    d = driver_mod.build(settings, source=source)
+    original_source = d.reconciler.source
+    repository = serve.repository or (settings.source.github.repository if settings.source.type == "github" else None)
+    if repository is None:
+        logger.warning("serve: no repository configured; webhooks of any repository are acted on")
+    ttl = serve.ttl
+    return Service(
+        d.reconciler,
+        secret=serve.secret_bytes(),
+        options=options_of(serve, repository),
+        feedback=build_feedback(settings, serve),
+        ttl=TtlPolicy(timedelta(hours=ttl.default_hours), ttl.keep_label, ttl.label_prefix) if ttl.enabled else None,
+        rate_limit=lambda: _rate_limit_of(original_source),
+    )
+
+
+def options_of(serve: ServeSettings, repository: str | None) -> ServiceOptions:
+    return ServiceOptions(
+        repository=repository,
+        max_body_bytes=serve.max_body_bytes,
+        resync_seconds=serve.resync_seconds,
+        shutdown_grace_seconds=serve.shutdown_grace_seconds,
+        workers=serve.workers,
+        delivery_cache_size=serve.delivery_cache_size,
+    )
+
+
+def build_feedback(settings: Settings, serve: ServeSettings) -> Feedback:
+    """GitHub feedback for the GitHub source when enabled; otherwise nothing is written back."""
+    if not serve.feedback.enabled or settings.source.type != "github":
+        return NullFeedback()
+    gh = settings.source.github
+    fb = serve.feedback
+    health = None
+    if fb.health_check:
+
+        def health(url: str) -> bool:
+            return wait_until_healthy(
+                url, timeout=fb.health_check_timeout_seconds, interval=fb.health_check_interval_seconds
+            )
+
+    return GitHubFeedback(
+        gh.repository, _github_auth(settings), base_url=gh.base_url, health_check=health, timeout=gh.timeout
+    )
+
+
+def _github_auth(settings: Settings) -> Auth.Auth | None:
+    gh = settings.source.github
+    if gh.token is not None:
+        return Auth.Token(gh.token.get_secret_value())
+    if gh.token_file is not None:
+        try:
+            return Auth.Token(gh.token_file.read_text(encoding="utf-8").strip())
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("source.github.token_file", "cannot read the file") from e
+    if gh.app_id is not None and gh.app_private_key_file is not None and gh.app_installation_id is not None:
+        try:
+            key = gh.app_private_key_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("source.github.app_private_key_file", "cannot read the private key file") from e
+        return Auth.AppAuth(gh.app_id, key).get_installation_auth(gh.app_installation_id)
+    return None
+
+
+def _rate_limit_of(source: PullRequestSource) -> RateLimitView | None:
+    limit: Any = getattr(source, "rate_limit", None)
+    return limit if limit is not None and hasattr(limit, "remaining") and hasattr(limit, "reset") else None
+
+
+class DrainingServer(uvicorn.Server):
+    """A uvicorn server whose first exit signal drains the service before uvicorn shuts down."""
+
+    def __init__(self, config: uvicorn.Config, service: Service) -> None:
+        super().__init__(config)
+        self.service = service
+        self._drain_requested = False
+        self._drain_task: asyncio.Task[None] | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._drain_requested:
+            logger.warning("second exit signal: exiting without waiting for running operations")
+            super().handle_exit(sig, frame)
+            return
+        # A signal handler: only set a flag; the event loop acts on it at its next tick.
+        self._drain_requested = True
+
+    async def on_tick(self, counter: int) -> bool:
+        if self._drain_requested and self._drain_task is None:
+            self._drain_task = asyncio.create_task(self._drain_then_exit(), name="drain")
+        return await super().on_tick(counter)
+
+    async def _drain_then_exit(self) -> None:
+        await self.service.drain()
+        self.should_exit = True
+
+
+def server(service: Service, host: str, port: int, **config: Any) -> DrainingServer:
+    """An unstarted server for ``service``; ``await server.serve()`` or ``server.run()``."""
+    app = create_app(service)
+    cfg = uvicorn.Config(app, host=host, port=port, lifespan="on", log_config=None, access_log=False, **config)
+    return DrainingServer(cfg, service)
+
+
+def serve(
+    settings: Settings, serve_settings: ServeSettings, *, host: str | None = None, port: int | None = None
+) -> None:
+    """Run until SIGTERM/SIGINT, then drain. Blocks."""
+    service = build_service(settings, serve_settings)
+    srv = server(service, host or serve_settings.host, port or serve_settings.port)
+    srv.run()

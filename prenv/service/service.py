@@ -1,0 +1,260 @@
+"""The service's core, without HTTP: webhooks become queued per-PR reconciles, a periodic full resync catches what
+webhooks missed, every outcome feeds metrics and PR feedback, and a shutdown drains without interrupting an update.
+
+How it attaches to the reconciler without changing it: the reconciler's gateway is wrapped in an
+``ObservedGateway`` (to see operations start, to know the stacks, to refuse new operations while draining), its
+source in a ``TtlSource`` (expired PRs disappear from the desired state, so their stacks are destroyed), and its
+``on_outcome`` callback is chained. ``Service`` does this wiring in its constructor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from prenv.model import ActionKind, DesiredEnvironment, PullRequest
+from prenv.reconcile import Outcome, Reconciler
+from prenv.service.feedback import Feedback, NullFeedback, Phase, Report
+from prenv.service.metrics import RateLimitView, ServiceMetrics
+from prenv.service.observe import ObservedGateway
+from prenv.service.queue import WorkQueue
+from prenv.service.ttl import TtlPolicy, TtlSource, Verdict
+from prenv.service.webhooks import DeliveryLog
+
+logger = logging.getLogger(__name__)
+
+# The reconciler's Outcome.skipped text when another operation holds the PR's stack (prenv.reconcile._execute).
+_BUSY_SKIP = "another operation"
+# Why a webhook action would tear an environment down, shown in the PR comment if it does.
+_TEARDOWN_WHY = {
+    "closed": "the PR was closed",
+    "converted_to_draft": "the PR was converted to a draft",
+    "unlabeled": "a label was removed",
+    "labeled": "a label was added",
+}
+_DEFAULT_WHY = "the PR was closed or no longer matches the filters"
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceOptions:
+    """Behaviour of the service (see prenv.service.settings.ServeSettings for the documented knobs)."""
+
+    repository: str | None = None
+    max_body_bytes: int = 1024 * 1024
+    resync_seconds: float = 300.0
+    shutdown_grace_seconds: float = 600.0
+    workers: int = 2
+    delivery_cache_size: int = 10_000
+    retry_delay_seconds: float = 1.0
+
+
+class Service:
+    """Owns the work queue, the resync loop, metrics, deliveries and the drain.
+
+    Args:
+        reconciler: built by prenv.driver; its gateway, source and ``on_outcome`` are wrapped here.
+        secret: the webhook HMAC key.
+        options: see ServiceOptions.
+        feedback: where outcomes are told to the PR.
+        ttl: expiry policy, or None to keep environments as long as their PRs are open.
+        rate_limit: the GitHub rate limit last seen by the source, for metrics.
+        is_leader: with leader election, whether this replica may act; None when it runs alone.
+    """
+
+    def __init__(
+        self,
+        reconciler: Reconciler,
+        *,
+        secret: bytes,
+        options: ServiceOptions = ServiceOptions(),
+        feedback: Feedback | None = None,
+        ttl: TtlPolicy | None = None,
+        rate_limit: Callable[[], RateLimitView | None] = lambda: None,
+        is_leader: Callable[[], bool] | None = None,
+    ) -> None:
+        if not secret:
+            raise ValueError("the webhook secret must not be empty")
+        self.reconciler = reconciler
+        self.secret = secret
+        self.options = options
+        self.feedback: Feedback = feedback or NullFeedback()
+        self.is_leader = is_leader
+        self.gateway = ObservedGateway(reconciler.gateway, on_start=self._operation_started)
+        reconciler.gateway = self.gateway
+        self.ttl: TtlSource | None = None
+        if ttl is not None:
+            self.ttl = TtlSource(reconciler.source, self.gateway.list_stacks, ttl, on_expire=self._expired)
+            reconciler.source = self.ttl
+        self._outcome_chain = reconciler.on_outcome
+        reconciler.on_outcome = self._on_outcome
+        self.deliveries = DeliveryLog(options.delivery_cache_size)
+        self.queue = WorkQueue(self._reconcile_one, workers=options.workers, retry_delay=options.retry_delay_seconds)
+        self.metrics = ServiceMetrics(
+            environments=lambda: self.gateway.snapshot().values(),
+            busy=self.gateway.active,
+            queue_depth=self.queue.depth,
+            rate_limit=rate_limit,
+        )
+        self._why: dict[int, str] = {}
+        self._why_lock = threading.Lock()
+        self._ready = threading.Event()
+        self._draining = False
+        self._stopping: asyncio.Event | None = None
+        self._resync_task: asyncio.Task[None] | None = None
+        self._resync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resync")
+        self._drained: bool | None = None
+        self.resyncs = 0
+
+    # --- state the HTTP layer reads --------------------------------------------------------------------------
+
+    @property
+    def ready(self) -> bool:
+        """True once the first full resync finished (at once for a follower, which does not resync)."""
+        return self._ready.is_set() or self.role == "follower"
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
+
+    @property
+    def role(self) -> str:
+        if self.is_leader is None:
+            return "standalone"
+        return "leader" if self.is_leader() else "follower"
+
+    def enqueue(self, pr: int, action: str | None = None) -> bool:
+        """Queue a reconcile of ``pr`` (on the event loop); False when draining."""
+        if self._draining:
+            return False
+        if action is not None:
+            with self._why_lock:
+                self._why[pr] = _TEARDOWN_WHY.get(action, _DEFAULT_WHY)
+        return self.queue.submit(pr)
+
+    # --- lifecycle -------------------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start the queue workers and the resync loop (whose first pass runs now)."""
+        self._stopping = asyncio.Event()
+        self.queue.start()
+        self._resync_task = asyncio.create_task(self._resync_loop(), name="resync")
+        logger.info(
+            "service started: %d worker(s), full resync every %.0fs", self.options.workers, self.options.resync_seconds
+        )
+
+    def begin_drain(self) -> None:
+        """Stop accepting webhooks and starting operations; safe to call more than once."""
+        if self._draining:
+            return
+        self._draining = True
+        self.gateway.drain()
+        self.queue.close()
+        if self._stopping is not None:
+            self._stopping.set()
+        busy = sorted(self.gateway.active())
+        logger.info("draining: no new operations; waiting for %d in flight %s", len(busy), busy)
+
+    async def drain(self, grace: float | None = None) -> bool:
+        """Drain and wait up to ``grace`` seconds for running operations; True when all finished in time."""
+        if self._drained is not None:
+            return self._drained
+        self.begin_drain()
+        grace = self.options.shutdown_grace_seconds if grace is None else grace
+        deadline = time.monotonic() + grace
+        done = await self.queue.wait(max(0.0, deadline - time.monotonic()))
+        if self._resync_task is not None:
+            _finished, pending = await asyncio.wait([self._resync_task], timeout=max(0.0, deadline - time.monotonic()))
+            done = done and not pending
+        loop = asyncio.get_running_loop()
+        idle = await loop.run_in_executor(None, self.gateway.wait_idle, max(0.0, deadline - time.monotonic()))
+        self._drained = done and idle
+        if self._drained:
+            self._resync_pool.shutdown(wait=False)
+            logger.info("drained: every operation finished")
+        else:
+            logger.error(
+                "shutdown grace of %.0fs exceeded with operations still running: %s",
+                grace,
+                sorted(self.gateway.active()),
+            )
+        return self._drained
+
+    async def _resync_loop(self) -> None:
+        assert self._stopping is not None
+        loop = asyncio.get_running_loop()
+        while not self._stopping.is_set():
+            await loop.run_in_executor(self._resync_pool, self._resync_once)
+            self._ready.set()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=self.options.resync_seconds)
+
+    # --- work (in threads) -----------------------------------------------------------------------------------
+
+    def _resync_once(self) -> None:
+        if self.is_leader is not None and not self.is_leader():
+            return
+        try:
+            result = self.reconciler.sync()
+        except Exception:  # the top of the loop: the next pass tries again
+            logger.exception("full resync failed")
+            self.metrics.resyncs.labels("error").inc()
+            return
+        self.resyncs += 1
+        self.metrics.resyncs.labels("ok" if result.source_ok else "source_unavailable").inc()
+
+    def _reconcile_one(self, pr: int) -> bool:
+        """One webhook-triggered reconcile; True when another reconcile held the stack and this must retry."""
+        if self._draining or (self.is_leader is not None and not self.is_leader()):
+            return False
+        result = self.reconciler.sync(only=pr)
+        return any(o.skipped is not None and _BUSY_SKIP in o.skipped for o in result.outcomes)
+
+    # --- listeners -------------------------------------------------------------------------------------------
+
+    def _operation_started(self, pr: int, desired: DesiredEnvironment | None) -> None:
+        if desired is not None:
+            self.feedback.report(Report(pr, Phase.DEPLOYING, _now(), pull=desired.pr))
+
+    def _expired(self, pr: PullRequest, verdict: Verdict) -> None:
+        with self._why_lock:
+            self._why[pr.number] = (
+                f"its TTL expired ({verdict.reason}); push a commit or change a label to bring it back"
+            )
+
+    def _on_outcome(self, outcome: Outcome) -> None:
+        try:
+            self.metrics.observe(outcome)
+            self._tell(outcome)
+        finally:
+            if self._outcome_chain is not None:
+                self._outcome_chain(outcome)
+
+    def _tell(self, outcome: Outcome) -> None:
+        action = outcome.action
+        pr = action.pr
+        if outcome.skipped is not None or self.gateway.was_refused(pr):
+            return
+        pull = action.desired.pr if action.desired is not None else None
+        if action.kind is ActionKind.DESTROY:
+            with self._why_lock:
+                why = self._why.pop(pr, _DEFAULT_WHY)
+            phase = Phase.TORN_DOWN if outcome.ok else Phase.TEARDOWN_FAILED
+            self.feedback.report(Report(pr, phase, _now(), error=outcome.error, reason=why))
+            return
+        state = self.gateway.state_of(pr)
+        url = state.url if state is not None else None
+        if outcome.ok:
+            self.feedback.report(Report(pr, Phase.READY, _now(), pull=pull, url=url))
+        else:
+            self.feedback.report(Report(pr, Phase.FAILED, _now(), pull=pull, url=url, error=outcome.error))
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
