@@ -161,7 +161,7 @@ class GitHubFeedback:
         base_url: API root (GitHub Enterprise: ``https://<host>/api/v3``).
         bot_login: when set, only comments by this login are considered ours.
         health_check: called with the environment URL before announcing success; False turns it into a failure.
-        timeout, retries: per request, as for the GitHub source.
+        timeout, retries, seconds_between_requests: per request, as for the GitHub source.
     """
 
     def __init__(
@@ -174,6 +174,7 @@ class GitHubFeedback:
         health_check: Callable[[str], bool] | None = None,
         timeout: int = 10,
         retries: int = 2,
+        seconds_between_requests: float | None = 0.25,
     ) -> None:
         self.repository = repository
         self.bot_login = bot_login
@@ -193,7 +194,12 @@ class GitHubFeedback:
             raise_on_redirect=False,
         )
         self._github = Github(
-            auth=auth, base_url=base_url.rstrip("/"), timeout=timeout, retry=retry, seconds_between_writes=None
+            auth=auth,
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            retry=retry,
+            seconds_between_writes=None,
+            lazy=True,
         )
         self._guard = threading.Lock()
         self._locks: dict[int, threading.Lock] = {}
@@ -238,7 +244,7 @@ class GitHubFeedback:
     def _update(self, pr: int, report: Report, *, deploy: bool) -> None:
         pull = self._pulls.get(pr)
         url = self._urls.get(pr)
-        repo = self._github.get_repo(self.repository, lazy=True)
+        repo = self._github.get_repo(self.repository)
         if deploy:
             with self._best_effort(pr, "deployment status"):
                 self._deployment_status(repo, report, pull, url)
