@@ -31,7 +31,7 @@ lint: venv
 
 ## Unit, integration and end-to-end tests; the suite starts its own cluster, PostgreSQL, fake GitHub and S3.
 test: tools
-	$(PY) -m pytest -n 2 --dist loadgroup tests
+	$(PY) -m pytest -n 2 --dist loadgroup -m "not chaos" tests
 
 demo: tools
 	@$(PY) -m prenv.demo up
@@ -43,7 +43,7 @@ bench: tools
 	@$(PY) -m bench
 
 chaos: tools
-	$(PY) -m pytest -m chaos tests
+	$(PY) -m pytest -n 2 -m chaos tests
 
 clean:
 	rm -rf $(VENV) .state build

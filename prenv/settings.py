@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     image_gate: ImageGateSettings = Field(default_factory=ImageGateSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    serve: dict[str, Any] = Field(default_factory=dict)
+    """The ``serve:`` section, validated by prenv.service.settings (only `prenv serve` reads it)."""
 
     @classmethod
     def settings_customise_sources(

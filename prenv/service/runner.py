@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
 from typing import Any
@@ -48,7 +50,33 @@ def build_service(settings: Settings, serve: ServeSettings, *, source: PullReque
         feedback=build_feedback(settings, serve),
         ttl=TtlPolicy(timedelta(hours=ttl.default_hours), ttl.keep_label, ttl.label_prefix) if ttl.enabled else None,
         rate_limit=lambda: _rate_limit_of(original_source),
+        is_leader=_elect(serve),
     )
+
+
+def _elect(serve: ServeSettings) -> Callable[[], bool] | None:
+    """Start leader election when enabled (serve.leader_election or PRENV_LEADER_ELECTION=true in the pod)."""
+    le = serve.leader_election
+    if not (le.enabled or os.environ.get("PRENV_LEADER_ELECTION", "").lower() == "true"):
+        return None
+    from kubernetes import client, config
+
+    from prenv.leader import LeaseElector
+
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        config.load_kube_config()
+    elector = LeaseElector(
+        client.CoordinationV1Api(),
+        namespace=le.namespace,
+        name=le.lease_name,
+        lease_duration=le.lease_seconds,
+        renew_deadline=le.lease_seconds * 2 / 3,
+        retry_period=max(1.0, le.lease_seconds / 7),
+    )
+    elector.start()
+    return lambda: elector.is_leader
 
 
 def options_of(serve: ServeSettings, repository: str | None) -> ServiceOptions:

@@ -49,6 +49,15 @@ class FeedbackSection(_Section):
     health_check_interval_seconds: float = Field(2.0, gt=0)
 
 
+class LeaderSection(_Section):
+    """Leader election among replicas (Kubernetes Lease); on in the in-cluster install."""
+
+    enabled: bool = False
+    namespace: str = "prenv-system"
+    lease_name: str = "prenv-driver"
+    lease_seconds: float = Field(15.0, gt=2)
+
+
 class ServeSettings(_Section):
     """The ``serve:`` section."""
 
@@ -69,6 +78,7 @@ class ServeSettings(_Section):
     """How many recent ``X-GitHub-Delivery`` ids are remembered to drop redeliveries."""
     ttl: TtlSection = Field(default_factory=TtlSection)
     feedback: FeedbackSection = Field(default_factory=FeedbackSection)
+    leader_election: LeaderSection = Field(default_factory=LeaderSection)
 
     def secret_bytes(self) -> bytes:
         """The webhook secret as HMAC key bytes."""
@@ -150,23 +160,9 @@ def _secret(env: Mapping[str, str], file: Path | None) -> SecretStr | None:
 def load(
     path: Path | None = None, environ: Mapping[str, str] | None = None
 ) -> tuple[prenv_settings.Settings, ServeSettings]:
-    """Load prenv.yaml once: the driver's settings and the ``serve:`` section."""
+    """Load prenv.yaml once: the driver's settings and their ``serve:`` section, validated here."""
     env = dict(os.environ if environ is None else environ)
+    settings = prenv_settings.load(path, env)
     data, path = read_file(path, env)
-    section = data.pop("serve", None)
     base = path.resolve().parent if path.exists() else Path.cwd()
-    return _driver_settings(data, path, base, env), parse(section, env, base)
-
-
-def _driver_settings(data: dict[str, Any], path: Path, base: Path, env: dict[str, str]) -> prenv_settings.Settings:
-    # Mirrors prenv.settings.load on data we already read (its schema forbids the serve: key). If prenv.settings
-    # gains a way to accept foreign sections, this should call it instead.
-    prenv_settings._aliases(data, env)
-    try:
-        s = prenv_settings.Settings(**data)
-    except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or str(path)
-        msg = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(key, msg) from None
-    return prenv_settings._resolve(s, base)
+    return settings, parse(data.get("serve"), env, base)
