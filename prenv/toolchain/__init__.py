@@ -44,6 +44,8 @@ def tool_path(name: str) -> Path:
 
     recipe = recipe_for(name, load_pins())
     path = recipe.binary(name)
-    if not path.exists() or not recipe.is_built():
+    if not path.exists():
         raise ToolError(f"{name} {recipe.version()} is missing (expected at {path}); run `make tools`")
+    if not recipe.is_built():
+        raise ToolError(f"{name} {recipe.version()} is out of date or incomplete, so missing; run `make tools`")
     return path

@@ -175,3 +175,47 @@ def test_engine_reports_the_expected_version_and_kubernetes_plugin_is_installed_
     rows = [line.split() for line in listing.stdout.splitlines()]
     assert ["kubernetes", "resource", pins.pulumi_kubernetes] in [row[:3] for row in rows]
     no_download_lines(listing.stdout + listing.stderr)
+
+
+UNREACHABLE_KUBECONFIG = """apiVersion: v1
+kind: Config
+clusters:
+- name: nowhere
+  cluster: {server: "https://127.0.0.1:1"}
+contexts:
+- name: nowhere
+  context: {cluster: nowhere, user: nobody}
+current-context: nowhere
+users:
+- name: nobody
+  user: {token: none}
+"""
+
+
+def test_kubernetes_provider_loads_from_pulumi_home_and_previews_without_a_cluster(
+    tmp_path: Path, pulumi_env: dict[str, str], pulumi_command: auto.PulumiCommand
+) -> None:
+    import pulumi_kubernetes as k8s
+
+    def k8s_program() -> None:
+        provider = k8s.Provider("k", kubeconfig=UNREACHABLE_KUBECONFIG)
+        k8s.core.v1.Namespace(
+            "ns", metadata={"name": "toolchain-check"}, opts=pulumi.ResourceOptions(provider=provider)
+        )
+
+    backend = tmp_path / "state"
+    backend.mkdir()
+    stack = auto.create_or_select_stack(
+        stack_name="dev",
+        project_name=PROJECT,
+        program=k8s_program,
+        opts=auto.LocalWorkspaceOptions(
+            work_dir=str(tmp_path),
+            pulumi_command=pulumi_command,
+            env_vars={**pulumi_env, "PULUMI_BACKEND_URL": backend.as_uri()},
+        ),
+    )
+    output: list[str] = []
+    preview = stack.preview(on_output=output.append)
+    assert preview.change_summary == {"create": 3}  # stack, provider, namespace
+    no_download_lines("\n".join(output))

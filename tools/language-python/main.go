@@ -262,7 +262,11 @@ func programPath(req *pulumirpc.RunRequest) string {
 // (pulumi.runtime.get_config_env / get_config_secret_keys_env).
 func (h *host) runEnv(req *pulumirpc.RunRequest) ([]string, error) {
 	env := os.Environ()
-	config, err := json.Marshal(req.GetConfig())
+	cfg := req.GetConfig()
+	if cfg == nil {
+		cfg = map[string]string{} // the SDK iterates it: "null" would crash the program at start-up
+	}
+	config, err := json.Marshal(cfg)
 	if err != nil {
 		return nil, err
 	}
