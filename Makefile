@@ -27,7 +27,7 @@ tools-env: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
-	$(VENV)/bin/mypy prenv components stacks
+	$(VENV)/bin/mypy prenv components stacks bench
 
 ## Unit, integration and end-to-end tests; the suite starts its own cluster, PostgreSQL, fake GitHub and S3.
 test: tools

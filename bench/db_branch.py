@@ -1,0 +1,83 @@
+"""Database branch: ``CREATE DATABASE … TEMPLATE`` of a ~200 MB seed vs ``pg_dump | psql`` of the same seed.
+
+The floor is what a preview system without branches does to give each PR its own copy of the data. Both run on
+one local PostgreSQL server started for the benchmark; the ratio is what holds across machines.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from components import pgbranch
+from prenv.localdb import LocalPostgres, find_binaries
+
+SEED = "bench_seed"
+
+
+def _seed(pg: LocalPostgres, megabytes: int) -> int:
+    with psycopg.connect(pg.dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(SEED)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SEED)))
+    with psycopg.connect(pg.dsn_for(SEED), autocommit=True) as conn:
+        conn.execute("CREATE TABLE orders (id bigserial PRIMARY KEY, customer int, note text, created timestamptz)")
+        rows = megabytes * 1024 * 1024 // 180  # ~180 bytes per row on disk with the index
+        conn.execute(
+            "INSERT INTO orders (customer, note, created) SELECT g % 1000, md5(g::text) || md5((g*7)::text), "
+            "now() - (g || ' seconds')::interval FROM generate_series(1, %s) g",
+            (rows,),
+        )
+        conn.execute("CREATE INDEX ON orders (customer)")
+        size = conn.execute("SELECT pg_database_size(current_database())").fetchone()
+    return int(size[0]) if size else 0
+
+
+def run(runs: int = 5, megabytes: int = 200) -> dict[str, Any]:
+    data_dir = Path(tempfile.mkdtemp(prefix="prenv-bench-pg-"))
+    pg = LocalPostgres(data_dir)
+    pg.start()
+    try:
+        size = _seed(pg, megabytes)
+        bindir = find_binaries()
+        branch, dump = [], []
+        for _ in range(runs):
+            name = f"pr_{uuid.uuid4().int % 10**8 + 1}"
+            t0 = time.perf_counter()
+            pgbranch.create_branch(pg.dsn, name, "bench-pw", template=SEED)
+            branch.append(time.perf_counter() - t0)
+            pgbranch.drop_branch(pg.dsn, name)
+
+            copy = f"copy_{uuid.uuid4().hex[:8]}"
+            with psycopg.connect(pg.dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(copy)))
+            t0 = time.perf_counter()
+            env = {"PGPASSWORD": pg.password}
+            host, port = pgbranch.server_of(pg.dsn)
+            dump_cmd = [str(bindir / "pg_dump"), "-h", host, "-p", str(port), "-U", "postgres", SEED]
+            load_cmd = [str(bindir / "psql"), "-q", "-h", host, "-p", str(port), "-U", "postgres", "-d", copy]
+            with subprocess.Popen(dump_cmd, stdout=subprocess.PIPE, env=env) as p_dump:
+                subprocess.run(load_cmd, stdin=p_dump.stdout, env=env, check=True, stdout=subprocess.DEVNULL)
+            dump.append(time.perf_counter() - t0)
+            with psycopg.connect(pg.dsn, autocommit=True) as conn:
+                conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(copy)))
+        med_branch, med_dump = statistics.median(branch), statistics.median(dump)
+        return {
+            "seed_bytes": size,
+            "runs": runs,
+            "template_median_s": round(med_branch, 3),
+            "dump_restore_median_s": round(med_dump, 3),
+            "ratio": round(med_dump / med_branch, 1),
+            "target_ratio": 10,
+        }
+    finally:
+        pg.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
