@@ -32,7 +32,7 @@ def _seed(pg: LocalPostgres, megabytes: int) -> int:
         conn.execute("CREATE TABLE orders (id bigserial PRIMARY KEY, customer int, note text, created timestamptz)")
         rows = megabytes * 1024 * 1024 // 180  # ~180 bytes per row on disk with the index
         conn.execute(
-            "INSERT INTO orders (customer, note, created) SELECT g % 1000, md5(g::text) || md5((g*7)::text), "
+            "INSERT INTO orders (customer, note, created) SELECT g %% 1000, md5(g::text) || md5((g*7)::text), "
             "now() - (g || ' seconds')::interval FROM generate_series(1, %s) g",
             (rows,),
         )
