@@ -140,8 +140,16 @@ def wait_until(what: str, check: Callable[[], bool], *, timeout: float, interval
 
 
 def readyz(api: client.ApiClient) -> bool:
-    response = api.call_api("/readyz", "GET", auth_settings=["BearerToken"], _preload_content=False, _request_timeout=5)
-    return bool(getattr(response, "status", 0) == 200)
+    """Whether the apiserver reports ready; a non-2xx answer raises ApiException (callers poll)."""
+    body = api.call_api(
+        "/readyz",
+        "GET",
+        auth_settings=["BearerToken"],
+        response_type="str",
+        _return_http_data_only=True,
+        _request_timeout=5,
+    )
+    return bool(body == "ok")
 
 
 def nodes_ready(api: client.ApiClient, names: tuple[str, ...]) -> bool:

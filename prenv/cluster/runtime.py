@@ -256,9 +256,10 @@ class EmbeddedCluster:
         targets = [(c.pidfile, str(c.binary)) for c in (record.components if record else ())]
         targets.append((layout.publisher_pidfile, ingress_publisher.MODULE))
         pids = [(pid, marker) for pidfile, marker in targets if (pid := processes.read_pidfile(pidfile)) is not None]
-        # Components first, in reverse start order (kwokctl's own order); we don't need kwokctl for that, so
-        # down works even when the toolchain is gone.
-        killed = processes.terminate(reversed(pids), grace=STOP_GRACE)
+        # One at a time, in reverse start order (kwokctl's own order): clients before the apiserver, the
+        # apiserver before etcd, or the apiserver's graceful shutdown hangs on a vanished etcd. No kwokctl
+        # needed, so down works even when the toolchain is gone.
+        killed = [pid for target in reversed(pids) for pid in processes.terminate([target], grace=STOP_GRACE)]
         step(f"stopped {len(pids)} process(es)" + (f" ({len(killed)} needed SIGKILL)" if killed else ""))
         busy = processes.wait_port_released(ports, timeout=STOP_GRACE)
         if busy:
