@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def lifecycle_cluster(worker_id: str, tmp_path: Path) -> Iterator[EmbeddedCluster]:
-    embedded = EmbeddedCluster(f"{cluster_name(worker_id)}-life", tmp_path / "state")
+    embedded = EmbeddedCluster(cluster_name(f"{worker_id}-life"), tmp_path / "state")
     try:
         yield embedded
     finally:
