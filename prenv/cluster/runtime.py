@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import logging
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
@@ -243,7 +244,7 @@ class EmbeddedCluster:
         def step(text: str) -> None:
             report(text, time.monotonic() - started)
 
-        with self._locked():
+        with self._locked(remove=True):
             self._down(step)
 
     def _down(self, step: Callable[[str], None]) -> None:
@@ -268,11 +269,27 @@ class EmbeddedCluster:
         step(f"removed {layout.root}")
 
     @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.layout.lock_file.parent.mkdir(parents=True, exist_ok=True)
-        with self.layout.lock_file.open("a") as f:
+    def _locked(self, *, remove: bool = False) -> Iterator[None]:
+        """Hold the cluster's lock file; with ``remove``, delete it before releasing (used by ``down``).
+
+        A waiter may have opened the file just before it was deleted, so after locking we check that the
+        path still names the file we hold, and start over if not.
+        """
+        path = self.layout.lock_file
+        path.parent.mkdir(parents=True, exist_ok=True)
+        while True:
+            f = path.open("a")
             fcntl.flock(f, fcntl.LOCK_EX)
             try:
-                yield
-            finally:
-                fcntl.flock(f, fcntl.LOCK_UN)
+                current = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+            except FileNotFoundError:
+                current = False
+            if current:
+                break
+            f.close()
+        try:
+            yield
+        finally:
+            if remove:
+                path.unlink(missing_ok=True)
+            f.close()

@@ -118,3 +118,10 @@ def test_up_without_the_toolchain_fails_with_the_tool_error(tmp_path: Path) -> N
 
     with pytest.raises(ToolError, match="not built"):
         EmbeddedCluster("gw0", tmp_path, tool_path=missing).up(progress=lambda *_: None)
+
+
+def test_down_leaves_not_even_its_lock_file(tmp_path: Path) -> None:
+    cluster = EmbeddedCluster("gw0", tmp_path)
+    cluster.layout.root.mkdir(parents=True)
+    cluster.down(progress=lambda *_: None)
+    assert list((tmp_path / "cluster").iterdir()) == []
