@@ -35,7 +35,9 @@ from prenv.model import DesiredEnvironment, StackState
 
 logger = logging.getLogger(__name__)
 
-_ERROR_LINE = re.compile(r"^\s*(error:|.*\berror\b:)", re.IGNORECASE)
+_ERROR_LINE = re.compile(r"^\s*(error:|.*\berror\b:|([\w.]*(Error|Exception)): )", re.IGNORECASE)
+_NOISE = re.compile(r"Traceback \(most recent call last\)|^\s*error: update failed$|^\s*error: preview failed$")
+_URN = re.compile(r'"?urn:pulumi:[^"\s]*::([^":\s]+)"?')
 _SECRETISH = re.compile(r"(postgres(ql)?://[^\s'\"]+|password[=:]\s*\S+|token[=:]\s*\S+)", re.IGNORECASE)
 
 
@@ -234,11 +236,11 @@ def _out(outputs: Mapping[str, Any], key: str) -> str | None:
 def summarize(e: auto.CommandError) -> str:
     """The diagnostic lines of a failed pulumi command, secret-looking text redacted, bounded in size."""
     text = "\n".join(filter(None, [getattr(e, "stderr", ""), getattr(e, "stdout", "")])) or str(e)
-    lines = [ln.strip() for ln in text.splitlines() if _ERROR_LINE.match(ln)]
+    lines = [ln.strip() for ln in text.splitlines() if _ERROR_LINE.match(ln) and not _NOISE.search(ln)]
     if not lines:
         lines = [ln.strip() for ln in text.splitlines() if ln.strip()][-3:]
-    out = "; ".join(dict.fromkeys(lines))
-    return _SECRETISH.sub("[redacted]", out)[:600]
+    out = "; ".join(dict.fromkeys(_URN.sub(r"\1", ln) for ln in lines))
+    return _SECRETISH.sub("[redacted]", out)[:1500]
 
 
 def _temporary(e: auto.CommandError) -> bool:
