@@ -26,7 +26,7 @@ tools-env: venv
 
 lint: venv
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff format --check --exclude '*.md' .
 	$(VENV)/bin/mypy prenv components stacks bench
 
 ## Unit, integration and end-to-end tests; the suite starts its own cluster, PostgreSQL, fake GitHub and S3.
