@@ -200,6 +200,13 @@ class EmbeddedCluster:
             return
 
     def _restart(self, tools: kwokctl.Toolset, step: Callable[[str], None]) -> None:
+        # kwokctl skips a component whose recorded pid answers signal 0, which a killed but not yet reaped
+        # process (a zombie) still does; drop the pidfiles of everything we know to be dead.
+        record = kwokctl.read_record(self.layout)
+        for component in record.components if record else ():
+            pid = processes.read_pidfile(component.pidfile)
+            if pid is not None and not processes.is_alive(pid, str(component.binary)):
+                component.pidfile.unlink(missing_ok=True)
         kwokctl.run(
             kwokctl.start_command(self.layout, tools),
             self.layout.kwokctl_log,
@@ -214,7 +221,7 @@ class EmbeddedCluster:
             step("apiserver ready")
             bootstrap.create_objects(api, self.nodes, self.ingress_class, tools.kube_version)
             self._start_publisher()
-            step(f"{self.nodes.count} nodes, IngressClass {self.ingress_class} and ingress publisher created")
+            step(f"{self.nodes.count} nodes, IngressClass {self.ingress_class} and ingress publisher in place")
             names = self.nodes.names()
             bootstrap.wait_until("nodes Ready", lambda: bootstrap.nodes_ready(api, names), timeout=READY_TIMEOUT)
             step(f"nodes Ready: {', '.join(names)}")

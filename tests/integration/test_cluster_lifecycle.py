@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from kubernetes import client
 
 from prenv.cluster import ClusterState, EmbeddedCluster
 from prenv.cluster import processes as proc
+from prenv.cluster.bootstrap import api_client
 from tests.fixtures.cluster import cluster_name
 
 pytestmark = pytest.mark.integration
@@ -64,6 +70,24 @@ def test_a_cluster_whose_component_died_is_broken_and_up_repairs_it(lifecycle_cl
 
     lifecycle_cluster.up()
     assert lifecycle_cluster.status().state is ClusterState.RUNNING
+
+
+def test_a_stopped_cluster_starts_again_with_its_data(lifecycle_cluster: EmbeddedCluster) -> None:
+    info = lifecycle_cluster.up()
+    with contextlib.closing(api_client(info.kubeconfig)) as api:
+        client.CoreV1Api(api).create_namespaced_config_map("default", {"metadata": {"name": "survivor"}})
+    for pid in lifecycle_cluster.pids().values():  # what a reboot does
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while lifecycle_cluster.status().state is not ClusterState.STOPPED:
+        assert time.monotonic() < deadline, lifecycle_cluster.status()
+        time.sleep(0.1)
+
+    steps: list[str] = []
+    assert lifecycle_cluster.up(progress=lambda step, _: steps.append(step)) == info
+    assert any("restarted with its existing data" in step for step in steps)
+    with contextlib.closing(api_client(info.kubeconfig)) as api:
+        client.CoreV1Api(api).read_namespaced_config_map("survivor", "default")
 
 
 def test_the_cli_prints_the_kubeconfig_and_the_status_contract(lifecycle_cluster: EmbeddedCluster) -> None:
