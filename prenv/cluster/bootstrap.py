@@ -71,6 +71,11 @@ def node_manifest(name: str, index: int, spec: NodeSpec, kubelet_version: str) -
         # A pod CIDR per node gives pods distinct, realistic IPs.
         "spec": {"podCIDR": f"10.244.{index}.0/24", "podCIDRs": [f"10.244.{index}.0/24"]},
         "status": {
+            # Kept by KWOK's node-initialize stage (it fills in only missing addresses); pods get it as hostIP.
+            "addresses": [
+                {"type": "InternalIP", "address": f"10.240.0.{10 + index}"},
+                {"type": "Hostname", "address": name},
+            ],
             "allocatable": resources,
             "capacity": resources,
             "nodeInfo": {
@@ -152,13 +157,20 @@ def readyz(api: client.ApiClient) -> bool:
     return bool(body == "ok")
 
 
+_LIFECYCLE_TAINTS = frozenset({"node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"})
+
+
 def nodes_ready(api: client.ApiClient, names: tuple[str, ...]) -> bool:
-    ready = set()
+    """Every node Ready *and* schedulable: admission taints a new node ``not-ready`` and only the node
+    lifecycle controller (in kube-controller-manager, possibly still starting) removes the taint; until then
+    pods stay Pending."""
+    usable = set()
     for node in client.CoreV1Api(api).list_node(_request_timeout=5).items:
-        for cond in node.status.conditions or []:
-            if cond.type == "Ready" and cond.status == "True":
-                ready.add(node.metadata.name)
-    return set(names) <= ready
+        ready = any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+        tainted = any(t.key in _LIFECYCLE_TAINTS for t in node.spec.taints or [])
+        if ready and not tainted:
+            usable.add(node.metadata.name)
+    return set(names) <= usable
 
 
 def default_service_account(api: client.ApiClient) -> bool:

@@ -223,8 +223,10 @@ class EmbeddedCluster:
             self._start_publisher()
             step(f"{self.nodes.count} nodes, IngressClass {self.ingress_class} and ingress publisher in place")
             names = self.nodes.names()
-            bootstrap.wait_until("nodes Ready", lambda: bootstrap.nodes_ready(api, names), timeout=READY_TIMEOUT)
-            step(f"nodes Ready: {', '.join(names)}")
+            bootstrap.wait_until(
+                "nodes Ready and schedulable", lambda: bootstrap.nodes_ready(api, names), timeout=READY_TIMEOUT
+            )
+            step(f"nodes Ready and schedulable: {', '.join(names)}")
             bootstrap.wait_until(
                 "ServiceAccount default/default",
                 lambda: bootstrap.default_service_account(api),

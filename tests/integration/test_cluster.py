@@ -112,6 +112,7 @@ def test_nodes_are_ready_with_realistic_allocatable_resources(
         assert node.status.allocatable["pods"] == "110"
         assert {c.type: c.status for c in node.status.conditions}["Ready"] == "True"
         assert not node.spec.taints
+        assert {a.type for a in node.status.addresses} == {"InternalIP", "Hostname"}
 
 
 def test_a_deployment_becomes_available_and_its_service_gets_endpoint_slices(
@@ -124,7 +125,7 @@ def test_a_deployment_becomes_available_and_its_service_gets_endpoint_slices(
     assert {c.type: c.status for c in status.conditions}["Available"] == "True"
     pods = client.CoreV1Api(cluster_api).list_namespaced_pod(cluster_namespace, label_selector="app=web").items
     assert len(pods) == 2
-    assert all(p.status.phase == "Running" and p.status.pod_ip for p in pods)
+    assert all(p.status.phase == "Running" and p.status.pod_ip and p.status.host_ip for p in pods)
     assert {p.spec.node_name for p in pods} <= set(cluster.nodes)
 
     def ready_addresses() -> set[str]:
@@ -135,11 +136,16 @@ def test_a_deployment_becomes_available_and_its_service_gets_endpoint_slices(
         )
         return {a for s in slices for e in s.endpoints or [] if e.conditions.ready for a in e.addresses}
 
-    addresses = eventually("EndpointSlices list both pods as ready", ready_addresses)
-    assert addresses == {p.status.pod_ip for p in pods}
+    pod_ips = {p.status.pod_ip for p in pods}
+    addresses = eventually("EndpointSlices list both pods as ready", lambda: ready_addresses() == pod_ips and pod_ips)
     # pulumi-kubernetes' Service and Ingress awaits read the (legacy) Endpoints object.
-    endpoints = client.CoreV1Api(cluster_api).read_namespaced_endpoints("web", cluster_namespace)
-    assert {a.ip for s in endpoints.subsets for a in s.addresses} == addresses
+    core = client.CoreV1Api(cluster_api)
+
+    def endpoint_ips() -> set[str]:
+        subsets = core.read_namespaced_endpoints("web", cluster_namespace).subsets or []
+        return {a.ip for s in subsets for a in s.addresses or []}
+
+    eventually("the Endpoints object lists both pods", lambda: endpoint_ips() == addresses)
 
 
 def test_a_resource_quota_rejects_a_pod_that_would_exceed_it(
