@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state"
 DEMO = STATE / "demo"
 SEED = "app_seed"
-console = Console()
+console = Console(width=None if sys.stdout.isatty() else 110)
 
 PRS: list[dict[str, Any]] = [
     {
@@ -81,8 +81,7 @@ def up() -> None:
     DEMO.mkdir(parents=True, exist_ok=True)
     with step("PostgreSQL: starting a throwaway server and seeding the template database"):
         pg = _postgres()
-        if not pg.is_running():
-            pg.start()
+        pg.start()  # attaches to the server when a previous demo left it running
         _seed(pg.dsn)
     with step("Kubernetes: starting the embedded cluster (etcd, kube-apiserver, controllers, KWOK)"):
         info = _cluster().up(progress=lambda msg, secs: console.print(f"  {msg} ({secs:.1f}s)"))
@@ -172,4 +171,10 @@ def down() -> None:
 COMMANDS: dict[str, Callable[[], None]] = {"up": up, "down": down}
 
 if __name__ == "__main__":
-    COMMANDS[sys.argv[1] if len(sys.argv) > 1 else "up"]()
+    from prenv.errors import PrenvError
+
+    try:
+        COMMANDS[sys.argv[1] if len(sys.argv) > 1 else "up"]()
+    except PrenvError as e:
+        console.print(f"[red]demo failed:[/red] {e}")
+        sys.exit(2)

@@ -245,7 +245,8 @@ class LocalPostgres:
         )
 
     def _initdb(self) -> None:
-        assert self._bin is not None
+        if self._bin is None:
+            self._bin = find_binaries()
         result = self._run(
             [
                 str(self._bin / "initdb"),
@@ -286,7 +287,8 @@ class LocalPostgres:
             os.chown(path, user.pw_uid, user.pw_gid)
 
     def _pg_ctl(self, *args: str, what: str) -> None:
-        assert self._bin is not None
+        if self._bin is None:
+            self._bin = find_binaries()
         result = self._run([str(self._bin / "pg_ctl"), "-D", str(self.pgdata), *args], self._os_user())
         if result.returncode != 0:
             log = ""

@@ -30,7 +30,7 @@ from pulumi import automation as auto
 
 from prenv import naming
 from prenv.errors import StackLocked, StackOperationError
-from prenv.gateway.backend import DiyBackend, store_for
+from prenv.gateway.backend import DiyBackend, FileStore, store_for
 from prenv.model import DesiredEnvironment, StackState
 
 logger = logging.getLogger(__name__)
@@ -61,6 +61,8 @@ class AutomationGateway:
         self._cmd = auto.PulumiCommand(root=str(pulumi_root) if pulumi_root else None)
         self._ws_lock = threading.Lock()
         store = store_for(backend_url, s3_client=s3_client)
+        if isinstance(store, FileStore):
+            store.root.mkdir(parents=True, exist_ok=True)  # pulumi refuses a file:// backend that does not exist
         self.backend = DiyBackend(store, "prenv") if store is not None else None
 
     # -- reading ---------------------------------------------------------------------------------------------
