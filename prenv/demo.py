@@ -7,6 +7,7 @@ one PR, closes another, and shows the result. ``make demo-down`` removes everyth
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -163,6 +164,9 @@ def down() -> None:
 
         for sub in ("pulumi", "demo"):
             shutil.rmtree(STATE / sub, ignore_errors=True)
+        for empty in (STATE / "cluster", STATE):
+            with contextlib.suppress(OSError):
+                empty.rmdir()
         for f in ROOT.glob("Pulumi.pr-*.yaml"):
             f.unlink()
         (ROOT / "Pulumi.shared.yaml").unlink(missing_ok=True)
