@@ -5,7 +5,7 @@ timeouts are exercised exactly as against github.com, as Argo CD's provider test
 stateful and shared by features: pull requests (listing with ``Link`` pagination), labels, issue comments,
 deployments and their statuses, ``/rate_limit``, and GitHub App installation tokens.
 
-PR objects are derived from the real webhook payload in /work/shared/fixtures/github-webhooks/opened.json (never
+PR objects are derived from the real webhook payload in tests/data/github-webhooks/opened.json (never
 edited): each PR is a deep copy with number, sha, branches, author, title, labels, draft, fork and timestamps set.
 
 Failures are injected per route (a regex on method and path): any status (404, 5xx), a 403 rate limit with
@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-FIXTURES = Path("/work/shared/fixtures/github-webhooks")
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "github-webhooks"  # copied from shared/fixtures
 API_PREFIX = "/api/v3"
 RATE_LIMIT = 5000
 

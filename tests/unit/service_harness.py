@@ -28,7 +28,7 @@ from prenv.sources.fake import FakeSource
 
 __all__ = ["TestClient"]
 
-FIXTURES = Path("/work/shared/fixtures/github-webhooks")
+FIXTURES = Path(__file__).resolve().parents[1] / "data" / "github-webhooks"  # copied from shared/fixtures
 REPOSITORY = "Codertocat/Hello-World"  # the repository of every pull_request fixture
 SECRET = b"s3cr3t-webhook-key-never-shown"
 
