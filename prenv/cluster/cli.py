@@ -19,7 +19,7 @@ from prenv.errors import PrenvError
 
 app = typer.Typer(no_args_is_help=True, help="The embedded Kubernetes cluster (etcd, apiserver, KWOK).")
 
-_err = Console(stderr=True, highlight=False)
+_err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 NameOption = typer.Option(DEFAULT_NAME, "--name", help="Cluster name; clusters with different names coexist.")
 StateDirOption = typer.Option(
