@@ -75,8 +75,11 @@ class EmbeddedCluster:
     def status(self) -> ClusterStatus:
         """Running, stopped or broken; never raises for a missing or half-removed cluster."""
         layout = self.layout
-        record = kwokctl.read_record(layout)
         server = self._server()
+        try:
+            record = kwokctl.read_record(layout)
+        except ClusterError as e:
+            return ClusterStatus(ClusterState.BROKEN, layout.kubeconfig, server, str(e))
         if record is None:
             return ClusterStatus(ClusterState.STOPPED, layout.kubeconfig, server)
         expected = [(c.name, c.pidfile, str(c.binary)) for c in record.components]

@@ -125,3 +125,12 @@ def test_down_leaves_not_even_its_lock_file(tmp_path: Path) -> None:
     cluster.layout.root.mkdir(parents=True)
     cluster.down(progress=lambda *_: None)
     assert list((tmp_path / "cluster").iterdir()) == []
+
+
+def test_a_garbled_kwok_record_is_reported_as_broken_not_raised(tmp_path: Path) -> None:
+    cluster = EmbeddedCluster("gw0", tmp_path)
+    cluster.layout.kwok_config.parent.mkdir(parents=True)
+    cluster.layout.kwok_config.write_text("options: [unclosed\n")
+    status = cluster.status()
+    assert status.state is ClusterState.BROKEN
+    assert "kwok.yaml" in status.detail
