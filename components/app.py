@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.meta import metadata
 from prenv.naming import LABEL_SHA
 from prenv.stackconfig import Probe, Service
 
@@ -43,7 +44,7 @@ class PreviewApp(pulumi.ComponentResource):
             labels = {**args.labels, **selector}
             self.deployments[svc.name] = k8s.apps.v1.Deployment(
                 f"{name}-{svc.name}",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=svc.name, namespace=args.namespace, labels=labels),
+                metadata=metadata(svc.name, args.namespace, labels),
                 spec=k8s.apps.v1.DeploymentSpecArgs(
                     replicas=1,
                     selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
@@ -59,7 +60,7 @@ class PreviewApp(pulumi.ComponentResource):
             )
             self.services[svc.name] = k8s.core.v1.Service(
                 f"{name}-{svc.name}-svc",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=svc.name, namespace=args.namespace, labels=labels),
+                metadata=metadata(svc.name, args.namespace, labels),
                 spec=k8s.core.v1.ServiceSpecArgs(
                     selector=selector,
                     ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=svc.port)],

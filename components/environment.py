@@ -14,6 +14,7 @@ import pulumi_kubernetes as k8s
 from components.app import PreviewApp, PreviewAppArgs
 from components.database import PreviewDatabase, PreviewDatabaseArgs
 from components.ingress import PreviewIngress, PreviewIngressArgs
+from components.meta import metadata
 from components.namespace import PreviewNamespace, PreviewNamespaceArgs
 from components.secrets import PreviewSecrets, PreviewSecretsArgs
 from prenv import naming
@@ -81,7 +82,7 @@ class PreviewEnvironment(pulumi.ComponentResource):
         if db is not None:
             secret = k8s.core.v1.Secret(
                 f"{name}-database-secret",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=DATABASE_SECRET, namespace=ns.name, labels=common),
+                metadata=metadata(DATABASE_SECRET, ns.name, common),
                 string_data={"DATABASE_URL": db.url},
                 opts=in_ns,
             )

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.meta import metadata
+
 WILDCARD_SECRET = "prenv-wildcard-tls"  # noqa: S105 - a Secret object name
 
 
@@ -45,7 +47,7 @@ class PreviewIngress(pulumi.ComponentResource):
                 raise ValueError("tls.mode wildcard needs the shared stack's certificate and key")
             secret = k8s.core.v1.Secret(
                 f"{name}-tls",
-                metadata=k8s.meta.v1.ObjectMetaArgs(name=WILDCARD_SECRET, namespace=args.namespace, labels=args.labels),
+                metadata=metadata(WILDCARD_SECRET, args.namespace, args.labels),
                 type="kubernetes.io/tls",
                 string_data={
                     "tls.crt": pulumi.Output.secret(args.wildcard_cert),
@@ -63,9 +65,7 @@ class PreviewIngress(pulumi.ComponentResource):
             tls.append(k8s.networking.v1.IngressTLSArgs(hosts=[args.host]))
         k8s.networking.v1.Ingress(
             f"{name}-ingress",
-            metadata=k8s.meta.v1.ObjectMetaArgs(
-                name=args.service, namespace=args.namespace, labels=args.labels, annotations=annotations or None
-            ),
+            metadata=metadata(args.service, args.namespace, args.labels, annotations),
             spec=k8s.networking.v1.IngressSpecArgs(
                 ingress_class_name=args.class_name,
                 tls=tls or None,

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.meta import metadata
 from prenv.stackconfig import Limits, Quota
 
 
@@ -28,7 +29,7 @@ class PreviewNamespace(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PreviewNamespaceArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("prenv:namespace:PreviewNamespace", name, None, opts)
-        meta = k8s.meta.v1.ObjectMetaArgs
+        meta = metadata
         ns = k8s.core.v1.Namespace(
             f"{name}-ns",
             metadata=meta(name=args.name, labels=args.labels),

@@ -14,6 +14,8 @@ from typing import Any
 import pulumi
 import pulumi_kubernetes as k8s
 
+from components.meta import metadata
+
 SECRET_NAME = "prenv-app-secrets"  # noqa: S105 - a Secret object name
 _ENV_SAFE = re.compile(r"[^A-Za-z0-9_]")
 
@@ -52,7 +54,7 @@ class PreviewSecrets(pulumi.ComponentResource):
         super().__init__("prenv:secrets:PreviewSecrets", name, None, opts)
         secret = k8s.core.v1.Secret(
             f"{name}-secret",
-            metadata=k8s.meta.v1.ObjectMetaArgs(name=SECRET_NAME, namespace=args.namespace, labels=args.labels),
+            metadata=metadata(SECRET_NAME, args.namespace, args.labels),
             string_data={k: pulumi.Output.secret(v) for k, v in sorted(args.values.items())},
             opts=pulumi.ResourceOptions(parent=self),
         )

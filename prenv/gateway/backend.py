@@ -4,7 +4,7 @@ Listing 200 stacks through the Automation API would start a ``pulumi`` process p
 checkpoints are plain JSON in a known layout, so the gateway reads them itself:
 
     .pulumi/stacks/<project>/<stack>.json[.gz]          checkpoint: resources, stack outputs, pending operations
-    .pulumi/locks/<project>/<stack>/<lock id>.json      present while an operation holds the stack
+    .pulumi/locks/organization/<project>/<stack>/<lock id>.json   present while an operation holds the stack
     .pulumi/history/<project>/<stack>/<stack>-<ns>.history.json   one entry per update: kind, result, times
 
 Only the plain-text outputs prenv itself exports (``sha``, ``configHash``, ``url``) are read; secret outputs stay
@@ -201,7 +201,8 @@ class DiyBackend:
 
     def locks(self, stack: str) -> list[LockInfo]:
         out = []
-        for key in self.store.list(f".pulumi/locks/{self.project}/{stack}"):
+        keys = self.store.list(f".pulumi/locks/organization/{self.project}/{stack}")
+        for key in (k for k in keys if k.endswith(".json")):
             raw = self.store.read(key)
             info: dict[str, Any] = {}
             if raw:
@@ -223,6 +224,7 @@ class DiyBackend:
     def remove_lock(self, lock: LockInfo) -> None:
         logger.warning("removing stale lock %s (pid %s on %s)", lock.key, lock.pid, lock.hostname)
         self.store.delete(lock.key)
+        self.store.delete(lock.key + ".attrs")  # the file:// backend's metadata sidecar
 
 
 def _plain(value: Any) -> str | None:

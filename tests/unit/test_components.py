@@ -158,7 +158,7 @@ def test_wildcard_tls_copies_the_shared_certificate_into_the_namespace_as_a_secr
 def test_cert_manager_tls_annotates_the_ingress_with_the_issuer() -> None:
     registry, _ = build_environment(config(tls={"mode": "cert-manager", "issuer": "letsencrypt"}))
     ingress = registry.one("kubernetes:networking.k8s.io/v1:Ingress").inputs
-    assert ingress["metadata"]["annotations"] == {"cert-manager.io/cluster-issuer": "letsencrypt"}
+    assert ingress["metadata"]["annotations"]["cert-manager.io/cluster-issuer"] == "letsencrypt"
     assert ingress["spec"]["tls"] == [{"hosts": ["web-7.preview.example.com"], "secretName": "web-tls"}]
 
 
@@ -190,6 +190,13 @@ def test_database_url_output_is_a_secret() -> None:
     _, outs = run(build)
     assert outs["url"].secret is True
     assert outs["url"].value == "postgresql://pr_7:pw-123@db.test:5432/pr_7"
+
+
+def test_every_object_claims_ownership_so_recovery_can_take_over_its_fields() -> None:
+    registry, _ = build_environment(config())
+    k8s_objects = [r for r in registry.resources if r.typ.startswith("kubernetes:")]
+    assert k8s_objects
+    assert all(r.inputs["metadata"]["annotations"]["pulumi.com/patchForce"] == "true" for r in k8s_objects)
 
 
 def test_components_use_prenv_type_tokens_and_the_environment_outputs_the_sha() -> None:

@@ -1,0 +1,56 @@
+"""A pulumi run killed with SIGKILL mid-update leaves a lock and pending operations; the gateway recovers them."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from prenv.gateway.automation import AutomationGateway
+from prenv.model import DesiredEnvironment, PullRequest
+from prenv.toolchain import tool_path
+from tests.fixtures.preview import unique_pr
+
+pytestmark = pytest.mark.integration
+
+
+def test_an_up_killed_midway_is_recovered_by_the_next_operation(
+    gateway: AutomationGateway, project_dir: Path, backend_url: str, preview_env: dict[str, str]
+) -> None:
+    n = unique_pr()
+    stack = f"pr-{n}"
+    env = {**preview_env, "PULUMI_BACKEND_URL": backend_url}
+    pulumi = str(tool_path("pulumi"))
+    run = {"cwd": project_dir, "env": env, "check": True, "capture_output": True}
+    subprocess.run([pulumi, "stack", "init", stack], **run)  # type: ignore[call-overload]
+    subprocess.run([pulumi, "config", "set", "prenv:sha", "1" * 40, "-s", stack], **run)  # type: ignore[call-overload]
+    proc = subprocess.Popen(
+        [pulumi, "up", "--yes", "--skip-preview", "-s", stack, "--color", "never"],
+        cwd=project_dir,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert proc.stdout is not None
+    for line in proc.stdout:  # kill it as soon as the cluster resources are being created
+        if "kubernetes:core/v1:Namespace" in line and "creating" in line:
+            break
+    time.sleep(1.0)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert gateway.backend is not None
+    assert gateway.backend.locks(stack), "the killed run should have left its lock"
+
+    pr = PullRequest(number=n, sha="1" * 40, branch="b", base="main", author="a", title="t")
+    state = gateway.up(DesiredEnvironment(pr=pr, config_hash="h"))
+    assert state.sha == "1" * 40
+    assert gateway.backend.locks(stack) == []
+    assert gateway.backend.pending_operations(stack) == 0
+    gateway.destroy(n)
+    assert all(s.pr != n for s in gateway.list_stacks())
