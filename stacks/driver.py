@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_kubernetes as k8s
+import yaml
 
 from prenv import naming
 
@@ -81,6 +82,13 @@ def run() -> None:
         subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=sa.metadata.name, namespace=NAMESPACE)],
         opts=in_ns,
     )
+    # prenv.yaml for the pod: the `prenv:driverConfig` object of this stack (sources, filters, state, serve…).
+    settings = k8s.core.v1.ConfigMap(
+        "driver-config",
+        metadata=meta(name="prenv-driver-config", namespace=NAMESPACE, labels=labels),
+        data={"prenv.yaml": yaml.safe_dump(cfg.require_object("driverConfig"), sort_keys=False)},
+        opts=in_ns,
+    )
     secret_data = {env: cfg.get_secret(key) for key, env in SECRET_KEYS.items()}
     secret = k8s.core.v1.Secret(
         "driver-secret",
@@ -99,6 +107,12 @@ def run() -> None:
                 metadata=meta(labels=labels),
                 spec=k8s.core.v1.PodSpecArgs(
                     service_account_name=sa.metadata.name,
+                    volumes=[
+                        k8s.core.v1.VolumeArgs(
+                            name="config",
+                            config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=settings.metadata.name),
+                        )
+                    ],
                     termination_grace_period_seconds=660,  # let a running pulumi operation finish (serve's bound)
                     containers=[
                         k8s.core.v1.ContainerArgs(
@@ -112,6 +126,9 @@ def run() -> None:
                                 )
                             ],
                             env=[k8s.core.v1.EnvVarArgs(name="PRENV_LEADER_ELECTION", value="true")],
+                            volume_mounts=[
+                                k8s.core.v1.VolumeMountArgs(name="config", mount_path="/etc/prenv", read_only=True)
+                            ],
                             readiness_probe=k8s.core.v1.ProbeArgs(
                                 http_get=k8s.core.v1.HTTPGetActionArgs(path="/readyz", port="http")
                             ),

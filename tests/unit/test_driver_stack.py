@@ -9,7 +9,11 @@ from tests.unit.pulumi_harness import run
 
 def build_driver() -> object:
     pulumi.runtime.set_all_config(
-        {"prenv:driverImage": "registry.example.com/prenv:0.1.0", "prenv:webhookSecret": "whsec"},
+        {
+            "prenv:driverImage": "registry.example.com/prenv:0.1.0",
+            "prenv:webhookSecret": "whsec",
+            "prenv:driverConfig": '{"source": {"type": "github", "github": {"repository": "acme/shop"}}}',
+        },
         secret_keys=["prenv:webhookSecret"],
     )
     from stacks import driver
@@ -40,3 +44,11 @@ def test_the_driver_reads_credentials_from_a_secret_and_gets_time_to_finish_oper
     assert container["envFrom"] == [{"secretRef": {"name": "prenv-driver"}}]
     assert all("value" not in e or e["name"] == "PRENV_LEADER_ELECTION" for e in container["env"])
     assert container["securityContext"]["runAsNonRoot"] is True
+
+
+def test_the_driver_gets_its_prenv_yaml_from_a_config_map() -> None:
+    registry, _ = run(build_driver)  # type: ignore[arg-type]
+    data = registry.one("kubernetes:core/v1:ConfigMap").inputs["data"]["prenv.yaml"]
+    assert "repository: acme/shop" in data
+    pod = registry.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    assert pod["containers"][0]["volumeMounts"] == [{"name": "config", "mountPath": "/etc/prenv", "readOnly": True}]
