@@ -26,12 +26,14 @@ class ClusterState(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class ClusterStatus:
-    """The state of one embedded cluster; ``detail`` says why it is broken (empty otherwise)."""
+    """The state of one embedded cluster; ``detail`` says why it is broken (empty otherwise), ``missing`` names
+    the processes that are not running when some others are."""
 
     state: ClusterState
     kubeconfig: Path
     server: str | None
     detail: str = ""
+    missing: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, str | None]:
         """The ``prenv cluster status --json`` contract: exactly these three keys."""

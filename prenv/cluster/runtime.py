@@ -92,7 +92,9 @@ class EmbeddedCluster:
         if not alive:
             return ClusterStatus(ClusterState.STOPPED, layout.kubeconfig, server)
         if dead:
-            return ClusterStatus(ClusterState.BROKEN, layout.kubeconfig, server, f"not running: {', '.join(dead)}")
+            return ClusterStatus(
+                ClusterState.BROKEN, layout.kubeconfig, server, f"not running: {', '.join(dead)}", tuple(dead)
+            )
         try:
             with contextlib.closing(bootstrap.api_client(layout.kubeconfig)) as api:
                 ok = bootstrap.readyz(api)
@@ -150,8 +152,9 @@ class EmbeddedCluster:
     def up(self, progress: Progress | None = None) -> ClusterInfo:
         """Start the cluster and return once it is usable; a running cluster is left as it is.
 
-        A stopped cluster (processes gone, data kept) is started again with its data; a broken one is removed
-        and created afresh. Raises ToolError if a binary is missing, ClusterError if it does not become ready.
+        A stopped cluster (processes gone, data kept) is started again with its data; so are the missing
+        processes of a broken one. A broken cluster whose processes all run (apiserver unhealthy) is removed and
+        created afresh. Raises ToolError if a binary is missing, ClusterError if it does not become ready.
         """
         report = progress or _log_progress
         started = time.monotonic()
@@ -166,7 +169,10 @@ class EmbeddedCluster:
                 return self.info()
             tools = kwokctl.resolve_toolset(self._tool_path)
             step(f"toolchain: Kubernetes {tools.kube_version}, {len(tools.stage_configs)} KWOK stage file(s)")
-            if status.state is ClusterState.BROKEN:
+            if status.state is ClusterState.BROKEN and status.missing:
+                step(f"cluster {self.name} is broken ({status.detail}); starting what is missing")
+            elif status.state is ClusterState.BROKEN:
+                # Everything runs yet the apiserver is not healthy: nothing to restart, start over.
                 step(f"cluster {self.name} is broken ({status.detail}); recreating it")
                 self._down(step)
             if kwokctl.read_record(self.layout) is not None:
@@ -216,7 +222,7 @@ class EmbeddedCluster:
             timeout=240,
             what="kwokctl start cluster",
         )
-        step("control plane restarted with its existing data")
+        step("control plane (re)started with its existing data")
 
     def _bootstrap(self, tools: kwokctl.Toolset, step: Callable[[str], None]) -> None:
         with contextlib.closing(bootstrap.api_client(self.layout.kubeconfig)) as api:

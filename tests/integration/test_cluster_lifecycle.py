@@ -59,7 +59,9 @@ def test_down_after_up_leaves_no_listening_port_process_or_data(lifecycle_cluste
     assert lifecycle_cluster.status().state is ClusterState.STOPPED
 
 
-def test_a_cluster_whose_component_died_is_broken_and_up_repairs_it(lifecycle_cluster: EmbeddedCluster) -> None:
+def test_a_cluster_whose_component_died_is_broken_and_up_starts_just_that_one(
+    lifecycle_cluster: EmbeddedCluster,
+) -> None:
     lifecycle_cluster.up()
     scheduler = lifecycle_cluster.pids()["kube-scheduler"]
     proc.terminate([(scheduler, "kube-scheduler")], grace=5)
@@ -68,8 +70,13 @@ def test_a_cluster_whose_component_died_is_broken_and_up_repairs_it(lifecycle_cl
     assert status.state is ClusterState.BROKEN
     assert "kube-scheduler" in status.detail
 
+    others = {name: pid for name, pid in lifecycle_cluster.pids().items() if name != "kube-scheduler"}
     lifecycle_cluster.up()
     assert lifecycle_cluster.status().state is ClusterState.RUNNING
+    # Only the dead process was started again; the cluster and its data were kept.
+    after = lifecycle_cluster.pids()
+    assert {name: after[name] for name in others} == others
+    assert after["kube-scheduler"] != scheduler
 
 
 def test_a_stopped_cluster_starts_again_with_its_data(lifecycle_cluster: EmbeddedCluster) -> None:
@@ -85,7 +92,7 @@ def test_a_stopped_cluster_starts_again_with_its_data(lifecycle_cluster: Embedde
 
     steps: list[str] = []
     assert lifecycle_cluster.up(progress=lambda step, _: steps.append(step)) == info
-    assert any("restarted with its existing data" in step for step in steps)
+    assert any("started with its existing data" in step for step in steps)
     with contextlib.closing(api_client(info.kubeconfig)) as api:
         client.CoreV1Api(api).read_namespaced_config_map("survivor", "default")
 
