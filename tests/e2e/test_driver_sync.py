@@ -26,15 +26,16 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 PRENV = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "prenv")
 
 
+CANARY = Path("/tmp/prenv-e2e-pwned")
+HOSTILE = {  # attacker-controlled PR metadata: it must never reach a name, a command or SQL
+    "branch": f"x$(touch {CANARY});'; DROP DATABASE postgres; --",
+    "author": "eve`id`<script>",
+    "title": "ünïcødé {{ .Values }} ' OR 1=1 -- " * 20,
+}
+
+
 def pr(n: int, sha: str) -> dict[str, Any]:
-    return {
-        "number": n,
-        "sha": sha * 40,
-        "branch": f"feature/{n}",
-        "author": "dev",
-        "title": f"PR {n}",
-        "labels": ["preview"],
-    }
+    return {"number": n, "sha": sha * 40, "labels": ["preview"], **HOSTILE}
 
 
 class Driver:
@@ -68,14 +69,20 @@ class Driver:
 
 
 def run_lifecycle(d: Driver, cluster_api: client.ApiClient, postgres: LocalPostgres) -> None:
-    a, b, c = unique_pr(), unique_pr(), unique_pr()
-    d.open([pr(a, "a"), pr(b, "b"), pr(c, "c")])
+    a, b, c, bad = unique_pr(), unique_pr(), unique_pr(), unique_pr()
+    # A record with a control character in its title is skipped with a logged reason, never deployed.
+    d.open([pr(a, "a"), pr(b, "b"), pr(c, "c"), {**pr(bad, "e"), "title": "line\nbreak"}])
     assert d.json("sync", "--dry-run") == {"create": sorted([a, b, c]), "update": [], "destroy": [], "unchanged": []}
 
     assert d.run("sync").returncode == 0
     apps = client.AppsV1Api(cluster_api)
     for n in (a, b, c):
         assert apps.read_namespaced_deployment("web", f"pr-{n}").status.available_replicas == 1
+    labels = client.CoreV1Api(cluster_api).read_namespace(f"pr-{a}").metadata.labels
+    assert labels["prenv.dev/author"] == "eve-id-script"
+    assert not CANARY.exists()
+    with psycopg.connect(postgres.dsn) as conn:
+        assert pgbranch.database_exists(conn, "postgres")
     listed = {e["pr"]: e for e in d.json("list")}
     assert set(listed) == {a, b, c}
     assert listed[a]["status"] == "ready"
