@@ -27,13 +27,13 @@ from datetime import UTC, datetime
 from typing import Protocol
 
 import requests
-from github import Auth, Github, GithubException
+from github import Auth, GithubException
 from github.Deployment import Deployment
 from github.Repository import Repository
-from urllib3.util.retry import Retry
 
 from prenv import naming
 from prenv.model import PullRequest
+from prenv.sources.github import client as github_client
 
 logger = logging.getLogger(__name__)
 
@@ -179,27 +179,8 @@ class GitHubFeedback:
         self.repository = repository
         self.bot_login = bot_login
         self.health_check = health_check
-        retry = Retry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
-            other=0,
-            backoff_factor=0.2,
-            backoff_max=2.0,
-            status_forcelist=(502, 503, 504),
-            allowed_methods=frozenset({"GET", "HEAD"}),
-            respect_retry_after_header=False,
-            raise_on_status=False,
-            raise_on_redirect=False,
-        )
-        self._github = Github(
-            auth=auth,
-            base_url=base_url.rstrip("/"),
-            timeout=timeout,
-            retry=retry,
-            seconds_between_writes=None,
-            lazy=True,
+        self._github = github_client(
+            auth, base_url, timeout=timeout, retries=retries, seconds_between_requests=seconds_between_requests
         )
         self._guard = threading.Lock()
         self._locks: dict[int, threading.Lock] = {}

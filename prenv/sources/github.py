@@ -63,6 +63,46 @@ class RateLimit:
     reset: datetime
 
 
+def client(
+    auth: Auth.Auth | None,
+    base_url: str,
+    *,
+    timeout: int,
+    retries: int,
+    per_page: int = 30,
+    seconds_between_requests: float | None = 0.25,
+) -> Github:
+    """A PyGithub client with prenv's retry policy; the source and the PR feedback both use it.
+
+    Retries cover connection errors, read timeouts and 502/503/504 only, for idempotent methods. A 403/429 is a
+    rate limit: it is reported with its delay instead of being slept through inside a cycle.
+    """
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        backoff_factor=0.2,
+        backoff_max=2.0,
+        status_forcelist=(502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD"}),
+        respect_retry_after_header=False,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+    return Github(
+        auth=auth,
+        base_url=base_url.rstrip("/"),
+        timeout=timeout,
+        retry=retry,
+        per_page=per_page,
+        seconds_between_requests=seconds_between_requests,
+        seconds_between_writes=None,
+        lazy=True,
+    )
+
+
 class GitHubSource:
     """Lists the open PRs of one repository on github.com or GitHub Enterprise.
 
@@ -106,30 +146,13 @@ class GitHubSource:
         self.repository = repository
         self.base_url = base_url.rstrip("/")
         self._rate_limit: RateLimit | None = None
-        retry = Retry(
-            total=retries,
-            connect=retries,
-            read=retries,
-            status=retries,
-            other=0,
-            backoff_factor=0.2,
-            backoff_max=2.0,
-            status_forcelist=(502, 503, 504),
-            allowed_methods=frozenset({"GET", "HEAD"}),
-            # A 403/429 is a rate limit: report it with its delay instead of sleeping inside the cycle.
-            respect_retry_after_header=False,
-            raise_on_status=False,
-            raise_on_redirect=False,
-        )
-        self._github = Github(
-            auth=_auth(token, app),
-            base_url=self.base_url,
+        self._github = client(
+            _auth(token, app),
+            self.base_url,
             timeout=timeout,
-            retry=retry,
+            retries=retries,
             per_page=per_page,
             seconds_between_requests=seconds_between_requests,
-            seconds_between_writes=None,
-            lazy=True,
         )
 
     def __repr__(self) -> str:

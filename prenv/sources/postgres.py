@@ -25,7 +25,7 @@ from psycopg.rows import dict_row
 
 from prenv.errors import ConfigError, SourceError, SourceUnavailable
 from prenv.model import PullRequest
-from prenv.sources.records import InvalidRecord, parse_records, validate
+from prenv.sources.records import InvalidRecord, as_record, parse_records, validate
 
 logger = logging.getLogger(__name__)
 
@@ -125,18 +125,7 @@ class PostgresTableSource:
                 active = true, updated_at = excluded.updated_at
             """
         ).format(table=self._table)
-        params = {
-            "number": pr.number,
-            "sha": pr.sha,
-            "branch": pr.branch,
-            "base": pr.base,
-            "author": pr.author,
-            "title": pr.title,
-            "labels": sorted(pr.labels),
-            "draft": pr.draft,
-            "fork": pr.fork,
-            "updated_at": pr.updated_at,
-        }
+        params = as_record(pr)
         with self._connect() as conn, self._translate("upsert a pull request"):
             conn.execute(statement, params)
 

@@ -109,22 +109,25 @@ def parse_records(raws: Iterable[object], *, source: str) -> list[PullRequest]:
     return result
 
 
+def as_record(pr: PullRequest) -> dict[str, object]:
+    """A ``PullRequest`` as the raw record every source reads (labels sorted), e.g. for a table row."""
+    return {
+        "number": pr.number,
+        "sha": pr.sha,
+        "branch": pr.branch,
+        "base": pr.base,
+        "author": pr.author,
+        "title": pr.title,
+        "labels": sorted(pr.labels),
+        "draft": pr.draft,
+        "fork": pr.fork,
+        "updated_at": pr.updated_at,
+    }
+
+
 def validate(pr: PullRequest) -> PullRequest:
     """Re-check a ``PullRequest`` built elsewhere (e.g. by CI before it is written to a table)."""
-    return parse_record(
-        {
-            "number": pr.number,
-            "sha": pr.sha,
-            "branch": pr.branch,
-            "base": pr.base,
-            "author": pr.author,
-            "title": pr.title,
-            "labels": sorted(pr.labels),
-            "draft": pr.draft,
-            "fork": pr.fork,
-            "updated_at": pr.updated_at,
-        }
-    )
+    return parse_record(as_record(pr))
 
 
 def _describe(raw: object, index: int) -> str:
