@@ -30,6 +30,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 from prenv.errors import DatabaseError, ToolError
+from prenv.procs import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -299,23 +300,6 @@ class LocalPostgres:
         deadline = time.monotonic() + 5
         while args[0] == "stop" and self.is_running() and time.monotonic() < deadline:
             time.sleep(0.05)
-
-
-def process_alive(pid: int) -> bool:
-    """Whether ``pid`` is a live process. A zombie (exited, not yet reaped by a parent that never will in some
-    containers) counts as dead: it holds no port, socket or data directory."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-    except OSError:
-        return True
-    # The state follows the parenthesised command name, which may itself contain spaces or parentheses.
-    return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
 def _tail(result: subprocess.CompletedProcess[str]) -> str:

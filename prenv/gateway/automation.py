@@ -17,7 +17,6 @@ StackOperationError subclasses with a short, secret-free summary of pulumi's dia
 from __future__ import annotations
 
 import logging
-import os
 import re
 import socket
 import threading
@@ -32,6 +31,7 @@ from prenv import naming
 from prenv.errors import StackLocked, StackOperationError
 from prenv.gateway.backend import DiyBackend, FileStore, store_for
 from prenv.model import DesiredEnvironment, StackState
+from prenv.procs import process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -202,7 +202,7 @@ class AutomationGateway:
             if age > self.stale_lock_seconds:
                 return True
         if lock.pid is not None and lock.hostname == socket.gethostname():
-            return not _pid_alive(lock.pid)
+            return not process_alive(lock.pid)
         return False
 
 
@@ -215,16 +215,6 @@ class _PrLogger:
         line = line.rstrip()
         if line:
             self.log.debug("pr-%s | %s", self.pr, _SECRETISH.sub("[redacted]", line))
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _out(outputs: Mapping[str, Any], key: str) -> str | None:
