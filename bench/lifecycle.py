@@ -1,0 +1,120 @@
+"""Time to ready and teardown: a reviewer's wait, from the webhook to a usable environment and back to nothing.
+
+Each run: a PR labelled ``preview`` appears on the fake GitHub and its ``labeled`` webhook is posted to a running
+``prenv serve``; the clock stops when the environment is ready (see bench.probes). Then the PR is closed and its
+``closed`` webhook posted; the clock stops when namespace, database, role and stack are all gone. Beside each run,
+the floor: the same objects and SQL without prenv (bench.probes.floor_up / floor_down).
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Any
+
+from bench import probes
+from bench.serve import ServeProcess, free_port
+from bench.world import REPOSITORY, WEBHOOK_SECRET, World
+from prenv.cluster.bootstrap import api_client
+from tests.fakes.github_server import pr_template
+
+TARGET_READY_MEDIAN_S = 15.0
+TARGET_READY_RATIO = 4.0
+TARGET_TEARDOWN_S = 30.0
+
+
+def event(action: str, number: int, *, label: str | None = "preview") -> dict[str, Any]:
+    """A ``pull_request`` webhook payload for PR ``number`` of the benchmark repository."""
+    pr = pr_template()
+    pr["number"] = number
+    payload: dict[str, Any] = {
+        "action": action,
+        "number": number,
+        "pull_request": pr,
+        "repository": {"full_name": REPOSITORY},
+    }
+    if action in ("labeled", "unlabeled") and label:
+        payload["label"] = {"name": label}
+    return payload
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    ordered = sorted(samples)
+    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
+    return {"median_s": round(statistics.median(ordered), 2), "p95_s": round(p95, 2), "max_s": round(ordered[-1], 2)}
+
+
+def run(w: World, runs: int = 10, first_pr: int = 1000, progress: Any = print) -> dict[str, Any]:
+    env = w.env()
+    api = api_client(w.cluster.kubeconfig)
+    probe = probes.Probe(api, w.postgres.dsn, w.backend_dir)
+    port = free_port()
+    config = w.write_config("serve-lifecycle", parallelism=2, workers=2, port=port)
+    service = ServeProcess(config, env, port, w.root / "serve-lifecycle.log", WEBHOOK_SECRET)
+    service.start()
+    ready, announced, floor_ready, teardown, floor_teardown = [], [], [], [], []
+    objects: list[dict[str, Any]] | None = None
+    repo = w.github.repo(REPOSITORY)
+    try:
+        for i in range(runs):
+            n = first_pr + i
+            ns = f"pr-{n}"
+            w.github.add_pull(REPOSITORY, n, labels=["preview"])
+            t0 = time.perf_counter()
+            status = service.webhook("pull_request", event("labeled", n))
+            if status != 202:
+                raise RuntimeError(f"webhook answered {status}")
+            probes.wait_until(lambda ns=ns: probe.ready(ns), 600, f"{ns} ready")  # type: ignore[misc]
+            ready.append(time.perf_counter() - t0)
+            probes.wait_until(lambda n=n: _says(repo, n, "ready"), 120, f"PR {n} comment saying ready")  # type: ignore[misc]
+            announced.append(time.perf_counter() - t0)
+            if objects is None:
+                objects = probes.render(api, ns)
+
+            floor_ns = f"floor-{n}"
+            t0 = time.perf_counter()
+            probes.floor_up(objects, floor_ns, w.postgres.dsn, probe, env)
+            floor_ready.append(time.perf_counter() - t0)
+
+            w.github.close_pull(REPOSITORY, n)
+            t0 = time.perf_counter()
+            service.webhook("pull_request", event("closed", n, label=None))
+            probes.wait_until(lambda n=n: probe.gone(n), 600, f"PR {n} torn down")  # type: ignore[misc]
+            teardown.append(time.perf_counter() - t0)
+
+            t0 = time.perf_counter()
+            probes.floor_down(floor_ns, w.postgres.dsn, probe, env)
+            floor_teardown.append(time.perf_counter() - t0)
+            progress(
+                f"  run {i + 1}/{runs}: ready {ready[-1]:.1f}s (floor {floor_ready[-1]:.1f}s), "
+                f"teardown {teardown[-1]:.1f}s (floor {floor_teardown[-1]:.1f}s)"
+            )
+    finally:
+        service.stop()
+        api.close()
+    r, f = summary(ready), summary(floor_ready)
+    td, ftd = summary(teardown), summary(floor_teardown)
+    return {
+        "runs": runs,
+        "time_to_ready": {
+            **r,
+            "announced_median_s": summary(announced)["median_s"],
+            "floor": f,
+            "ratio": round(r["median_s"] / f["median_s"], 2),
+            "target_median_s": TARGET_READY_MEDIAN_S,
+            "target_ratio": TARGET_READY_RATIO,
+            "samples_s": [round(x, 2) for x in ready],
+        },
+        "teardown": {
+            **td,
+            "floor": ftd,
+            "ratio": round(td["median_s"] / ftd["median_s"], 2),
+            "target_median_s": TARGET_TEARDOWN_S,
+            "samples_s": [round(x, 2) for x in teardown],
+        },
+    }
+
+
+def _says(repo: Any, n: int, word: str) -> bool:
+    comments = repo.comments.get(n) or []
+    return bool(comments) and word in str(comments[0].get("body", "")).lower()
