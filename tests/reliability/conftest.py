@@ -1,0 +1,68 @@
+"""Fixtures of the reliability suite: the secrets scan around every test, and the environment the driver runs with.
+
+Every test here is watched: log records of every logger go to the collector while it runs, and whatever the test
+exposed (CLI output, PR comments, error messages) is scanned for every known secret when it ends; a leak fails the
+test. At the end of the session the scan's figures are recorded as the ``secrets`` check.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+
+import pytest
+
+from prenv.localdb import LocalPostgres
+from tests.reliability import harness
+from tests.reliability.exposure import COLLECTOR, CollectingHandler
+from tests.unit.service_harness import SECRET as WEBHOOK_SECRET
+
+_VERBOSE_LOGGERS = ("prenv", "components", "stacks", "github", "tests")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _secrets_record() -> Iterator[None]:
+    yield
+    COLLECTOR.scan()
+    harness.record(
+        "secrets",
+        "Secrets in logs, CLI output, PR comments and error messages",
+        trials=COLLECTOR.scanned_texts,
+        failures=len(COLLECTOR.leaks),
+        orphans=0,
+        order=80,
+        secrets_known=len(COLLECTOR.secrets),
+        characters_scanned=COLLECTOR.scanned_chars,
+        leaks=[f"{leak.secret} in {leak.where}" for leak in COLLECTOR.leaks][:20],
+    )
+
+
+@pytest.fixture(autouse=True)
+def _secrets_scan(request: pytest.FixtureRequest) -> Iterator[None]:
+    COLLECTOR.register("webhook secret", WEBHOOK_SECRET)
+    COLLECTOR.register("GitHub token", harness.GITHUB_TOKEN)
+    COLLECTOR.register("Pulumi passphrase", harness.PASSPHRASE)
+    if "postgres" in request.fixturenames:
+        server: LocalPostgres = request.getfixturevalue("postgres")
+        COLLECTOR.register("PostgreSQL superuser password", server.password)
+    handler = CollectingHandler(COLLECTOR, request.node.name)
+    root = logging.getLogger()
+    saved = {name: logging.getLogger(name).level for name in _VERBOSE_LOGGERS}
+    root.addHandler(handler)
+    for name in _VERBOSE_LOGGERS:
+        logging.getLogger(name).setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
+    leaks = COLLECTOR.scan()
+    if leaks:
+        pytest.fail("secrets leaked: " + "; ".join(f"{leak.secret} in {leak.where}" for leak in leaks), pytrace=False)
+
+
+@pytest.fixture
+def driver_env(preview_env: dict[str, str]) -> dict[str, str]:
+    """The environment of a driver process: the toolchain, kubeconfig, admin DSN, and a real passphrase and token."""
+    return {**preview_env, "PULUMI_CONFIG_PASSPHRASE": harness.PASSPHRASE, "GITHUB_TOKEN": harness.GITHUB_TOKEN}

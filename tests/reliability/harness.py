@@ -1,0 +1,359 @@
+"""Shared pieces of the reliability suite: the prenv CLI as a child process, leftovers counting, a TCP proxy that
+can "take the API down", and recording figures.
+
+Leftovers are counted for the PRs a test used and only those: the session's cluster and PostgreSQL are shared with
+other tests of the same worker, whose namespaces and databases belong to other backends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from bench.reliability import Record, write_record
+from components import pgbranch
+from prenv.gateway.backend import DiyBackend, FileStore
+from tests.reliability.exposure import COLLECTOR
+
+ROOT = Path(__file__).resolve().parents[2]
+PRENV = str(ROOT / ".venv" / "bin" / "prenv")
+GITHUB_TOKEN = "ghp_reliabilityTokenNeverShown0123456789"  # a fake GitHub's token, registered as a secret
+# A real passphrase (not the labelled development default) so that the scan can tell if it ever leaks.
+PASSPHRASE = "reliability-passphrase-" + os.urandom(12).hex()
+
+
+def part() -> str:
+    """This process's part of a record: the xdist worker id, ``main`` without xdist."""
+    return os.environ.get("PYTEST_XDIST_WORKER", "main")
+
+
+def run_id() -> str:
+    """Shared by every worker of one pytest run (xdist's test-run uid), so their parts are summed together."""
+    return os.environ.get("PYTEST_XDIST_TESTRUNUID") or _SESSION_RUN
+
+
+_SESSION_RUN = f"{os.getpid()}-{int(time.time())}"
+
+
+def record(
+    check: str,
+    title: str,
+    *,
+    trials: int,
+    failures: int,
+    orphans: int,
+    order: int,
+    **details: Any,
+) -> Record:
+    rec = Record(
+        check=check,
+        title=title,
+        trials=trials,
+        failures=failures,
+        orphans=orphans,
+        order=order,
+        details=details,
+        run=run_id(),
+        part=part(),
+    )
+    write_record(rec)
+    return rec
+
+
+# --- the CLI ----------------------------------------------------------------------------------------------------
+
+
+class Prenv:
+    """``.venv/bin/prenv`` on one prenv.yaml; everything it prints is exposed to the secrets scan."""
+
+    def __init__(self, root: Path, config: dict[str, Any], env: dict[str, str]) -> None:
+        root.mkdir(parents=True, exist_ok=True)
+        self.config = root / "prenv.yaml"
+        self.config.write_text(yaml.safe_dump(config))
+        self.env = env
+
+    def args(self, *args: str) -> list[str]:
+        return [PRENV, *args, "-c", str(self.config)]
+
+    def run(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(self.args(*args), env=self.env, capture_output=True, text=True, timeout=timeout)
+        COLLECTOR.expose(f"prenv {' '.join(args)} stdout", done.stdout)
+        COLLECTOR.expose(f"prenv {' '.join(args)} stderr", done.stderr)
+        return done
+
+    def start(self, *args: str, verbose: bool = False) -> Child:
+        """Start the CLI in its own process group (prenv and every pulumi process under it)."""
+        argv = self.args(*args)
+        if verbose:
+            argv.insert(1, "-v")
+        proc = subprocess.Popen(
+            argv,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            start_new_session=True,
+        )
+        return Child(proc, " ".join(args))
+
+
+@dataclass
+class Child:
+    proc: subprocess.Popen[str]
+    what: str
+    lines: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.monotonic)
+
+    def __post_init__(self) -> None:
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    def kill_group(self) -> bool:
+        """SIGKILL the whole process group; True when it was still running (the kill landed mid-operation)."""
+        import signal
+
+        alive = self.proc.poll() is None
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(timeout=30)
+        self._reader.join(timeout=10)
+        COLLECTOR.expose(f"prenv {self.what} (killed) output", "".join(self.lines))
+        return alive
+
+    def wait(self, timeout: float) -> int:
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=10)
+        COLLECTOR.expose(f"prenv {self.what} output", "".join(self.lines))
+        return code
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group still exists (a killed group must leave none)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+# --- leftovers ----------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Leftovers:
+    """What exists for PRs that should have nothing, what is missing for PRs that should be complete, and locks."""
+
+    namespaces: tuple[str, ...] = ()
+    databases: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    stacks: tuple[str, ...] = ()
+    locks: tuple[str, ...] = ()
+    pending: tuple[str, ...] = ()
+    half_branches: tuple[str, ...] = ()  # a role without its database or the reverse
+    missing: tuple[str, ...] = ()  # pieces of an environment that should exist
+
+    def orphans(self) -> int:
+        return len(self.namespaces) + len(self.databases) + len(self.roles) + len(self.stacks) + len(self.locks)
+
+    def counts(self) -> dict[str, int]:
+        return {
+            "namespaces": len(self.namespaces),
+            "databases": len(self.databases),
+            "roles": len(self.roles),
+            "stacks": len(self.stacks),
+            "stale_locks": len(self.locks),
+            "pending_operations": len(self.pending),
+            "half_branches": len(self.half_branches),
+            "missing": len(self.missing),
+        }
+
+
+def backend_of(backend_url: str) -> DiyBackend:
+    return DiyBackend(FileStore(Path(backend_url.removeprefix("file://"))), "prenv")
+
+
+def live_namespaces(core: client.CoreV1Api, names: Iterable[str], *, settle: float = 60.0) -> set[str]:
+    """Of ``names``, the namespaces that exist; a Terminating one is waited for (up to ``settle`` seconds)."""
+    wanted = set(names)
+    deadline = time.monotonic() + settle
+    while True:
+        found: dict[str, str] = {}
+        for ns in core.list_namespace().items:
+            if ns.metadata.name in wanted:
+                found[ns.metadata.name] = ns.status.phase
+        terminating = [n for n, phase in found.items() if phase == "Terminating"]
+        if not terminating or time.monotonic() > deadline:
+            return set(found)
+        time.sleep(0.5)
+
+
+def leftovers(
+    *,
+    used: Iterable[int],
+    wanted: Iterable[int],
+    core: client.CoreV1Api,
+    admin_dsn: str,
+    backend: DiyBackend,
+    db_prefix: str = "pr_",
+) -> Leftovers:
+    """Count what is left for the ``used`` PRs: everything of a PR not in ``wanted`` is an orphan, and every piece of a
+    ``wanted`` PR must be there. Any lock or pending operation on any stack of the backend is left over too."""
+    used, wanted = set(used), set(wanted)
+    gone = used - wanted
+    namespaces = live_namespaces(core, [f"pr-{n}" for n in used], settle=60.0 if gone else 0.0)
+    dbs, roles = pgbranch.list_branches(admin_dsn, db_prefix)
+    stacks = {s.pr for s in backend.stacks()}
+    locks = [lock.key for name in backend.stack_names() for lock in backend.locks(name)]
+    pending = [name for name in backend.stack_names() if backend.pending_operations(name)]
+    half = [f"{db_prefix}{n}" for n in used if (f"{db_prefix}{n}" in dbs) != (f"{db_prefix}{n}" in roles)]
+    missing = []
+    for n in sorted(wanted):
+        for what, ok in (
+            (f"namespace pr-{n}", f"pr-{n}" in namespaces),
+            (f"database {db_prefix}{n}", f"{db_prefix}{n}" in dbs),
+            (f"role {db_prefix}{n}", f"{db_prefix}{n}" in roles),
+            (f"stack pr-{n}", n in stacks),
+        ):
+            if not ok:
+                missing.append(what)
+    return Leftovers(
+        namespaces=tuple(sorted(f"pr-{n}" for n in gone if f"pr-{n}" in namespaces)),
+        databases=tuple(sorted(f"{db_prefix}{n}" for n in gone if f"{db_prefix}{n}" in dbs)),
+        roles=tuple(sorted(f"{db_prefix}{n}" for n in gone if f"{db_prefix}{n}" in roles)),
+        stacks=tuple(sorted(f"pr-{n}" for n in gone if n in stacks)),
+        locks=tuple(locks),
+        pending=tuple(pending),
+        half_branches=tuple(half),
+        missing=tuple(missing),
+    )
+
+
+def branch_exists(admin_dsn: str, name: str) -> tuple[bool, bool]:
+    """(database exists, role exists)."""
+    with psycopg.connect(admin_dsn, connect_timeout=5) as conn:
+        return pgbranch.database_exists(conn, name), pgbranch.role_exists(conn, name)
+
+
+def namespace_exists(core: client.CoreV1Api, name: str) -> bool:
+    try:
+        ns = core.read_namespace(name)
+    except ApiException as e:
+        if e.status == 404:
+            return False
+        raise
+    return bool(ns.status.phase != "Terminating")
+
+
+# --- an API that can go away ---------------------------------------------------------------------------------------
+
+
+class TcpProxy:
+    """A loopback TCP forwarder: ``close()`` makes the upstream unreachable (connection refused, open connections
+    reset), ``open()`` brings it back on the same port. Bytes pass through untouched, so TLS still verifies."""
+
+    def __init__(self, upstream: tuple[str, int]) -> None:
+        self.upstream = upstream
+        self.port = 0
+        self._listener: socket.socket | None = None
+        self._conns: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self.accepted = 0
+        self.refused_while_closed = 0
+
+    def open(self) -> TcpProxy:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(("127.0.0.1", self.port))
+        sock.listen(64)
+        sock.settimeout(0.2)
+        self.port = sock.getsockname()[1]
+        self._listener = sock
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._accept, args=(sock,), daemon=True, name="tcp-proxy")
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        if self._listener is not None:
+            self._listener.close()
+            self._listener = None
+        with self._lock:
+            conns, self._conns = self._conns, set()
+        for c in conns:
+            with contextlib.suppress(OSError):
+                c.shutdown(socket.SHUT_RDWR)
+            c.close()
+
+    @property
+    def is_open(self) -> bool:
+        return self._listener is not None
+
+    def _accept(self, listener: socket.socket) -> None:
+        while not self._stop.is_set():
+            try:
+                downstream, _ = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.upstream, timeout=5)
+            except OSError:
+                downstream.close()
+                continue
+            self.accepted += 1
+            with self._lock:
+                self._conns |= {downstream, upstream}
+            threading.Thread(target=self._pump, args=(downstream, upstream), daemon=True).start()
+
+    def _pump(self, a: socket.socket, b: socket.socket) -> None:
+        sel = selectors.DefaultSelector()
+        try:
+            a.setblocking(False)
+            b.setblocking(False)
+            sel.register(a, selectors.EVENT_READ, b)
+            sel.register(b, selectors.EVENT_READ, a)
+            while not self._stop.is_set():
+                for key, _ in sel.select(timeout=0.2):
+                    src: socket.socket = key.fileobj  # type: ignore[assignment]
+                    dst: socket.socket = key.data
+                    data = src.recv(65536)
+                    if not data:
+                        return
+                    dst.setblocking(True)
+                    dst.sendall(data)
+                    dst.setblocking(False)
+        except OSError:
+            return
+        finally:
+            sel.close()
+            with self._lock:
+                self._conns -= {a, b}
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.close()
