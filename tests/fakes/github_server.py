@@ -23,6 +23,7 @@ import copy
 import itertools
 import json
 import re
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -98,6 +99,7 @@ class FakeGitHub:
         self._failures: list[Failure] = []
         self._ids = itertools.count(1000)
         self._stopping = threading.Event()
+        self._connections: set[Any] = set()  # sockets of clients connected now (keep-alive included)
         self.requests: list[RecordedRequest] = []
         self.rate_remaining = RATE_LIMIT
         self.rate_reset = int(time.time()) + 3600
@@ -133,6 +135,18 @@ class FakeGitHub:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+    def drop_connections(self) -> None:
+        """Reset every open client connection, keep-alive ones included.
+
+        ``stop()`` alone closes the listener, but a client's pooled keep-alive connection would still be served by its
+        handler thread; a server that went away answers nobody, so an outage is ``stop()`` then this.
+        """
+        with self._lock:
+            connections, self._connections = set(self._connections), set()
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
 
     def __enter__(self) -> FakeGitHub:
         return self.start()
@@ -690,6 +704,17 @@ def _list_statuses(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], bo
 def _make_handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+
+        def setup(self) -> None:
+            super().setup()
+            with gh._lock:
+                gh._connections.add(self.connection)
+
+        def finish(self) -> None:
+            with gh._lock:
+                gh._connections.discard(self.connection)
+            with contextlib.suppress(OSError):
+                super().finish()
 
         def log_message(self, format: str, *args: Any) -> None:
             pass
