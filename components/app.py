@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.meta import metadata
+from components.meta import SERVICE_AWAIT, metadata
 from prenv.naming import LABEL_SHA
 from prenv.stackconfig import Probe, Service
 
@@ -60,7 +60,7 @@ class PreviewApp(pulumi.ComponentResource):
             )
             self.services[svc.name] = k8s.core.v1.Service(
                 f"{name}-{svc.name}-svc",
-                metadata=metadata(svc.name, args.namespace, labels),
+                metadata=metadata(svc.name, args.namespace, labels, SERVICE_AWAIT),
                 spec=k8s.core.v1.ServiceSpecArgs(
                     selector=selector,
                     ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port=svc.port)],

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 import pulumi
 import pulumi_kubernetes as k8s
 
-from components.meta import metadata
+from components.meta import INGRESS_AWAIT, metadata
 
 WILDCARD_SECRET = "prenv-wildcard-tls"  # noqa: S105 - a Secret object name
 
@@ -39,7 +39,7 @@ class PreviewIngress(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PreviewIngressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("prenv:ingress:PreviewIngress", name, None, opts)
-        annotations = dict(args.annotations)
+        annotations = {**INGRESS_AWAIT, **args.annotations}
         tls: list[k8s.networking.v1.IngressTLSArgs] = []
         depends: list[pulumi.Resource] = []
         if args.tls_mode == "wildcard":

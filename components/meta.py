@@ -13,6 +13,14 @@ import pulumi_kubernetes as k8s
 
 OWNED = {"pulumi.com/patchForce": "true"}
 
+# What an up waits for. pulumi-kubernetes' built-in Service and Ingress awaiters sleep 10 s after every Endpoints
+# event for the endpoints to "settle" (provider/pkg/await/service.go and ingress.go, hard-coded): measured, that was
+# 10 of the 12 s a PR's up took. prenv awaits what readiness means instead: every Deployment available (the built-in
+# Deployment awaiter, unchanged; the Service routes to exactly those pods) and the Ingress admitted by its controller
+# (``status.loadBalancer`` published). A template's ``prenv:ingress.annotations`` may override the Ingress condition.
+SERVICE_AWAIT = {"pulumi.com/skipAwait": "true"}
+INGRESS_AWAIT = {"pulumi.com/waitFor": "jsonpath={.status.loadBalancer.ingress}"}
+
 
 def metadata(
     name: pulumi.Input[str],

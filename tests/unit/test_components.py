@@ -144,6 +144,23 @@ def test_ingress_routes_the_pr_host_to_the_public_service_without_tls_by_default
     assert outs["url"].value == "http://web-7.preview.example.com"
 
 
+def test_an_up_awaits_deployments_and_the_admitted_ingress_not_the_endpoint_settle_sleep() -> None:
+    registry, _ = build_environment(config())
+    for service in by_kind(registry, "core/v1:Service").values():
+        assert service["metadata"]["annotations"]["pulumi.com/skipAwait"] == "true"
+    for deployment in by_kind(registry, "apps/v1:Deployment").values():
+        assert "pulumi.com/skipAwait" not in deployment["metadata"]["annotations"]
+    ingress = registry.one("kubernetes:networking.k8s.io/v1:Ingress").inputs
+    assert ingress["metadata"]["annotations"]["pulumi.com/waitFor"] == "jsonpath={.status.loadBalancer.ingress}"
+
+
+def test_template_ingress_annotations_may_override_the_ingress_await() -> None:
+    cfg = config(ingress={"annotations": {"pulumi.com/waitFor": "jsonpath={.metadata.name}"}})
+    registry, _ = build_environment(cfg)
+    ingress = registry.one("kubernetes:networking.k8s.io/v1:Ingress").inputs
+    assert ingress["metadata"]["annotations"]["pulumi.com/waitFor"] == "jsonpath={.metadata.name}"
+
+
 def test_wildcard_tls_copies_the_shared_certificate_into_the_namespace_as_a_secret() -> None:
     cfg = config(tls={"mode": "wildcard"}, sharedStack="acme/prenv/shared")
     registry, outs = build_environment(cfg, wildcard_cert="CERT", wildcard_key="KEY")
