@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import copy
+import json
 import subprocess
 import tempfile
 import time
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
-import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
@@ -173,8 +173,9 @@ def floor_up(objects: list[dict[str, Any]], namespace: str, admin_dsn: str, prob
     branch = pgbranch.create_branch(admin_dsn, name, password, template="app_seed")
     url = f"postgresql://{name}:{password}@{branch.host}:{branch.port}/{name}"
     manifests = retarget(objects, namespace, url)
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
-        yaml.safe_dump_all(manifests, f)
+    # JSON, not YAML: kubectl's YAML 1.2 reader would take a sha such as "000…3e8" for a number.
+    with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
+        json.dump({"apiVersion": "v1", "kind": "List", "items": manifests}, f)
     try:
         kubectl(env, "apply", "--server-side", "--field-manager=floor", "-f", f.name)
         kubectl(env, "wait", "-n", namespace, "--for=condition=Available", "deployment", "--all", "--timeout=300s")

@@ -23,6 +23,7 @@ from github import Auth
 from prenv import driver as driver_mod
 from prenv.errors import ConfigError
 from prenv.service.app import create_app
+from prenv.service.dispatch import BackgroundFeedback
 from prenv.service.feedback import Feedback, GitHubFeedback, NullFeedback
 from prenv.service.metrics import RateLimitView
 from prenv.service.service import Service, ServiceOptions
@@ -91,7 +92,8 @@ def options_of(serve: ServeSettings, repository: str | None) -> ServiceOptions:
 
 
 def build_feedback(settings: Settings, serve: ServeSettings) -> Feedback:
-    """GitHub feedback for the GitHub source when enabled; otherwise nothing is written back."""
+    """GitHub feedback for the GitHub source when enabled (told from a background thread, so operations never wait
+    for GitHub); otherwise nothing is written back."""
     if not serve.feedback.enabled or settings.source.type != "github":
         return NullFeedback()
     gh = settings.source.github
@@ -104,8 +106,10 @@ def build_feedback(settings: Settings, serve: ServeSettings) -> Feedback:
                 url, timeout=fb.health_check_timeout_seconds, interval=fb.health_check_interval_seconds
             )
 
-    return GitHubFeedback(
-        gh.repository, _github_auth(settings), base_url=gh.base_url, health_check=health, timeout=gh.timeout
+    return BackgroundFeedback(
+        GitHubFeedback(
+            gh.repository, _github_auth(settings), base_url=gh.base_url, health_check=health, timeout=gh.timeout
+        )
     )
 
 

@@ -174,6 +174,9 @@ class Service:
             done = done and not pending
         loop = asyncio.get_running_loop()
         idle = await loop.run_in_executor(None, self.gateway.wait_idle, max(0.0, deadline - time.monotonic()))
+        flush = getattr(self.feedback, "flush", None)  # background feedback: post the last reports before exit
+        if callable(flush):
+            await loop.run_in_executor(None, flush, max(5.0, deadline - time.monotonic()))
         self._drained = done and idle
         if self._drained:
             self._resync_pool.shutdown(wait=False)
