@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -38,10 +37,11 @@ def test_an_up_killed_midway_is_recovered_by_the_next_operation(
         start_new_session=True,
     )
     assert proc.stdout is not None
-    for line in proc.stdout:  # kill it as soon as the cluster resources are being created
-        if "kubernetes:core/v1:Namespace" in line and "creating" in line:
+    # Kill it while its Deployments are being created: the namespace and its policies exist in the cluster, the
+    # Deployment creates are pending in the checkpoint. (An up takes a few seconds now: no fixed sleep would do.)
+    for line in proc.stdout:
+        if "kubernetes:apps/v1:Deployment" in line and "creating" in line:
             break
-    time.sleep(1.0)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert gateway.backend is not None
