@@ -7,6 +7,7 @@ closed → torn down and the comment says so.
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -15,6 +16,7 @@ import yaml
 
 from prenv.service import settings as serve_settings
 from prenv.service.runner import build_service, server
+from prenv.service.service import Service
 from tests.fakes.github_server import FakeGitHub
 from tests.fixtures.preview import unique_pr
 from tests.unit.service_harness import REPOSITORY, SECRET, encode, for_pr, headers, wait_for
@@ -22,15 +24,15 @@ from tests.unit.service_harness import REPOSITORY, SECRET, encode, for_pr, heade
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
-def test_webhooks_bring_an_environment_up_update_it_and_tear_it_down_with_one_comment(
+def make_real_service(
     tmp_path: Path,
     project_dir: Path,
     backend_url: str,
     preview_env: dict[str, str],
     fake_github: FakeGitHub,
     monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    n = unique_pr()
+) -> Service:
+    """The service `prenv serve` builds from a prenv.yaml: GitHub source on the fake server, real stacks."""
     config = tmp_path / "prenv.yaml"
     config.write_text(
         yaml.safe_dump(
@@ -49,7 +51,19 @@ def test_webhooks_bring_an_environment_up_update_it_and_tear_it_down_with_one_co
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_fake_token_for_tests")
     monkeypatch.setenv("PRENV_WEBHOOK_SECRET", SECRET.decode())
     settings, serve = serve_settings.load(config)
-    service = build_service(settings, serve)
+    return build_service(settings, serve)
+
+
+def test_webhooks_bring_an_environment_up_update_it_and_tear_it_down_with_one_comment(
+    tmp_path: Path,
+    project_dir: Path,
+    backend_url: str,
+    preview_env: dict[str, str],
+    fake_github: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    n = unique_pr()
+    service = make_real_service(tmp_path, project_dir, backend_url, preview_env, fake_github, monkeypatch)
     srv = server(service, "127.0.0.1", 0, log_level="warning")
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -101,3 +115,36 @@ def test_webhooks_bring_an_environment_up_update_it_and_tear_it_down_with_one_co
 
 def gateway_has(gateway: object, n: int) -> bool:
     return any(s.pr == n for s in gateway.list_stacks())  # type: ignore[attr-defined]
+
+
+def test_an_environment_past_its_ttl_is_destroyed_and_told_and_a_new_push_brings_it_back(
+    tmp_path: Path,
+    project_dir: Path,
+    backend_url: str,
+    preview_env: dict[str, str],
+    fake_github: FakeGitHub,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    n = unique_pr()
+    service = make_real_service(tmp_path, project_dir, backend_url, preview_env, fake_github, monkeypatch)
+    repo = fake_github.add_repo(REPOSITORY)
+    gateway = service.reconciler.gateway
+    assert service.ttl is not None
+    fake_github.add_pull(REPOSITORY, n, sha="1" * 40, labels=["preview"])
+
+    service.reconciler.sync(only=n)
+    assert gateway_has(gateway, n)
+
+    later = datetime.now(UTC) + timedelta(hours=49)  # default TTL 48 h
+    service.ttl._clock = lambda: later
+    service.reconciler.sync(only=n)
+    assert not gateway_has(gateway, n)
+    wait_for(lambda: "ttl" in repo.comments.get(n, [{}])[0].get("body", "").lower(), timeout=30, what="TTL comment")
+    service.reconciler.sync(only=n)  # still expired: nothing comes back by itself
+    assert not gateway_has(gateway, n)
+
+    pushed_at = later.strftime("%Y-%m-%dT%H:%M:%SZ")  # a push, at the simulated time
+    fake_github.add_pull(REPOSITORY, n, sha="2" * 40, labels=["preview"], updated_at=pushed_at)
+    service.reconciler.sync(only=n)
+    assert gateway_has(gateway, n)
+    gateway.destroy(n)
