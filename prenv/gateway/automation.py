@@ -38,6 +38,15 @@ logger = logging.getLogger(__name__)
 _ERROR_LINE = re.compile(r"^\s*(error:|.*\berror\b:|([\w.]*(Error|Exception)): )", re.IGNORECASE)
 _NOISE = re.compile(r"Traceback \(most recent call last\)|^\s*error: update failed$|^\s*error: preview failed$")
 _URN = re.compile(r'"?urn:pulumi:[^"\s]*::([^":\s]+)"?')
+# Errors a retry may cure: outages and timeouts, and the database provider's temporary errors, whose flag is lost
+# at the pulumi boundary but whose message shapes are fixed (components/pgbranch.py: "cannot connect to PostgreSQL
+# at h:p", "PostgreSQL at h:p failed|timed out", a template "in use by other sessions"; its permanent errors say
+# "refused").
+_TEMPORARY = re.compile(
+    r"connection refused|timeout|timed out|unavailable|cannot connect|cluster is unreachable"
+    r"|PostgreSQL at \S+ (failed|timed out)|is in use by other sessions",
+    re.IGNORECASE,
+)
 _SECRETISH = re.compile(r"(postgres(ql)?://[^\s'\"]+|password[=:]\s*\S+|token[=:]\s*\S+)", re.IGNORECASE)
 
 
@@ -236,5 +245,8 @@ def summarize(e: auto.CommandError) -> str:
 
 
 def _temporary(e: auto.CommandError) -> bool:
-    text = f"{getattr(e, 'stderr', '')}".lower()
-    return any(s in text for s in ("connection refused", "timeout", "timed out", "unavailable", "cannot connect"))
+    # A resource's error (the database provider's "cannot connect", the cluster's "connection refused") is printed
+    # in the diagnostics on stdout, not on stderr, which only says that the update failed: look at both, through
+    # the diagnostic lines only, so that ordinary progress output cannot make an error look temporary.
+    text = f"{getattr(e, 'stderr', '')}\n{summarize(e)}"
+    return _TEMPORARY.search(text) is not None
