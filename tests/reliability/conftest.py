@@ -26,7 +26,7 @@ def _secrets_record() -> Iterator[None]:
     COLLECTOR.scan()
     harness.record(
         "secrets",
-        "Secrets in logs, CLI output, PR comments and error messages",
+        "Secrets in logs, CLI output, PR comments, error messages and state files",
         trials=COLLECTOR.scanned_texts,
         failures=len(COLLECTOR.leaks),
         orphans=0,

@@ -119,6 +119,8 @@ class Child:
     started: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
+        self._cond = threading.Condition()
+        self._eof = False
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
 
@@ -126,6 +128,22 @@ class Child:
         assert self.proc.stdout is not None
         for line in self.proc.stdout:
             self.lines.append(line)
+            with self._cond:
+                self._cond.notify_all()
+        with self._cond:
+            self._eof = True
+            self._cond.notify_all()
+
+    def wait_for(self, text: str, timeout: float) -> bool:
+        """Block until an output line contains ``text``; False when the output ended or ``timeout`` passed."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while not any(text in line for line in self.lines):
+                left = deadline - time.monotonic()
+                if self._eof or left <= 0:
+                    return False
+                self._cond.wait(min(left, 0.5))
+        return True
 
     def kill_group(self) -> bool:
         """SIGKILL the whole process group; True when it was still running (the kill landed mid-operation)."""
@@ -146,13 +164,28 @@ class Child:
         return code
 
 
-def group_alive(pgid: int) -> bool:
-    """Whether any process of the group still exists (a killed group must leave none)."""
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def group_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group ``pgid``, from /proc."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        # after the command name: state, ppid, pgrp, ...
+        if fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            members.append(int(stat.parent.name))
+    return members
+
+
+def group_alive(pgid: int, *, settle: float = 5.0) -> bool:
+    """Whether a process of the group still runs after ``settle`` seconds (a killed group must leave none)."""
+    deadline = time.monotonic() + settle
+    while group_members(pgid):
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 # --- leftovers ----------------------------------------------------------------------------------------------------

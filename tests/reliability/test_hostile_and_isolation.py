@@ -1,6 +1,6 @@
 """Hostile PR metadata, isolation between PRs, and forks — on real environments listed from the fake GitHub.
 
-One module-scoped deployment serves every check here: PRs whose branch, title and author carry shell, SQL, YAML,
+One deployment serves every check here: PRs whose branch, title and author carry shell, SQL, YAML,
 Markdown/HTML, unicode and 255-character payloads are listed by the driver's GitHub source, deployed by the real
 reconciler (pulumi, the embedded cluster, PostgreSQL) inside the service, which tells each PR through the fake
 GitHub (one comment, Deployments). Records with newlines or escape sequences must be skipped without being echoed;
@@ -89,13 +89,14 @@ class Deployment:
     skipped: list[int]
     fork: int
     project_dir: Path
+    state_dir: Path
     config: Path
     admin_dsn: str
     core: client.CoreV1Api
     logs: list[str]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def deployment(
     tmp_path_factory: pytest.TempPathFactory,
     cluster: ClusterInfo,
@@ -164,6 +165,7 @@ def deployment(
                 skipped,
                 fork,
                 project,
+                backend,
                 config,
                 postgres.dsn,
                 client.CoreV1Api(cluster_api),
@@ -187,10 +189,8 @@ def deployment(
             feedback.close()
 
 
-def _comment(fake: FakeGitHub, n: int) -> str:
-    bodies = [c["body"] for c in fake.repo(REPO).comments.get(n, [])]
-    assert len(bodies) == 1, f"PR {n} has {len(bodies)} comments"
-    return bodies[0]
+def _comments(fake: FakeGitHub, n: int) -> list[str]:
+    return [c["body"] for c in fake.repo(REPO).comments.get(n, [])]
 
 
 def _spans_only(line: str, prefix: str, text: str) -> bool:
@@ -208,9 +208,8 @@ def _all_labels(core: client.CoreV1Api, apps: client.AppsV1Api, ns: str) -> dict
     return out
 
 
-def test_hostile_pr_metadata_gets_valid_names_runs_nothing_injects_nothing_and_is_escaped_in_comments(
-    deployment: Deployment,
-) -> None:
+def check_hostile_metadata(deployment: Deployment) -> list[str]:
+    """Valid names, nothing run or injected, PR text escaped in comments; returns the problems found."""
     d = deployment
     apps = client.AppsV1Api(d.core.api_client)
     problems: list[str] = []
@@ -244,8 +243,11 @@ def test_hostile_pr_metadata_gets_valid_names_runs_nothing_injects_nothing_and_i
         for key in ("prenv:branch", "prenv:author"):
             if not _LABEL_VALUE.match(str(stack_config.get(key, ""))):
                 problems.append(f"pr-{n}: {key} is not sanitised")
-        body = _comment(d.fake, n)
-        lines = body.splitlines()
+        bodies = _comments(d.fake, n)
+        if len(bodies) != 1:
+            problems.append(f"pr-{n}: {len(bodies)} comments instead of one")
+            continue
+        lines = bodies[0].splitlines()
         checks += 1
         branch_line = next((ln for ln in lines if ln.startswith("- **Branch:**")), "")
         title_line = next((ln for ln in lines if ln.startswith("- **Title:**")), "")
@@ -294,10 +296,11 @@ def test_hostile_pr_metadata_gets_valid_names_runs_nothing_injects_nothing_and_i
         skipped_with_control_characters=len(d.skipped),
         problems=problems[:10],
     )
-    assert not problems, problems
+    return problems
 
 
-def test_one_prs_role_cannot_open_another_prs_database(deployment: Deployment) -> None:
+def check_database_isolation(deployment: Deployment) -> list[str]:
+    """PR A's role cannot open PR B's database (every ordered pair), and can open its own."""
     d = deployment
     host, port = pgbranch.server_of(d.admin_dsn)
     creds: dict[int, dict[str, Any]] = {}
@@ -307,6 +310,10 @@ def test_one_prs_role_cannot_open_another_prs_database(deployment: Deployment) -
         info = conninfo_to_dict(url)
         COLLECTOR.register(f"PR {n} role password", str(info["password"]))
         creds[n] = info
+    # With the role passwords known, what the driver wrote to disk is scanned too: stack config and checkpoints
+    # must hold them (and the admin DSN) only encrypted.
+    for path in [*d.project_dir.glob("Pulumi.pr-*.yaml"), *d.state_dir.rglob("*.json")]:
+        COLLECTOR.expose(f"state file {path.name}", path.read_text(errors="replace"))
     allowed = denied = 0
     breaches: list[str] = []
     own_failures: list[str] = []
@@ -346,12 +353,13 @@ def test_one_prs_role_cannot_open_another_prs_database(deployment: Deployment) -
         denied=denied,
         own_database_opened=allowed,
     )
-    assert not breaches, breaches
-    assert not own_failures, own_failures
-    assert denied == pairs and allowed == len(creds)
+    if denied != pairs or allowed != len(creds):
+        breaches.append(f"{denied} of {pairs} pairs denied, {allowed} of {len(creds)} own databases opened")
+    return breaches + own_failures
 
 
-def test_every_namespace_has_its_quota_limit_range_and_network_policy(deployment: Deployment) -> None:
+def check_namespace_policies(deployment: Deployment) -> list[str]:
+    """Every namespace has its ResourceQuota, LimitRange and a NetworkPolicy admitting only itself and ingress."""
     d = deployment
     net = client.NetworkingV1Api(d.core.api_client)
     missing: list[str] = []
@@ -381,10 +389,11 @@ def test_every_namespace_has_its_quota_limit_range_and_network_policy(deployment
         order=61,
         missing=missing,
     )
-    assert not missing, missing
+    return missing
 
 
-def test_fork_prs_are_not_deployed_unless_explicitly_allowed(deployment: Deployment) -> None:
+def check_forks(deployment: Deployment) -> list[str]:
+    """A fork PR is neither deployed nor commented by default, and is planned once ``allow_forks`` is set."""
     d = deployment
     failures: list[str] = []
     if any(s.pr == d.fork for s in d.service.gateway.list_stacks()) or harness.namespace_exists(d.core, f"pr-{d.fork}"):
@@ -410,5 +419,19 @@ def test_fork_prs_are_not_deployed_unless_explicitly_allowed(deployment: Deploym
         order=62,
         failed=failures,
     )
-    assert not failures, failures
-    assert naming.stack_name(d.fork) not in {s.stack for s in d.service.gateway.list_stacks()}
+    if naming.stack_name(d.fork) in {s.stack for s in d.service.gateway.list_stacks()}:
+        failures.append("the fork PR has a stack")
+    return failures
+
+
+def test_hostile_metadata_is_inert_prs_are_isolated_from_each_other_and_forks_wait_for_permission(
+    deployment: Deployment,
+) -> None:
+    # One test, four checks: they share one deployment, which pytest-xdist would otherwise make once per worker.
+    problems = {
+        "hostile metadata": check_hostile_metadata(deployment),
+        "database isolation": check_database_isolation(deployment),
+        "namespace policies": check_namespace_policies(deployment),
+        "forks": check_forks(deployment),
+    }
+    assert not any(problems.values()), problems
