@@ -32,7 +32,7 @@ class Record:
 
     ``trials`` counts the attempts (kills, outage cycles, requests, payloads...), ``failures`` the trials that broke
     the check's promise, ``orphans`` what was left behind (namespaces, databases, roles, stacks, locks), and
-    ``details`` breaks those down. ``order`` places the row in the table.
+    ``details`` breaks those down. ``order`` places the row in the table; ``unit`` names what one trial is.
     """
 
     check: str
@@ -41,6 +41,7 @@ class Record:
     failures: int
     orphans: int
     order: int = 100
+    unit: str = ""  # what one trial is ("kills", "cycles", "deliveries"...), shown beside the count
     details: dict[str, Any] = field(default_factory=dict)
     run: str = ""
     part: str = "main"
@@ -105,6 +106,7 @@ def _sum(parts: list[Record]) -> Record:
         failures=sum(p.failures for p in parts),
         orphans=sum(p.orphans for p in parts),
         order=first.order,
+        unit=first.unit,
         details=details,
         run=first.run,
         part="+".join(sorted(p.part for p in parts)),
@@ -119,7 +121,7 @@ def render(records: list[Record]) -> str:
         "|---|---|---|---|",
     ]
     for r in records:
-        lines.append(f"| {r.title} | {r.trials} | {r.failures} | {r.orphans} |")
+        lines.append(f"| {r.title} | {f'{r.trials} {r.unit}'.strip()} | {r.failures} | {r.orphans} |")
     newest = max((r.finished_at for r in records), default="")
     if newest:
         lines += ["", f"Measured by `make chaos` and `make test` (tests/reliability/); latest record {newest}."]

@@ -57,6 +57,7 @@ def record(
     failures: int,
     orphans: int,
     order: int,
+    unit: str,
     **details: Any,
 ) -> Record:
     rec = Record(
@@ -66,6 +67,7 @@ def record(
         failures=failures,
         orphans=orphans,
         order=order,
+        unit=unit,
         details=details,
         run=run_id(),
         part=part(),

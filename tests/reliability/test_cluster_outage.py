@@ -129,6 +129,7 @@ def test_a_destroy_while_the_kubernetes_api_is_down_keeps_the_stack_backs_off_an
         failures=len(failures) + (not kept_every_cycle) + (not converged) + (not backoff_ok),
         orphans=after.orphans(),
         order=30,
+        unit="destroy attempts",
         destroy_attempts_while_down=len(down_attempts),
         cycles_skipped_by_backoff=skipped,
         seconds_between_attempts=[round(g, 1) for g in gaps],

@@ -148,6 +148,7 @@ def test_the_driver_killed_during_up_or_destroy_converges_on_the_next_sync_witho
         failures=len(failures),
         orphans=orphans,
         order=10,
+        unit="kills",
         seed=SEED,
         kills_during_up=sum(t.kind == "up" for t in trials),
         kills_during_destroy=sum(t.kind == "destroy" for t in trials),

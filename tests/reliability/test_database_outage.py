@@ -224,6 +224,7 @@ def test_postgres_down_during_create_is_a_clear_temporary_error_retried_until_it
         failures=len(problems),
         orphans=gone.orphans(),
         order=35,
+        unit="creates",
         attempts_while_down=len(attempts),
         cycles_skipped_by_backoff=skipped,
         mid_create_trials=[{"stop_after_s": t[0], "attempt_succeeded": t[1], "half_made": t[2]} for t in mid_trials],

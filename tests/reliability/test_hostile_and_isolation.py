@@ -280,7 +280,9 @@ def check_hostile_metadata(deployment: Deployment) -> list[str]:
         checks += 1
         if conn.execute("SELECT count(*) FROM products").fetchone() != (2,):
             problems.append("the seed's products table changed")
-    forged = [line for line in d.logs if INJECTED_LOG_LINE in line]
+    # A forged log line needs the raw control character in front of it; JSON-escaped PR text (PyGithub's DEBUG
+    # dump of a response) cannot start a line.
+    forged = [m for m in d.logs if any(c + INJECTED_LOG_LINE in m for c in ("\n", "\x1b[31m", "\t", "\r"))]
     checks += 1
     if forged:
         problems.append(f"{len(forged)} log lines echo PR text with control characters")
@@ -291,6 +293,7 @@ def check_hostile_metadata(deployment: Deployment) -> list[str]:
         failures=len(problems),
         orphans=0,
         order=50,
+        unit="PRs",
         checks=checks,
         deployed=len(d.deployed),
         skipped_with_control_characters=len(d.skipped),
@@ -350,6 +353,7 @@ def check_database_isolation(deployment: Deployment) -> list[str]:
         failures=len(breaches) + len(own_failures),
         orphans=0,
         order=60,
+        unit="role/database pairs",
         denied=denied,
         own_database_opened=allowed,
     )
@@ -387,6 +391,7 @@ def check_namespace_policies(deployment: Deployment) -> list[str]:
         failures=len(missing),
         orphans=0,
         order=61,
+        unit="namespaces",
         missing=missing,
     )
     return missing
@@ -417,6 +422,7 @@ def check_forks(deployment: Deployment) -> list[str]:
         failures=len(failures),
         orphans=0,
         order=62,
+        unit="plans",
         failed=failures,
     )
     if naming.stack_name(d.fork) in {s.stack for s in d.service.gateway.list_stacks()}:

@@ -144,6 +144,7 @@ def test_a_github_outage_of_many_cycles_destroys_nothing_and_the_first_good_cycl
         failures=len(failures) + destroyed + (0 if recovery_ok else 1),
         orphans=after.orphans(),
         order=20,
+        unit="cycles",
         environments_destroyed_during_outage=destroyed,
         environments_kept=len(alive),
         outage_kinds=list(OUTAGES),

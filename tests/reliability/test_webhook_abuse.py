@@ -172,6 +172,7 @@ def test_ten_thousand_generated_deliveries_accept_none_unsigned_never_crash_and_
         failures=failures,
         orphans=0,
         order=40,
+        unit="deliveries",
         seed=SEED,
         accepted_without_valid_signature=accepted_unsigned,
         queued_without_valid_signature=queued_unsigned,
