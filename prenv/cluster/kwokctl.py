@@ -45,6 +45,7 @@ PORT_OPTIONS: tuple[str, ...] = (
     "kubeSchedulerPort",
 )
 BIND_ADDRESS = "127.0.0.1"
+SERVICE_CIDR = "10.96.0.0/16"  # room for 65,000 Services, as in kubeadm's default
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,6 +261,9 @@ def create_command(layout: ClusterLayout, tools: Toolset, *, dry_run: bool = Fal
         "--secure-port=true",
         "--kube-authorization=true",
         "--kube-admission=true",
+        # kube-apiserver's default service range is a /24: about 250 Services, 125 two-service environments.
+        "--extra-args",
+        f"kube-apiserver=service-cluster-ip-range={SERVICE_CIDR}",
         # kwokctl polls until the apiserver serves; we wait for readiness ourselves, with a better error.
         "--timeout",
         "180s",

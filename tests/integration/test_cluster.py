@@ -203,6 +203,19 @@ def test_namespace_lifecycle_rejects_objects_in_a_missing_namespace(cluster_api:
     assert rejected.value.status == 404
 
 
+def test_the_cluster_has_cluster_ips_for_more_than_a_slash_24_of_services(
+    cluster_api: client.ApiClient, cluster_namespace: str
+) -> None:
+    core = client.CoreV1Api(cluster_api)
+    spec = {"selector": {"app": "none"}, "ports": [{"port": 80}]}
+    ips = {
+        core.create_namespaced_service(cluster_namespace, {"metadata": {"name": f"s{i}"}, "spec": spec}).spec.cluster_ip
+        for i in range(300)
+    }
+    assert len(ips) == 300
+    assert all(ip.startswith("10.96.") for ip in ips)
+
+
 def test_a_new_namespace_gets_its_default_service_account(
     cluster_api: client.ApiClient, cluster_namespace: str
 ) -> None:

@@ -95,6 +95,11 @@ def test_create_gives_kwokctl_every_binary_and_our_work_dir_so_it_downloads_noth
     assert "KUBECONFIG" not in env
 
 
+def test_create_gives_the_apiserver_a_service_range_for_thousands_of_environments(bindir: Path, tmp_path: Path) -> None:
+    argv = list(kwokctl.create_command(ClusterLayout.of("gw0", tmp_path), _tools(bindir)).argv)
+    assert argv[argv.index("--extra-args") + 1] == "kube-apiserver=service-cluster-ip-range=10.96.0.0/16"
+
+
 def test_create_turns_on_admission_and_keeps_away_from_the_users_kubeconfig(bindir: Path, tmp_path: Path) -> None:
     layout = ClusterLayout.of("gw0", tmp_path)
     command = kwokctl.create_command(layout, _tools(bindir))
