@@ -124,7 +124,10 @@ def render(records: list[Record]) -> str:
         lines.append(f"| {r.title} | {f'{r.trials} {r.unit}'.strip()} | {r.failures} | {r.orphans} |")
     newest = max((r.finished_at for r in records), default="")
     if newest:
-        lines += ["", f"Measured by `make chaos` and `make test` (tests/reliability/); latest record {newest}."]
+        lines += [
+            "",
+            f"Measured by the reliability suite (tests/reliability/, run by `make chaos`); latest record {newest}.",
+        ]
     return "\n".join(lines) + "\n"
 
 
