@@ -24,7 +24,8 @@ from tests.unit.service_harness import REPOSITORY, SECRET, encode, for_pr, heade
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 
-def make_real_service(
+@pytest.fixture
+def real_service(
     tmp_path: Path,
     project_dir: Path,
     backend_url: str,
@@ -55,15 +56,10 @@ def make_real_service(
 
 
 def test_webhooks_bring_an_environment_up_update_it_and_tear_it_down_with_one_comment(
-    tmp_path: Path,
-    project_dir: Path,
-    backend_url: str,
-    preview_env: dict[str, str],
-    fake_github: FakeGitHub,
-    monkeypatch: pytest.MonkeyPatch,
+    real_service: Service, fake_github: FakeGitHub
 ) -> None:
     n = unique_pr()
-    service = make_real_service(tmp_path, project_dir, backend_url, preview_env, fake_github, monkeypatch)
+    service = real_service
     srv = server(service, "127.0.0.1", 0, log_level="warning")
     thread = threading.Thread(target=srv.run, daemon=True)
     thread.start()
@@ -118,15 +114,10 @@ def gateway_has(gateway: object, n: int) -> bool:
 
 
 def test_an_environment_past_its_ttl_is_destroyed_and_told_and_a_new_push_brings_it_back(
-    tmp_path: Path,
-    project_dir: Path,
-    backend_url: str,
-    preview_env: dict[str, str],
-    fake_github: FakeGitHub,
-    monkeypatch: pytest.MonkeyPatch,
+    real_service: Service, fake_github: FakeGitHub
 ) -> None:
     n = unique_pr()
-    service = make_real_service(tmp_path, project_dir, backend_url, preview_env, fake_github, monkeypatch)
+    service = real_service
     repo = fake_github.add_repo(REPOSITORY)
     gateway = service.reconciler.gateway
     assert service.ttl is not None
