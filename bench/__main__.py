@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import platform
+import signal
 import sys
 import time
 from datetime import UTC, datetime
@@ -106,6 +107,8 @@ def _say(text: str) -> None:
 
 
 def main(argv: list[str]) -> None:
+    # SIGTERM (a CI timeout, ``kill``) unwinds like Ctrl-C, so the world's cluster and PostgreSQL are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     which = [name for name in ALL if name in set(argv)] if argv else list(ALL)
     unknown = set(argv) - set(ALL)
     if unknown:
