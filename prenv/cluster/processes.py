@@ -32,6 +32,9 @@ def read_pidfile(path: Path) -> int | None:
     return int(text) if text.isdigit() else None
 
 
+_EXEC_RETRIES = 50  # x 10 ms
+
+
 def cmdline(pid: int) -> list[str]:
     """The argv of ``pid``; empty if it is gone or a zombie (a zombie has no cmdline)."""
     try:
@@ -53,7 +56,15 @@ def is_alive(pid: int, marker: str) -> bool:
     # Field 3, after the parenthesised command name (which may itself contain spaces or parentheses).
     if stat.rsplit(")", 1)[-1].split()[0] in ("Z", "X"):
         return False
-    return any(marker in arg for arg in cmdline(pid))
+    args = cmdline(pid)
+    for _ in range(_EXEC_RETRIES):
+        if args:
+            break
+        # A live process reads an empty cmdline only in the middle of an execve (a component just spawned,
+        # between ``setsid`` and its binary): look again once it has its new argv.
+        time.sleep(0.01)
+        args = cmdline(pid)
+    return any(marker in arg for arg in args)
 
 
 def terminate(pids: Iterable[tuple[int, str]], *, grace: float = 10.0) -> list[int]:

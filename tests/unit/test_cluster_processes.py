@@ -17,9 +17,15 @@ from prenv.cluster import processes
 
 @pytest.fixture
 def sleeper(tmp_path: Path) -> Iterator[int]:
-    """A detached process whose command line carries a recognisable marker."""
+    """A detached process whose command line carries a recognisable marker, for as long as it runs.
+
+    (Not ``sh -c "sleep 60 # marker"``: the shell execs its last command, and ``sleep 60`` has lost the marker.)
+    """
     pid = processes.spawn_detached(
-        ["sh", "-c", "sleep 60 # marker-sleeper"], log=tmp_path / "log", pidfile=tmp_path / "pid", cwd=tmp_path
+        [sys.executable, "-c", "import time; time.sleep(60)", "marker-sleeper"],
+        log=tmp_path / "log",
+        pidfile=tmp_path / "pid",
+        cwd=tmp_path,
     )
     yield pid
     processes.terminate([(pid, "marker-sleeper")], grace=1)

@@ -49,10 +49,12 @@ def test_events_while_the_stack_is_busy_lead_to_exactly_one_more_update_after_it
     with TestClient(create_app(service)) as client:
         wait_for(started.is_set, what="the first run to start")  # the start-up resync deploys sha a
         service.resyncs = 0
+        # A push, then its webhooks, all while the first run holds the stack. (Pushing after the webhooks would
+        # let a reconcile plan from the old sha and act on it once the stack is free: a third, stale run.)
+        source.upsert(pull(5, sha="b"))
         for _ in range(5):
             body = encode(for_pr("synchronize", 5))
             client.post("/webhooks/github", content=body, headers=headers(body))
-        source.upsert(pull(5, sha="b"))
         release.set()
         wait_for(lambda: gateway.stacks.get(5) is not None and gateway.stacks[5].sha == "b" * 40, what="sha b")
         wait_for(lambda: idle(service))
