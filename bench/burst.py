@@ -16,9 +16,11 @@ from typing import Any
 
 from bench import probes
 from bench.lifecycle import event
-from bench.serve import ServeProcess, free_port, rss_bytes, tree_pids
+from bench.serve import ServeProcess, tree_pids
 from bench.world import REPOSITORY, WEBHOOK_SECRET, World
-from prenv.cluster.bootstrap import api_client
+from prenv.cluster.bootstrap import api_client, wait_until
+from prenv.cluster.processes import rss_bytes
+from prenv.localdb import free_port
 
 BURST = 20
 
@@ -63,7 +65,9 @@ def run_one(w: World, parallelism: int, first_pr: int, progress: Any = print) ->
                 statuses = list(pool.map(lambda n: service.webhook("pull_request", event("labeled", n)), prs))
             if any(s != 202 for s in statuses):
                 raise RuntimeError(f"webhooks answered {sorted(set(statuses))}")
-            probes.wait_until(lambda: all(probe.ready(f"pr-{n}") for n in prs), 1800, "all burst PRs ready", 0.5)
+            wait_until(
+                "all burst PRs ready", lambda: all(probe.ready(f"pr-{n}") for n in prs), timeout=1800, interval=0.5
+            )
             wall = time.perf_counter() - t0
         progress(f"  parallelism {parallelism}: {BURST} ready in {wall:.1f}s, peak {rss.peak / 2**20:.0f} MiB")
 
@@ -81,7 +85,7 @@ def run_one(w: World, parallelism: int, first_pr: int, progress: Any = print) ->
             list(pool.map(lambda n: service.webhook("pull_request", event("closed", n, label=None)), prs))
         with ThreadPoolExecutor(max_workers=parallelism) as pool:
             list(pool.map(lambda n: probes.floor_down(f"floor-{n}", w.postgres.dsn, probe, env), prs))
-        probes.wait_until(lambda: all(probe.gone(n) for n in prs), 1800, "all burst PRs torn down", 0.5)
+        wait_until("all burst PRs torn down", lambda: all(probe.gone(n) for n in prs), timeout=1800, interval=0.5)
     finally:
         service.stop()
         api.close()

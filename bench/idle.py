@@ -15,51 +15,26 @@ beside the floor of a Python process that only imports the same modules.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import resource
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from bench import probes
-from bench.serve import ServeProcess, free_port, rss_bytes
+from bench.serve import ServeProcess
+from bench.spy import pulumi_commands
 from bench.world import REPOSITORY, WEBHOOK_SECRET, World
+from prenv.cluster.bootstrap import wait_until
+from prenv.cluster.processes import rss_bytes
+from prenv.localdb import free_port
+from prenv.model import ActionKind
 
 PRS = 200
 TARGET_PULUMI_PROCESSES = 0
 TARGET_GITHUB_REQUESTS = 3
 TARGET_RSS_MIB = 150
-
-
-class PopenCounter:
-    """Counts processes started through ``subprocess.Popen`` whose program is pulumi."""
-
-    def __init__(self) -> None:
-        self.pulumi = 0
-        self.other = 0
-
-    @contextlib.contextmanager
-    def counting(self) -> Iterator[PopenCounter]:
-        original = subprocess.Popen.__init__
-        counter = self
-
-        def init(popen: Any, args: Any, *a: Any, **kw: Any) -> None:
-            program = args[0] if isinstance(args, list | tuple) and args else str(args)
-            if Path(str(program)).name == "pulumi":
-                counter.pulumi += 1
-            else:
-                counter.other += 1
-            original(popen, args, *a, **kw)
-
-        subprocess.Popen.__init__ = init  # type: ignore[method-assign,assignment]
-        try:
-            yield self
-        finally:
-            subprocess.Popen.__init__ = original  # type: ignore[method-assign]
 
 
 def _cpu() -> float:
@@ -97,27 +72,25 @@ def run(w: World, prs: int = PRS, first_pr: int = 5000, progress: Any = print) -
     deployed = sum(1 for n in numbers if n in states and states[n].result == "succeeded")
     progress(f"  {deployed}/{prs} deployed in {setup_s:.0f}s")
 
-    counter = PopenCounter()
     calls_before = w.github.calls()
     cpu_before = _cpu()
-    with counter.counting():
+    with pulumi_commands() as started:
         t0 = time.perf_counter()
         idle = d.reconciler.sync()
         wall = time.perf_counter() - t0
     cpu = _cpu() - cpu_before
     requests = w.github.calls() - calls_before
-    unchanged = len(idle.plan.of(_unchanged()))
-    progress(f"  idle resync: {wall:.2f}s, {counter.pulumi} pulumi processes, {requests} GitHub requests")
+    unchanged = len(idle.plan.of(ActionKind.UNCHANGED))
+    progress(f"  idle resync: {wall:.2f}s, {len(started)} pulumi processes, {requests} GitHub requests")
 
     # The floor: the same listing through the Automation API.
     backend, d.gateway.backend = d.gateway.backend, None
-    floor = PopenCounter()
-    with floor.counting():
+    with pulumi_commands() as floor:
         t0 = time.perf_counter()
         listed = d.gateway.list_stacks()
         floor_wall = time.perf_counter() - t0
     d.gateway.backend = backend
-    progress(f"  Automation API listing: {floor_wall:.1f}s, {floor.pulumi} pulumi processes")
+    progress(f"  Automation API listing: {floor_wall:.1f}s, {len(floor)} pulumi processes")
 
     memory = _memory(w, config)
     return {
@@ -128,11 +101,11 @@ def run(w: World, prs: int = PRS, first_pr: int = 5000, progress: Any = print) -
             "setup_deploy_s": round(setup_s),
             "setup_failed": failed,
             "wall_s": round(wall, 3),
-            "pulumi_processes": counter.pulumi,
+            "pulumi_processes": len(started),
             "github_requests": requests,
             "cpu_s": round(cpu, 2),
             "floor_wall_s": round(floor_wall, 1),
-            "floor_pulumi_processes": floor.pulumi,
+            "floor_pulumi_processes": len(floor),
             "floor_stacks_listed": len(listed),
             "ratio": round(floor_wall / wall, 1) if wall else None,
             "target_pulumi_processes": TARGET_PULUMI_PROCESSES,
@@ -140,12 +113,6 @@ def run(w: World, prs: int = PRS, first_pr: int = 5000, progress: Any = print) -
         },
         "memory": memory,
     }
-
-
-def _unchanged() -> Any:
-    from prenv.model import ActionKind
-
-    return ActionKind.UNCHANGED
 
 
 def _memory(w: World, config: Path) -> dict[str, Any]:
@@ -169,7 +136,7 @@ def _memory(w: World, config: Path) -> dict[str, Any]:
         cwd=w.project_dir,
     )
     try:
-        probes.wait_until(lambda: rss_bytes(floor.pid) > 0, 10, "floor process")
+        wait_until("floor process", lambda: rss_bytes(floor.pid) > 0, timeout=10)
         time.sleep(8)  # imports done
         floor_rss = rss_bytes(floor.pid)
     finally:

@@ -13,9 +13,10 @@ import time
 from typing import Any
 
 from bench import probes
-from bench.serve import ServeProcess, free_port
+from bench.serve import ServeProcess
 from bench.world import REPOSITORY, WEBHOOK_SECRET, World
-from prenv.cluster.bootstrap import api_client
+from prenv.cluster.bootstrap import api_client, wait_until
+from prenv.localdb import free_port
 from tests.fakes.github_server import pr_template
 
 TARGET_READY_MEDIAN_S = 15.0
@@ -64,9 +65,9 @@ def run(w: World, runs: int = 10, first_pr: int = 1000, progress: Any = print) -
             status = service.webhook("pull_request", event("labeled", n))
             if status != 202:
                 raise RuntimeError(f"webhook answered {status}")
-            probes.wait_until(lambda ns=ns: probe.ready(ns), 600, f"{ns} ready")  # type: ignore[misc]
+            wait_until(f"{ns} ready", lambda ns=ns: probe.ready(ns), timeout=600)  # type: ignore[misc]
             ready.append(time.perf_counter() - t0)
-            probes.wait_until(lambda n=n: _says(repo, n, "ready"), 120, f"PR {n} comment saying ready")  # type: ignore[misc]
+            wait_until(f"PR {n} comment saying ready", lambda n=n: _says(repo, n, "ready"), timeout=120)  # type: ignore[misc]
             announced.append(time.perf_counter() - t0)
             if objects is None:
                 objects = probes.render(api, ns)
@@ -79,7 +80,7 @@ def run(w: World, runs: int = 10, first_pr: int = 1000, progress: Any = print) -
             w.github.close_pull(REPOSITORY, n)
             t0 = time.perf_counter()
             service.webhook("pull_request", event("closed", n, label=None))
-            probes.wait_until(lambda n=n: probe.gone(n), 600, f"PR {n} torn down")  # type: ignore[misc]
+            wait_until(f"PR {n} torn down", lambda n=n: probe.gone(n), timeout=600)  # type: ignore[misc]
             teardown.append(time.perf_counter() - t0)
 
             t0 = time.perf_counter()

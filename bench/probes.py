@@ -17,7 +17,6 @@ import copy
 import json
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,18 +27,11 @@ from kubernetes.client.exceptions import ApiException
 
 from components import pgbranch
 from components.environment import DATABASE_SECRET
+from prenv.cluster.bootstrap import wait_until
 from prenv.gateway.backend import DiyBackend, FileStore
 
 KUBECTL = "/usr/bin/kubectl"
 _SERVER_FIELDS = ("uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "selfLink")
-
-
-def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
-        time.sleep(interval)
 
 
 class Probe:
@@ -181,13 +173,13 @@ def floor_up(objects: list[dict[str, Any]], namespace: str, admin_dsn: str, prob
         kubectl(env, "wait", "-n", namespace, "--for=condition=Available", "deployment", "--all", "--timeout=300s")
     finally:
         Path(f.name).unlink()
-    wait_until(lambda: probe.ready(namespace), 300, f"floor namespace {namespace} ready")
+    wait_until(f"floor namespace {namespace} ready", lambda: probe.ready(namespace), timeout=300)
 
 
 def floor_down(namespace: str, admin_dsn: str, probe: Probe, env: dict[str, str]) -> None:
     kubectl(env, "delete", "namespace", namespace, "--wait=true", "--timeout=300s")
     pgbranch.drop_branch(admin_dsn, namespace.replace("-", "_"))
-    wait_until(lambda: probe.namespace_gone(namespace), 300, f"floor namespace {namespace} gone")
+    wait_until(f"floor namespace {namespace} gone", lambda: probe.namespace_gone(namespace), timeout=300)
 
 
 def kubectl(env: dict[str, str], *args: str) -> None:

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -22,23 +21,6 @@ import httpx
 from prenv.service.webhooks import sign
 
 PRENV = Path(__file__).resolve().parents[1] / ".venv" / "bin" / "prenv"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def rss_bytes(pid: int, field: str = "VmRSS") -> int:
-    """Resident memory of one process (``VmRSS``, or ``VmHWM`` for its peak), 0 when it is gone."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
 
 
 def tree_pids(pid: int) -> list[int]:

@@ -99,11 +99,11 @@ def _reap(pids: Iterable[int]) -> None:
             os.waitpid(pid, os.WNOHANG)
 
 
-def rss_bytes(pid: int) -> int:
-    """Resident set size of ``pid`` in bytes (0 if it is gone)."""
+def rss_bytes(pid: int, field: str = "VmRSS") -> int:
+    """Resident set size of ``pid`` in bytes (0 if it is gone); ``field="VmHWM"`` for its peak so far."""
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
+            if line.startswith(f"{field}:"):
                 return int(line.split()[1]) * 1024
     except OSError:
         pass

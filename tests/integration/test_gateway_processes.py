@@ -3,37 +3,17 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
 
+from bench.spy import pulumi_commands
 from prenv.gateway.automation import AutomationGateway
 from prenv.model import DesiredEnvironment, PullRequest
 from tests.fixtures.preview import unique_pr
 
 pytestmark = pytest.mark.integration
-
-
-@contextmanager
-def pulumi_commands() -> Iterator[list[list[str]]]:
-    """Every pulumi command line started through subprocess.Popen meanwhile (the Automation API uses it)."""
-    seen: list[list[str]] = []
-    original = subprocess.Popen.__init__
-
-    def init(popen: Any, args: Any, *a: Any, **kw: Any) -> None:
-        if isinstance(args, list) and args and Path(str(args[0])).name == "pulumi":
-            seen.append([str(x) for x in args[1:] if not str(x).startswith("-")][:2])
-        original(popen, args, *a, **kw)
-
-    subprocess.Popen.__init__ = init  # type: ignore[method-assign]
-    try:
-        yield seen
-    finally:
-        subprocess.Popen.__init__ = original  # type: ignore[method-assign]
 
 
 def desired(n: int, sha: str) -> DesiredEnvironment:
