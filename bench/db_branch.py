@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from components import pgbranch
+from prenv import db
 from prenv.localdb import LocalPostgres, find_binaries
 
 SEED = "bench_seed"
@@ -52,16 +52,16 @@ def run(runs: int = 5, megabytes: int = 200) -> dict[str, Any]:
         for _ in range(runs):
             name = f"pr_{uuid.uuid4().int % 10**8 + 1}"
             t0 = time.perf_counter()
-            pgbranch.create_branch(pg.dsn, name, "bench-pw", template=SEED)
+            db.create_branch(pg.dsn, name, "bench-pw", template=SEED)
             branch.append(time.perf_counter() - t0)
-            pgbranch.drop_branch(pg.dsn, name)
+            db.drop_branch(pg.dsn, name)
 
             copy = f"copy_{uuid.uuid4().hex[:8]}"
             with psycopg.connect(pg.dsn, autocommit=True) as conn:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(copy)))
             t0 = time.perf_counter()
             env = {"PGPASSWORD": pg.password}
-            host, port = pgbranch.server_of(pg.dsn)
+            host, port = db.server_of(pg.dsn)
             dump_cmd = [str(bindir / "pg_dump"), "-h", host, "-p", str(port), "-U", "postgres", SEED]
             load_cmd = [str(bindir / "psql"), "-q", "-h", host, "-p", str(port), "-U", "postgres", "-d", copy]
             with subprocess.Popen(dump_cmd, stdout=subprocess.PIPE, env=env) as p_dump:

@@ -6,7 +6,7 @@ Gone: the namespace no longer exists, the database and role are dropped, and the
 
 The floor renders the objects prenv deployed for one PR (read back from the cluster, server fields stripped) into
 another namespace with ``kubectl apply --server-side``, waits with ``kubectl wait``, and runs the same database SQL
-(``components.pgbranch``): what any tool must do at least, so the ratio shows prenv's own overhead.
+(``prenv.db``): what any tool must do at least, so the ratio shows prenv's own overhead.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ import psycopg
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from components import pgbranch
 from components.environment import DATABASE_SECRET
+from prenv import db
 from prenv.cluster.bootstrap import wait_until
 from prenv.gateway.backend import DiyBackend, FileStore
 
@@ -92,7 +92,7 @@ class Probe:
 
     def database_gone(self, name: str) -> bool:
         with psycopg.connect(self.admin_dsn, autocommit=True) as conn:
-            return not pgbranch.database_exists(conn, name) and not pgbranch.role_exists(conn, name)
+            return not db.database_exists(conn, name) and not db.role_exists(conn, name)
 
     def stack_gone(self, pr: int) -> bool:
         return f"pr-{pr}" not in self.backend.stack_names()
@@ -162,7 +162,7 @@ def floor_up(objects: list[dict[str, Any]], namespace: str, admin_dsn: str, prob
     """The physical floor of one environment: same SQL, same objects applied, waited for, same readiness check."""
     name = namespace.replace("-", "_")
     password = "floor-" + name
-    branch = pgbranch.create_branch(admin_dsn, name, password, template="app_seed")
+    branch = db.create_branch(admin_dsn, name, password, template="app_seed")
     url = f"postgresql://{name}:{password}@{branch.host}:{branch.port}/{name}"
     manifests = retarget(objects, namespace, url)
     # JSON, not YAML: kubectl's YAML 1.2 reader would take a sha such as "000…3e8" for a number.
@@ -178,7 +178,7 @@ def floor_up(objects: list[dict[str, Any]], namespace: str, admin_dsn: str, prob
 
 def floor_down(namespace: str, admin_dsn: str, probe: Probe, env: dict[str, str]) -> None:
     kubectl(env, "delete", "namespace", namespace, "--wait=true", "--timeout=300s")
-    pgbranch.drop_branch(admin_dsn, namespace.replace("-", "_"))
+    db.drop_branch(admin_dsn, namespace.replace("-", "_"))
     wait_until(f"floor namespace {namespace} gone", lambda: probe.namespace_gone(namespace), timeout=300)
 
 
@@ -192,4 +192,4 @@ def remove_floor(namespace: str, admin_dsn: str, env: dict[str, str]) -> None:
     """Best-effort cleanup of a floor environment left by an interrupted run."""
     with contextlib.suppress(RuntimeError, psycopg.Error):
         kubectl(env, "delete", "namespace", namespace, "--ignore-not-found", "--wait=false")
-        pgbranch.drop_branch(admin_dsn, namespace.replace("-", "_"))
+        db.drop_branch(admin_dsn, namespace.replace("-", "_"))

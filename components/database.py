@@ -1,4 +1,4 @@
-"""PreviewDatabase: a database branch per PR, as a Pulumi dynamic provider over components/pgbranch.
+"""PreviewDatabase: a database branch per PR, as a Pulumi dynamic provider over prenv.db.
 
 The provider is serialized by Pulumi (dill) and run in a separate process, so it holds no state and captures nothing
 unpicklable: every method opens its own connection from the inputs it is given. The class lives in an importable
@@ -6,6 +6,10 @@ module, so dill stores it by reference and the provider process imports this sam
 
 The password is generated inside the provider (``secrets.token_urlsafe``) on create and kept as a secret output; the
 admin DSN is a secret input. Neither is ever logged or put in an error message.
+
+A failure reaches the driver only as text in pulumi's diagnostics, so the provider raises the safe message with the
+retry decision encoded in it (``prenv.errors.encode``); the gateway decodes it, and a PostgreSQL outage stays
+temporary on the far side of the pulumi process.
 """
 
 from __future__ import annotations
@@ -17,7 +21,8 @@ from typing import Any
 import pulumi
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from components import pgbranch
+from prenv import db
+from prenv.errors import DatabaseError, encode
 
 _REPLACE_ON = ("name", "template", "seed_sql")
 
@@ -28,7 +33,7 @@ class PostgresBranchProvider(ResourceProvider):
     def create(self, props: dict[str, Any]) -> CreateResult:
         password = secrets.token_urlsafe(32)
         branch = _run(
-            pgbranch.create_branch,
+            db.create_branch,
             props["admin_dsn"],
             props["name"],
             password,
@@ -45,19 +50,20 @@ class PostgresBranchProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # Only the admin DSN can change in place (e.g. a rotated admin password): keep the branch and its password.
-        host, port = pgbranch.server_of(news["admin_dsn"])
+        host, port = db.server_of(news["admin_dsn"])
         return UpdateResult(outs={**olds, **news, "host": host, "port": port})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
-        _run(pgbranch.drop_branch, props["admin_dsn"], props["name"])
+        _run(db.drop_branch, props["admin_dsn"], props["name"])
 
 
 def _run(fn: Any, *args: Any, **kwargs: Any) -> Any:
-    """Call into pgbranch, re-raising its errors as plain exceptions carrying only the safe message."""
+    """Call into prenv.db, re-raising its errors as plain exceptions carrying only the safe message and the encoded
+    retry decision (pulumi passes the message on, not the exception)."""
     try:
         return fn(*args, **kwargs)
-    except pgbranch.BranchError as e:
-        raise Exception(str(e)) from None
+    except DatabaseError as e:
+        raise Exception(encode(e)) from None
 
 
 class _Branch(pulumi.dynamic.Resource):

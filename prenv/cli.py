@@ -209,12 +209,9 @@ def gc(
         dbs: list[str] = []
         roles: list[str] = []
         if admin and d.template.database.enabled:
-            from components import pgbranch
+            from prenv import db
 
-            try:
-                dbs, roles = pgbranch.list_branches(admin, d.template.database.name_prefix)
-            except pgbranch.BranchError as e:
-                raise PrenvError(str(e)) from None
+            dbs, roles = db.list_branches(admin, d.template.database.name_prefix)  # DatabaseError is a PrenvError
         try:
             open_prs: frozenset[int] | None = frozenset(p.number for p in d.reconciler.source.list_open())
         except SourceError:

@@ -83,7 +83,7 @@ def apply(
     destroy_stack: Callable[[int], None] | None = None,
 ) -> list[str]:
     """Remove the orphans; returns one line per removal. Stale stacks go through the gateway (destroy, then rm)."""
-    from components import pgbranch
+    from prenv import db
 
     done: list[str] = []
     if orphans.namespaces and core_api is not None:
@@ -92,7 +92,7 @@ def apply(
             done.append(f"namespace {ns} deleted")
     if admin_dsn is not None:
         for name in sorted(set(orphans.databases) | set(orphans.roles)):
-            pgbranch.drop_branch(admin_dsn, name)
+            db.drop_branch(admin_dsn, name)
             done.append(f"database/role {name} dropped")
     if destroy_stack is not None:
         for pr in orphans.stale_stacks:

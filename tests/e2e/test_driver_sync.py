@@ -17,7 +17,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from components import pgbranch
+from prenv import db
 from prenv.localdb import LocalPostgres
 from tests.fixtures.preview import unique_pr
 
@@ -82,7 +82,7 @@ def run_lifecycle(d: Driver, cluster_api: client.ApiClient, postgres: LocalPostg
     assert labels["prenv.dev/author"] == "eve-id-script"
     assert not CANARY.exists()
     with psycopg.connect(postgres.dsn) as conn:
-        assert pgbranch.database_exists(conn, "postgres")
+        assert db.database_exists(conn, "postgres")
     listed = {e["pr"]: e for e in d.json("list")}
     assert set(listed) == {a, b, c}
     assert listed[a]["status"] == "ready"
@@ -103,8 +103,8 @@ def run_lifecycle(d: Driver, cluster_api: client.ApiClient, postgres: LocalPostg
     live = [n.metadata.name for n in core.list_namespace().items if n.status.phase != "Terminating"]
     assert f"pr-{c}" not in live
     with psycopg.connect(postgres.dsn) as conn:
-        assert not pgbranch.database_exists(conn, f"pr_{c}")
-        assert not pgbranch.role_exists(conn, f"pr_{c}")
+        assert not db.database_exists(conn, f"pr_{c}")
+        assert not db.role_exists(conn, f"pr_{c}")
     assert {e["pr"] for e in d.json("list")} == {a, b}
 
     assert d.json("sync", "--dry-run") == {"create": [], "update": [], "destroy": [], "unchanged": sorted([a, b])}

@@ -9,7 +9,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from components import pgbranch
+from prenv import db
+from prenv.errors import DatabaseError
 from components.database import PostgresBranchProvider
 from prenv.localdb import LocalPostgres
 
@@ -22,7 +23,7 @@ def names(postgres: LocalPostgres) -> Iterator[list[str]]:
     made: list[str] = []
     yield made
     for name in made:
-        pgbranch.drop_branch(postgres.dsn, name)
+        db.drop_branch(postgres.dsn, name)
 
 
 def fresh(names: list[str]) -> str:
@@ -44,7 +45,7 @@ def seed(postgres: LocalPostgres) -> str:
 
 
 def connect_as(postgres: LocalPostgres, role: str, password: str, database: str) -> psycopg.Connection:
-    host, port = pgbranch.server_of(postgres.dsn)
+    host, port = db.server_of(postgres.dsn)
     return psycopg.connect(
         host=host, port=port, user=role, password=password, dbname=database, connect_timeout=5, autocommit=True
     )
@@ -54,7 +55,7 @@ def test_a_branch_from_a_template_has_the_seed_data_and_the_pr_role_owns_it(
     postgres: LocalPostgres, seed: str, names: list[str]
 ) -> None:
     name = fresh(names)
-    branch = pgbranch.create_branch(postgres.dsn, name, "pw-one", template=seed)
+    branch = db.create_branch(postgres.dsn, name, "pw-one", template=seed)
     assert (branch.database, branch.role) == (name, name)
     with connect_as(postgres, name, "pw-one", name) as conn:
         assert conn.execute("SELECT count(*) FROM products").fetchone() == (2,)
@@ -64,7 +65,7 @@ def test_a_branch_from_a_template_has_the_seed_data_and_the_pr_role_owns_it(
 
 def test_an_empty_branch_runs_the_seed_sql_as_the_pr_role(postgres: LocalPostgres, names: list[str]) -> None:
     name = fresh(names)
-    pgbranch.create_branch(
+    db.create_branch(
         postgres.dsn, name, "pw", seed_sql="CREATE TABLE notes (body text); INSERT INTO notes VALUES ('hi');"
     )
     with connect_as(postgres, name, "pw", name) as conn:
@@ -75,8 +76,8 @@ def test_an_empty_branch_runs_the_seed_sql_as_the_pr_role(postgres: LocalPostgre
 
 def test_one_prs_role_cannot_connect_to_another_prs_database(postgres: LocalPostgres, names: list[str]) -> None:
     a, b = fresh(names), fresh(names)
-    pgbranch.create_branch(postgres.dsn, a, "pw-a")
-    pgbranch.create_branch(postgres.dsn, b, "pw-b")
+    db.create_branch(postgres.dsn, a, "pw-a")
+    db.create_branch(postgres.dsn, b, "pw-b")
     with pytest.raises(psycopg.OperationalError, match="permission denied"):
         connect_as(postgres, a, "pw-a", b)
     connect_as(postgres, b, "pw-b", b).close()
@@ -86,12 +87,12 @@ def test_drop_works_while_a_client_is_connected_and_removes_database_and_role(
     postgres: LocalPostgres, names: list[str]
 ) -> None:
     name = fresh(names)
-    pgbranch.create_branch(postgres.dsn, name, "pw")
+    db.create_branch(postgres.dsn, name, "pw")
     client = connect_as(postgres, name, "pw", name)
-    pgbranch.drop_branch(postgres.dsn, name)
+    db.drop_branch(postgres.dsn, name)
     with psycopg.connect(postgres.dsn) as conn:
-        assert not pgbranch.database_exists(conn, name)
-        assert not pgbranch.role_exists(conn, name)
+        assert not db.database_exists(conn, name)
+        assert not db.role_exists(conn, name)
     with pytest.raises(psycopg.OperationalError):
         client.execute("SELECT 1")
     client.close()
@@ -101,22 +102,22 @@ def test_create_after_a_crash_between_role_and_database_converges(postgres: Loca
     name = fresh(names)
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:  # what a crash after CREATE ROLE leaves
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'old'").format(sql.Identifier(name)))
-    pgbranch.create_branch(postgres.dsn, name, "new")
+    db.create_branch(postgres.dsn, name, "new")
     connect_as(postgres, name, "new", name).close()
-    pgbranch.create_branch(postgres.dsn, name, "new")  # and once more: still fine
+    db.create_branch(postgres.dsn, name, "new")  # and once more: still fine
 
 
 def test_drop_is_idempotent(postgres: LocalPostgres, names: list[str]) -> None:
     name = fresh(names)
-    pgbranch.create_branch(postgres.dsn, name, "pw")
-    pgbranch.drop_branch(postgres.dsn, name)
-    pgbranch.drop_branch(postgres.dsn, name)
+    db.create_branch(postgres.dsn, name, "pw")
+    db.drop_branch(postgres.dsn, name)
+    db.drop_branch(postgres.dsn, name)
 
 
 def test_an_unreachable_server_is_a_temporary_error_without_the_dsn() -> None:
     dsn = "postgresql://admin:hunter2@127.0.0.1:1/postgres"
-    with pytest.raises(pgbranch.BranchError) as e:
-        pgbranch.create_branch(dsn, "pr_1", "pw")
+    with pytest.raises(DatabaseError) as e:
+        db.create_branch(dsn, "pr_1", "pw")
     assert e.value.temporary
     assert "127.0.0.1:1" in str(e.value)
     assert "hunter2" not in str(e.value)
@@ -124,16 +125,16 @@ def test_an_unreachable_server_is_a_temporary_error_without_the_dsn() -> None:
 
 def test_a_missing_template_fails_before_anything_is_made(postgres: LocalPostgres, names: list[str]) -> None:
     name = fresh(names)
-    with pytest.raises(pgbranch.BranchError, match="template database 'no_such_seed' does not exist"):
-        pgbranch.create_branch(postgres.dsn, name, "pw", template="no_such_seed")
+    with pytest.raises(DatabaseError, match="template database 'no_such_seed' does not exist"):
+        db.create_branch(postgres.dsn, name, "pw", template="no_such_seed")
     with psycopg.connect(postgres.dsn) as conn:
-        assert not pgbranch.role_exists(conn, name)
+        assert not db.role_exists(conn, name)
 
 
 def test_branches_are_listed_by_prefix(postgres: LocalPostgres, names: list[str]) -> None:
     name = fresh(names)
-    pgbranch.create_branch(postgres.dsn, name, "pw")
-    dbs, roles = pgbranch.list_branches(postgres.dsn, "pr_")
+    db.create_branch(postgres.dsn, name, "pw")
+    dbs, roles = db.list_branches(postgres.dsn, "pr_")
     assert name in dbs
     assert name in roles
 
@@ -152,7 +153,7 @@ def test_the_dynamic_provider_creates_with_a_generated_password_and_deletes(
     assert diff.replaces == ["template"]
     provider.delete(name, created.outs)
     with psycopg.connect(postgres.dsn) as conn:
-        assert not pgbranch.database_exists(conn, name)
+        assert not db.database_exists(conn, name)
 
 
 def test_the_provider_survives_serialization_like_pulumi_does_it() -> None:
@@ -172,10 +173,10 @@ def test_a_failed_create_database_leaves_no_role_behind(postgres: LocalPostgres,
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(busy)))
     holder = psycopg.connect(postgres.dsn_for(busy))  # a session on the template makes CREATE … TEMPLATE fail
     try:
-        with pytest.raises(pgbranch.BranchError, match="in use"):
-            pgbranch.create_branch(postgres.dsn, name, "pw", template=busy)
+        with pytest.raises(DatabaseError, match="in use"):
+            db.create_branch(postgres.dsn, name, "pw", template=busy)
     finally:
         holder.close()
     with psycopg.connect(postgres.dsn) as conn:
-        assert not pgbranch.role_exists(conn, name)
-        assert not pgbranch.database_exists(conn, name)
+        assert not db.role_exists(conn, name)
+        assert not db.database_exists(conn, name)

@@ -11,7 +11,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from components import pgbranch
+from prenv import db
 from prenv.gateway.automation import AutomationGateway
 from prenv.localdb import LocalPostgres
 from prenv.model import DesiredEnvironment, PullRequest
@@ -50,7 +50,7 @@ def test_gc_finds_namespaces_databases_and_roles_without_a_stack_and_removes_the
     core.create_namespace(
         {"metadata": {"name": f"pr-{orphan}", "labels": {"prenv.dev/managed-by": "prenv", "prenv.dev/pr": str(orphan)}}}
     )
-    pgbranch.create_branch(postgres.dsn, f"pr_{orphan}", "pw")
+    db.create_branch(postgres.dsn, f"pr_{orphan}", "pw")
 
     def gc(*args: str) -> dict[str, list[object]]:
         done = subprocess.run(
@@ -74,8 +74,8 @@ def test_gc_finds_namespaces_databases_and_roles_without_a_stack_and_removes_the
     removed = gc("--apply")
     assert f"namespace pr-{orphan} deleted" in removed["removed"]
     with psycopg.connect(postgres.dsn) as conn:
-        assert not pgbranch.database_exists(conn, f"pr_{orphan}")
-        assert pgbranch.database_exists(conn, f"pr_{kept}")
+        assert not db.database_exists(conn, f"pr_{orphan}")
+        assert db.database_exists(conn, f"pr_{kept}")
     live = [n.metadata.name for n in core.list_namespace().items if n.status.phase != "Terminating"]
     assert f"pr-{orphan}" not in live
     assert f"pr-{kept}" in live

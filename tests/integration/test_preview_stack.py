@@ -15,7 +15,7 @@ import pytest
 from kubernetes import client
 from pulumi import automation as auto
 
-from components import pgbranch
+from prenv import db
 from prenv.gateway.automation import AutomationGateway
 from prenv.localdb import LocalPostgres
 from prenv.model import DesiredEnvironment, PullRequest
@@ -112,8 +112,8 @@ def test_a_pr_stack_goes_up_updates_only_its_deployment_on_a_push_and_leaves_not
     names = [i.metadata.name for i in core.list_namespace().items if i.status.phase != "Terminating"]
     assert ns_name not in names
     with psycopg.connect(postgres.dsn) as conn:
-        assert not pgbranch.database_exists(conn, db_name)
-        assert not pgbranch.role_exists(conn, db_name)
+        assert not db.database_exists(conn, db_name)
+        assert not db.role_exists(conn, db_name)
     assert all(s.pr != n for s in gateway.list_stacks())
     gateway.destroy(n)  # destroying a stack that is gone is not an error
 

@@ -25,7 +25,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from bench.reliability import Record, write_record
-from components import pgbranch
+from prenv import db
 from prenv.gateway.backend import DiyBackend, FileStore
 from tests.reliability.exposure import COLLECTOR
 
@@ -255,7 +255,7 @@ def leftovers(
     used, wanted = set(used), set(wanted)
     gone = used - wanted
     namespaces = live_namespaces(core, [f"pr-{n}" for n in used], settle=60.0 if gone else 0.0)
-    dbs, roles = pgbranch.list_branches(admin_dsn, db_prefix)
+    dbs, roles = db.list_branches(admin_dsn, db_prefix)
     stacks = {s.pr for s in backend.stacks()}
     locks = [lock.key for name in backend.stack_names() for lock in backend.locks(name)]
     pending = [name for name in backend.stack_names() if backend.pending_operations(name)]
@@ -285,7 +285,7 @@ def leftovers(
 def branch_exists(admin_dsn: str, name: str) -> tuple[bool, bool]:
     """(database exists, role exists)."""
     with psycopg.connect(admin_dsn, connect_timeout=5) as conn:
-        return pgbranch.database_exists(conn, name), pgbranch.role_exists(conn, name)
+        return db.database_exists(conn, name), db.role_exists(conn, name)
 
 
 def namespace_exists(core: client.CoreV1Api, name: str) -> bool:

@@ -184,7 +184,7 @@ def test_postgres_down_during_create_is_a_clear_temporary_error_retried_until_it
         creating = threading.Event()
         watcher = _Watch(f"pr-{n} |", "env-database-branch creating", creating)
         logging.getLogger("prenv.gateway.automation").addHandler(watcher)
-        # A session on the seed makes CREATE DATABASE ... TEMPLATE wait (pgbranch retries it for seconds) after CREATE
+        # A session on the seed makes CREATE DATABASE ... TEMPLATE wait (prenv.db retries it for seconds) after CREATE
         # ROLE: it widens the window between the two statements so that the outage lands inside it.
         holder = psycopg.connect(pg.dsn_for(SEED))
         results: list[CycleResult] = []

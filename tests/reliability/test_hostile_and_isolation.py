@@ -29,7 +29,7 @@ from github import Auth
 from kubernetes import client
 from psycopg.conninfo import conninfo_to_dict
 
-from components import pgbranch
+from prenv import db
 from prenv import driver, naming, settings
 from prenv.cluster import ClusterInfo
 from prenv.localdb import LocalPostgres
@@ -270,7 +270,7 @@ def check_hostile_metadata(deployment: Deployment) -> list[str]:
         problems.append("a payload ran: the canary file exists")
     with psycopg.connect(d.admin_dsn) as conn:
         checks += 1
-        if not pgbranch.database_exists(conn, "postgres"):
+        if not db.database_exists(conn, "postgres"):
             problems.append("the postgres database is gone")
         bad = [str(r[0]) for r in conn.execute("SELECT datname FROM pg_database") if not _DB_NAME.match(str(r[0]))]
         bad += [str(r[0]) for r in conn.execute("SELECT rolname FROM pg_roles") if not _DB_NAME.match(str(r[0]))]
@@ -305,7 +305,7 @@ def check_hostile_metadata(deployment: Deployment) -> list[str]:
 def check_database_isolation(deployment: Deployment) -> list[str]:
     """PR A's role cannot open PR B's database (every ordered pair), and can open its own."""
     d = deployment
-    host, port = pgbranch.server_of(d.admin_dsn)
+    host, port = db.server_of(d.admin_dsn)
     creds: dict[int, dict[str, Any]] = {}
     for n in d.deployed:
         secret = d.core.read_namespaced_secret("prenv-database", f"pr-{n}")

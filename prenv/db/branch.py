@@ -1,11 +1,14 @@
 """A database branch per PR on a shared PostgreSQL server: role + database, created and dropped idempotently.
 
-Plain psycopg, no Pulumi: the dynamic provider (components/database.py) calls these functions, and so do `prenv gc`
-and the tests. Every identifier is composed with ``psycopg.sql.Identifier`` and every value with ``sql.Literal`` or a
-bind parameter; names come from prenv.naming (PR number + validated prefix), never from PR metadata.
+Plain psycopg, no Pulumi: the dynamic provider (components/database.py) calls these functions, and so do `prenv gc`,
+the bench and the tests. Every identifier is composed with ``psycopg.sql.Identifier`` and every value with
+``sql.Literal`` or a bind parameter; names come from prenv.naming (PR number + validated prefix), never from PR
+metadata.
 
 Each step checks before acting, so a retry after a crash between CREATE ROLE and CREATE DATABASE (or halfway through
-a drop) converges instead of failing. Error messages name the server (host:port) but never the DSN or a password.
+a drop) converges instead of failing. Failures are ``prenv.errors.DatabaseError``, temporary when a retry may cure
+them (server unreachable, connection lost, template busy); their messages name the server (host:port) but never the
+DSN or a password.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 
+from prenv.errors import DatabaseError
+
 logger = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10
@@ -27,12 +32,15 @@ TEMPLATE_BUSY_RETRIES = 8
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
-class BranchError(Exception):
-    """A PostgreSQL operation failed. The message is safe to show: it never contains a DSN or password."""
-
-    def __init__(self, message: str, *, temporary: bool = False) -> None:
-        super().__init__(message)
-        self.temporary = temporary
+__all__ = [
+    "Branch",
+    "create_branch",
+    "database_exists",
+    "drop_branch",
+    "list_branches",
+    "role_exists",
+    "server_of",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +69,15 @@ def _admin(dsn: str, dbname: str | None = None) -> Iterator[psycopg.Connection[t
     try:
         conn = psycopg.connect(dsn, **kwargs)  # type: ignore[arg-type]
     except psycopg.OperationalError as e:
-        raise BranchError(f"cannot connect to PostgreSQL at {host}:{port}: {_reason(e)}", temporary=True) from None
+        raise DatabaseError(f"cannot connect to PostgreSQL at {host}:{port}: {_reason(e)}", temporary=True) from None
     try:
         yield conn
     except psycopg.errors.QueryCanceled as e:
-        raise BranchError(f"PostgreSQL at {host}:{port} timed out: {_reason(e)}", temporary=True) from None
+        raise DatabaseError(f"PostgreSQL at {host}:{port} timed out: {_reason(e)}", temporary=True) from None
     except psycopg.OperationalError as e:
-        raise BranchError(f"PostgreSQL at {host}:{port} failed: {_reason(e)}", temporary=True) from None
+        raise DatabaseError(f"PostgreSQL at {host}:{port} failed: {_reason(e)}", temporary=True) from None
     except psycopg.Error as e:
-        raise BranchError(f"PostgreSQL at {host}:{port} refused: {_reason(e)}") from None
+        raise DatabaseError(f"PostgreSQL at {host}:{port} refused: {_reason(e)}") from None
     finally:
         conn.close()
 
@@ -104,7 +112,7 @@ def create_branch(
     ident = sql.Identifier(name)
     with _admin(admin_dsn) as conn:
         if template and not database_exists(conn, template):
-            raise BranchError(f"template database {template!r} does not exist on {host}:{port}")
+            raise DatabaseError(f"template database {template!r} does not exist on {host}:{port}")
         role_created = False
         if role_exists(conn, name):
             conn.execute(sql.SQL("ALTER ROLE {} WITH LOGIN PASSWORD {}").format(ident, sql.Literal(password)))
@@ -119,7 +127,7 @@ def create_branch(
         if not database_exists(conn, name):
             try:
                 _create_database(conn, name, template)
-            except (BranchError, psycopg.Error):
+            except (DatabaseError, psycopg.Error):
                 # Never leave a role without its database: undo what this call made, then report.
                 if role_created:
                     conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(ident))
@@ -153,7 +161,7 @@ def _create_database(conn: psycopg.Connection[tuple[object, ...]], name: str, te
         except psycopg.errors.ObjectInUse:
             # CREATE DATABASE … TEMPLATE needs the seed to have no other sessions; they are usually short-lived.
             if attempt == TEMPLATE_BUSY_RETRIES - 1:
-                raise BranchError(
+                raise DatabaseError(
                     f"template database {template!r} is in use by other sessions", temporary=True
                 ) from None
             time.sleep(0.2 * (attempt + 1))
