@@ -28,9 +28,13 @@ TOOLS: tuple[str, ...] = (
     "kube-apiserver",
     "kube-controller-manager",
     "kube-scheduler",
+    "kubelet",
+    "kube-proxy",
     "etcd",
     "kwok",
     "kwokctl",
+    "coredns",
+    "traefik",
 )
 
 

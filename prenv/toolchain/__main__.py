@@ -7,6 +7,7 @@ import logging
 import sys
 
 from prenv.errors import ToolError
+from prenv.toolchain import debian
 from prenv.toolchain.build import build
 from prenv.toolchain.env import shell_exports
 from prenv.toolchain.recipes.pulumi_cli import engine_version
@@ -44,7 +45,8 @@ def _status() -> None:
     pins = load_pins()
     print(
         f"pins: pulumi=={pins.pulumi} (engine {engine_version(pins)}), pulumi-kubernetes=={pins.pulumi_kubernetes}, "
-        f"kubernetes {pins.kubernetes}, etcd {pins.etcd}, kwok {pins.kwok}"
+        f"kubernetes {pins.kubernetes}, etcd {pins.etcd}, kwok {pins.kwok}, coredns {pins.coredns}, "
+        f"traefik {pins.traefik}"
     )
     rows = tool_statuses(pins)
     width = max(len(r.name) for r in rows)
@@ -52,6 +54,9 @@ def _status() -> None:
         state = "built  " if r.built else "MISSING"
         timing = f"  ({r.seconds:.0f}s, peak {r.peak_rss_mb:.0f} MB)" if r.built and r.seconds else ""
         print(f"{r.name:<{width}}  {r.version:<9} {state} {r.path}  [{r.source}]{timing}")
+    absent = debian.missing(debian.NODE_PACKAGES)
+    present = [p for p in debian.NODE_PACKAGES if p not in absent]
+    print(f"debian packages (real node): installed {' '.join(present) or 'none'}; missing {' '.join(absent) or 'none'}")
     for problem in check_installed_sdks(pins):
         print(f"warning: {problem}")
 

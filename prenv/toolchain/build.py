@@ -2,7 +2,8 @@
 
 The engine side (pulumi, language host, kubernetes plugin) is verified against the requirements.txt
 pins after building, so a stale or mismatched plugin is reported by name instead of surfacing later as
-a confusing engine error.
+a confusing engine error. A full build (no names) also checks the Debian packages the real node runs on
+first: a missing one is a setup problem worth hearing about before twenty minutes of compiling.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import time
 from typing import TextIO
 
-from prenv.toolchain import cache
+from prenv.toolchain import cache, debian
 from prenv.toolchain.recipes import select
 from prenv.toolchain.recipes.pulumi_cli import engine_version
 from prenv.toolchain.runner import Runner
@@ -32,6 +33,8 @@ def build(names: list[str], out: TextIO | None = None) -> Runner:
             f"note: pulumi engine {pins.engine} for SDK pin {pins.pulumi} "
             "(the pin's engine source is not served; see docs/toolchain.md)"
         )
+    if not names:
+        debian.ensure(runner)
     for recipe in select(names, pins):
         if recipe.is_built():
             stamp = cache.read_stamp(recipe.binary(recipe.tool_names()[0]).parent)

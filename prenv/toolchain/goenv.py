@@ -92,6 +92,7 @@ class GoMod:
     requires: dict[str, str]
     replaces: dict[str, str]  # "old" or "old version" -> "new version" or "./local/path"
     godebug: tuple[str, ...]
+    excludes: tuple[str, ...] = ()  # "module version"
 
     def non_local_replaces(self) -> dict[str, str]:
         """Replacements pointing at other modules (local directories do not exist outside the repo)."""
@@ -105,11 +106,12 @@ _LINE_COMMENT = re.compile(r"//.*$")
 
 
 def parse_go_mod(text: str) -> GoMod:
-    """A tolerant reader for the directives we use (go, require, replace, godebug), blocks included."""
+    """A tolerant reader for the directives we use (go, require, replace, exclude, godebug), blocks included."""
     go = ""
     requires: dict[str, str] = {}
     replaces: dict[str, str] = {}
     godebug: list[str] = []
+    excludes: list[str] = []
     block: str | None = None
     for raw in text.splitlines():
         line = _LINE_COMMENT.sub("", raw).strip()
@@ -119,7 +121,7 @@ def parse_go_mod(text: str) -> GoMod:
             if line == ")":
                 block = None
                 continue
-            _directive(block, line, requires, replaces, godebug)
+            _directive(block, line, requires, replaces, godebug, excludes)
             continue
         word, _, rest = line.partition(" ")
         rest = rest.strip()
@@ -128,11 +130,18 @@ def parse_go_mod(text: str) -> GoMod:
         elif rest == "(":
             block = word
         else:
-            _directive(word, rest, requires, replaces, godebug)
-    return GoMod(go=go, requires=requires, replaces=replaces, godebug=tuple(godebug))
+            _directive(word, rest, requires, replaces, godebug, excludes)
+    return GoMod(go=go, requires=requires, replaces=replaces, godebug=tuple(godebug), excludes=tuple(excludes))
 
 
-def _directive(word: str, rest: str, requires: dict[str, str], replaces: dict[str, str], godebug: list[str]) -> None:
+def _directive(
+    word: str,
+    rest: str,
+    requires: dict[str, str],
+    replaces: dict[str, str],
+    godebug: list[str],
+    excludes: list[str],
+) -> None:
     if word == "require":
         parts = rest.split()
         if len(parts) >= 2:
@@ -142,6 +151,8 @@ def _directive(word: str, rest: str, requires: dict[str, str], replaces: dict[st
         replaces[" ".join(old.split())] = " ".join(new.split())
     elif word == "godebug":
         godebug.append(rest)
+    elif word == "exclude":
+        excludes.append(" ".join(rest.split()))
 
 
 def render_go_mod(
@@ -150,6 +161,7 @@ def render_go_mod(
     requires: dict[str, str],
     replaces: dict[str, str] | None = None,
     godebug: tuple[str, ...] = (),
+    excludes: tuple[str, ...] = (),
 ) -> str:
     """A go.mod for a wrapper module."""
     lines = [f"module {module}", "", f"go {go}", ""]
@@ -157,6 +169,8 @@ def render_go_mod(
     lines += ["require ("] + [f"\t{p} {v}" for p, v in sorted(requires.items())] + [")", ""]
     if replaces:
         lines += ["replace ("] + [f"\t{o} => {n}" for o, n in sorted(replaces.items())] + [")", ""]
+    if excludes:
+        lines += ["exclude ("] + [f"\t{e}" for e in sorted(excludes)] + [")", ""]
     return "\n".join(lines)
 
 

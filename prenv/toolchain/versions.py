@@ -3,7 +3,8 @@
 The Pulumi engine and the Kubernetes provider must match the Python SDKs the programs import, so their
 versions are read from the ``pulumi`` / ``pulumi-kubernetes`` pins in requirements.txt: bumping a pin
 there is the only step needed to move the toolchain. Everything that has no Python counterpart
-(Kubernetes control plane, etcd, KWOK) is pinned in :data:`UPSTREAM`, the single constant for them.
+(Kubernetes control plane and node, etcd, KWOK, CoreDNS, Traefik) is pinned in :data:`UPSTREAM`, the single
+constant for them.
 
 Go module coordinates live here too, because the Go module proxy we can reach is a filtered mirror:
 some modules have no tags and only one pseudo-version served, and some release zips are missing. Each
@@ -23,10 +24,15 @@ REQUIREMENTS = Path(__file__).resolve().parents[2] / "requirements.txt"
 
 # Pins for tools with no Python SDK counterpart. Kubernetes 1.33 is the lowest minor served by the
 # proxy that is within kubectl's +/-1 skew of Debian bookworm's kubectl (1.32) and supported by KWOK.
+# CoreDNS 1.14.7: the newest 1.14 release; its whole dependency graph is served (`go list -e -deps` reports no
+# error). 1.15.0 is served too but builds against client-go 0.37, four minors past our API server. Traefik
+# 3.6.25: the 3.7 line does not resolve on the proxy (docs/toolchain.md).
 UPSTREAM: dict[str, str] = {
     "kubernetes": "1.33.13",
     "etcd": "3.5.35",
     "kwok": "0.8.0",
+    "coredns": "1.14.7",
+    "traefik": "3.6.25",
 }
 
 # github.com/pulumi/pulumi/pkg/v3@v3.260.0: .info and .mod are served but the source .zip is 403
@@ -55,6 +61,8 @@ class Pins:
     kubernetes: str
     etcd: str
     kwok: str
+    coredns: str = UPSTREAM["coredns"]
+    traefik: str = UPSTREAM["traefik"]
 
     @property
     def engine(self) -> str:
@@ -89,6 +97,8 @@ def load_pins(path: Path = REQUIREMENTS) -> Pins:
         kubernetes=UPSTREAM["kubernetes"],
         etcd=UPSTREAM["etcd"],
         kwok=UPSTREAM["kwok"],
+        coredns=UPSTREAM["coredns"],
+        traefik=UPSTREAM["traefik"],
     )
 
 

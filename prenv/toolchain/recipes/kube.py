@@ -1,10 +1,15 @@
-"""kube-apiserver, kube-controller-manager and kube-scheduler from k8s.io/kubernetes, in one go build.
+"""The Kubernetes control plane and node binaries from k8s.io/kubernetes, in one go build.
+
+kube-apiserver, kube-controller-manager and kube-scheduler run the embedded cluster; kubelet and
+kube-proxy make its real node. All five come from the same release so the node never skews from the
+API server.
 
 k8s.io/kubernetes requires ~30 staging modules as ``k8s.io/<x> v0.0.0`` and replaces them with
 ``./staging/src/k8s.io/<x>``, which does not exist outside the repository. Each release publishes those
 modules as ``v0.<minor>.<patch>``, so a wrapper module maps every required, locally replaced one to
-that version; the list is read from the downloaded go.mod, never hard-coded. The three commands share
-most packages, so building them in one invocation compiles the shared code once.
+that version; the list is read from the downloaded go.mod, never hard-coded. The commands share most
+packages (client-go, apimachinery, component-base), so building them in one invocation compiles the shared
+code once.
 
 Version ldflags go to both component-base and client-go, or ``/version`` answers v0.0.0.
 """
@@ -29,7 +34,7 @@ from prenv.toolchain.recipes.base import Recipe, move_binary
 from prenv.toolchain.runner import Runner, StepResult
 
 MODULE = "k8s.io/kubernetes"
-COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler")
+COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubelet", "kube-proxy")
 VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
 
 
