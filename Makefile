@@ -27,17 +27,17 @@ tools-env: venv
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check --exclude '*.md' .
-	$(VENV)/bin/mypy prenv components stacks bench
+	$(VENV)/bin/mypy prenv components stacks bench testsupport devtools
 
 ## Unit, integration and end-to-end tests; the suite starts its own cluster, PostgreSQL, fake GitHub and S3.
 test: tools
 	$(PY) -m pytest -n 2 --dist loadgroup -m "not chaos" tests
 
 demo: tools
-	@$(PY) -m prenv.demo up
+	@$(PY) -m devtools.demo up
 
 demo-down: venv
-	@$(PY) -m prenv.demo down
+	@$(PY) -m devtools.demo down
 
 bench: tools
 	@$(PY) -m bench

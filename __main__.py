@@ -2,7 +2,7 @@
 
 - ``pr-<n>``: one preview environment (stacks/preview.py);
 - ``shared``: cluster-wide pieces, deployed once (stacks/shared.py);
-- ``driver``: prenv itself, installed in the cluster (stacks/driver.py);
+- ``driver``: prenv itself, installed in the cluster (stacks/incluster.py);
 - ``preview``: the template every PR stack starts from — not deployable, says what to run instead.
 """
 
@@ -31,9 +31,9 @@ def main() -> None:
 
             shared.run(PROJECT_DIR)
         elif stack == "driver":
-            from stacks import driver
+            from stacks import incluster
 
-            driver.run()
+            incluster.run()
         elif naming.pr_of_stack(stack) is not None:
             from stacks import preview
 

@@ -19,8 +19,7 @@ from bench.lifecycle import event
 from bench.serve import ServeProcess, tree_pids
 from bench.world import REPOSITORY, WEBHOOK_SECRET, World
 from prenv.cluster.bootstrap import api_client, wait_until
-from prenv.cluster.processes import rss_bytes
-from prenv.localdb import free_port
+from prenv.procs import free_port, rss_bytes
 
 BURST = 20
 

@@ -18,8 +18,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from devtools.localdb import LocalPostgres, find_binaries
 from prenv import db
-from prenv.localdb import LocalPostgres, find_binaries
 
 SEED = "bench_seed"
 

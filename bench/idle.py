@@ -24,12 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from bench.serve import ServeProcess
-from bench.spy import pulumi_commands
 from bench.world import REPOSITORY, WEBHOOK_SECRET, World
 from prenv.cluster.bootstrap import wait_until
-from prenv.cluster.processes import rss_bytes
-from prenv.localdb import free_port
 from prenv.model import ActionKind
+from prenv.procs import free_port, rss_bytes
+from testsupport.spy import pulumi_commands
 
 PRS = 200
 TARGET_PULUMI_PROCESSES = 0

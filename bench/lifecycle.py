@@ -16,8 +16,8 @@ from bench import probes
 from bench.serve import ServeProcess
 from bench.world import REPOSITORY, WEBHOOK_SECRET, World
 from prenv.cluster.bootstrap import api_client, wait_until
-from prenv.localdb import free_port
-from tests.fakes.github_server import pr_template
+from prenv.procs import free_port
+from testsupport.github_server import pr_template
 
 TARGET_READY_MEDIAN_S = 15.0
 TARGET_READY_RATIO = 4.0

@@ -1,9 +1,7 @@
 """The reliability suite's figures: one JSON record per check, and the Markdown table the README shows.
 
-Tests under tests/reliability/ measure (crashes, outages, hostile input, isolation, secrets) and call
-:func:`write_record`; ``python -m bench.reliability`` renders every record into ``bench/results/reliability.md``.
-A check measured by several pytest-xdist workers writes one part per worker (``<check>.<part>.json``); the parts of
-the latest run of a check are summed, so a stale part from an earlier run never counts twice.
+Tests under tests/reliability/ measure (crashes, outages, hostile input, isolation, secrets) and write records
+(testsupport/records.py); ``python -m bench.reliability`` renders them into ``bench/results/reliability.md``.
 
 Records are figures, never timing assertions: the tests assert the targets (failures 0, orphans 0) themselves.
 """
@@ -11,107 +9,11 @@ Records are figures, never timing assertions: the tests assert the targets (fail
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import re
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-RESULTS = Path(__file__).resolve().parent / "results"
-DEFAULT_DIR = RESULTS / "reliability"
+from testsupport.records import DEFAULT_DIR, DIR_ENV, RESULTS, Record, load_records
+
 DEFAULT_TABLE = RESULTS / "reliability.md"
-DIR_ENV = "PRENV_RELIABILITY_DIR"
-_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
-
-
-@dataclass(frozen=True, slots=True)
-class Record:
-    """One check's figures from one test process.
-
-    ``trials`` counts the attempts (kills, outage cycles, requests, payloads...), ``failures`` the trials that broke
-    the check's promise, ``orphans`` what was left behind (namespaces, databases, roles, stacks, locks), and
-    ``details`` breaks those down. ``order`` places the row in the table; ``unit`` names what one trial is.
-    """
-
-    check: str
-    title: str
-    trials: int
-    failures: int
-    orphans: int
-    order: int = 100
-    unit: str = ""  # what one trial is ("kills", "cycles", "deliveries"...), shown beside the count
-    details: dict[str, Any] = field(default_factory=dict)
-    run: str = ""
-    part: str = "main"
-    finished_at: str = ""
-
-
-def results_dir(environ: dict[str, str] | None = None) -> Path:
-    """Where records go: ``$PRENV_RELIABILITY_DIR`` or bench/results/reliability/."""
-    env = os.environ if environ is None else environ
-    return Path(env[DIR_ENV]) if env.get(DIR_ENV) else DEFAULT_DIR
-
-
-def write_record(record: Record, directory: Path | None = None) -> Path:
-    """Write ``record`` as ``<check>.<part>.json`` (the part is the xdist worker, ``main`` without xdist)."""
-    if not _NAME.match(record.check) or not _NAME.match(record.part):
-        raise ValueError(f"check and part must be lower-case slugs, got {record.check!r}/{record.part!r}")
-    directory = directory or results_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    stamped = Record(
-        **{**asdict(record), "finished_at": record.finished_at or datetime.now(UTC).isoformat(timespec="seconds")}
-    )
-    path = directory / f"{record.check}.{record.part}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(asdict(stamped), indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def load_records(directory: Path | None = None) -> list[Record]:
-    """Every record in ``directory``, parts of the latest run of each check summed into one record per check."""
-    directory = directory or results_dir()
-    by_check: dict[str, list[Record]] = {}
-    for path in sorted(directory.glob("*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        rec = Record(**data)
-        by_check.setdefault(rec.check, []).append(rec)
-    merged = []
-    for parts in by_check.values():
-        latest = max(parts, key=lambda r: r.finished_at)
-        same_run = [r for r in parts if r.run == latest.run] if latest.run else [latest]
-        merged.append(_sum(same_run))
-    return sorted(merged, key=lambda r: (r.order, r.check))
-
-
-def _sum(parts: list[Record]) -> Record:
-    first = max(parts, key=lambda r: r.finished_at)
-    details: dict[str, Any] = {}
-    for part in parts:
-        for key, value in part.details.items():
-            if (
-                isinstance(value, int | float)
-                and not isinstance(value, bool)
-                and isinstance(details.get(key, 0), int | float)
-            ):
-                details[key] = details.get(key, 0) + value
-            else:
-                details.setdefault(key, value)
-    return Record(
-        check=first.check,
-        title=first.title,
-        trials=sum(p.trials for p in parts),
-        failures=sum(p.failures for p in parts),
-        orphans=sum(p.orphans for p in parts),
-        order=first.order,
-        unit=first.unit,
-        details=details,
-        run=first.run,
-        part="+".join(sorted(p.part for p in parts)),
-        finished_at=first.finished_at,
-    )
 
 
 def render(records: list[Record]) -> str:

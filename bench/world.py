@@ -21,9 +21,9 @@ import psycopg
 import yaml
 from psycopg import sql
 
+from devtools.localdb import LocalPostgres
 from prenv.cluster import ClusterInfo, EmbeddedCluster, NodeSpec
-from prenv.localdb import LocalPostgres
-from tests.fakes.github_server import FakeGitHub
+from testsupport.github_server import FakeGitHub
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = "app_seed"

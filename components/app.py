@@ -14,13 +14,13 @@ import pulumi_kubernetes as k8s
 
 from components.meta import SERVICE_AWAIT, metadata
 from prenv.naming import LABEL_SHA
-from prenv.stackconfig import Probe, Service
+from prenv.stackconfig import Probe, ServiceSpec
 
 
 @dataclass(frozen=True)
 class PreviewAppArgs:
     namespace: pulumi.Input[str]
-    services: list[Service]
+    services: list[ServiceSpec]
     image_repository: str
     image_tag: str
     pull_policy: str
@@ -70,7 +70,7 @@ class PreviewApp(pulumi.ComponentResource):
         self.register_outputs({"deployments": list(self.deployments)})
 
 
-def _container(svc: Service, args: PreviewAppArgs) -> k8s.core.v1.ContainerArgs:
+def _container(svc: ServiceSpec, args: PreviewAppArgs) -> k8s.core.v1.ContainerArgs:
     env = [k8s.core.v1.EnvVarArgs(name="PUBLIC_URL", value=args.public_url)]
     env += [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(svc.env.items())]
     if args.database_secret is not None:

@@ -64,7 +64,7 @@ def step(text: str) -> Iterator[None]:
 
 
 def _postgres() -> Any:
-    from prenv.localdb import LocalPostgres
+    from devtools.localdb import LocalPostgres
 
     return LocalPostgres(STATE / "postgres")
 

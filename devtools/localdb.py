@@ -23,14 +23,13 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
 from urllib.parse import quote
 
 from prenv.errors import DatabaseError, ToolError
-from prenv.procs import process_alive
+from prenv.procs import free_port, process_alive
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +63,6 @@ def find_binaries() -> Path:
         if all((directory / name).is_file() for name in ("initdb", "pg_ctl", "postgres")):
             return directory
     raise ToolError(f"PostgreSQL server binaries (initdb, pg_ctl, postgres) not found; {_INSTALL_HINT}")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 class LocalPostgres:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import Any, Protocol
+from typing import Any
 
 import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, ConnectionError, ReadTimeoutError
 
 from prenv.errors import SourceError, SourceUnavailable
+from prenv.sources.base import ImageGate
 
 logger = logging.getLogger(__name__)
 
@@ -40,19 +41,6 @@ _TEMPORARY_CODES = frozenset(
         "RequestTimeoutException",
     }
 )
-
-
-class ImageGate(Protocol):
-    """Answers whether the image for a tag can be deployed."""
-
-    def is_ready(self, tag: str) -> bool:
-        """Whether the image tagged ``tag`` exists.
-
-        Raises:
-            SourceUnavailable: the registry could not answer now.
-            SourceError: the registry will never answer (no such repository, access denied).
-        """
-        ...
 
 
 class NoImageGate:
@@ -126,3 +114,7 @@ class EcrImageGate:
             raise SourceError(f"{where}: cannot call the registry ({type(e).__name__})") from e
         images = response.get("imageDetails", [])
         return any(tag in image.get("imageTags", []) for image in images)
+
+
+# Both implement the protocol the reconciler reads (a compile-time check, as Argo CD does for its providers).
+_IMPLEMENTS: tuple[type[ImageGate], ...] = (NoImageGate, EcrImageGate)

@@ -10,11 +10,15 @@ values (through :func:`label_value`) or as escaped text. The budgets each name m
 | host               | ``<app>-<n>.<base domain>`` | each label ≤ 63, whole name ≤ 253                        |
 | database / role    | ``<db prefix><n>``          | PostgreSQL identifier ≤ 63 bytes, lower-case, quoted     |
 | label value        | sanitised                   | ``([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]``, ≤ 63       |
+| system namespace   | ``prenv-system``            | the shared stack's and the in-cluster driver's objects   |
+
+Fixed formats live here too: a commit sha (:func:`check_sha`) and the ``createdAt`` stamp (:func:`created_at`).
 """
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from prenv.errors import ConfigError
 
@@ -34,10 +38,19 @@ LABEL_TTL = LABEL_PREFIX + "ttl"
 LABEL_MANAGED_BY = LABEL_PREFIX + "managed-by"
 MANAGED_BY = "prenv"
 
+SYSTEM_NAMESPACE = "prenv-system"
+"""Where cluster-wide objects live: the shared stack's wildcard certificate and the in-cluster driver."""
+
+CREATED_AT_KEY = "createdAt"
+"""The stack config key (in the ``prenv:`` namespace) holding the stamp; set once, on the first up."""
+CREATED_AT_FORMAT = "%Y-%m-%dT%H-%M-%SZ"
+"""UTC, with '-' for ':' so that the stamp is also a valid label value."""
+
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PG_PREFIX = re.compile(r"^[a-z_][a-z0-9_]*$")
 _STACK = re.compile(r"^pr-([1-9][0-9]*)$")
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
+_SHA = re.compile(r"[0-9a-fA-F]{7,40}")
 
 
 def check_pr_number(pr: object, key: str = "prenv:pr") -> int:
@@ -49,6 +62,20 @@ def check_pr_number(pr: object, key: str = "prenv:pr") -> int:
     if not isinstance(pr, int) or not 0 < pr < MAX_PR_NUMBER:
         raise ConfigError(key, f"must be a positive integer below {MAX_PR_NUMBER} (a PR number)")
     return pr
+
+
+def check_sha(sha: object, key: str = "prenv:sha", *, full: bool = False) -> str:
+    """The one commit-sha rule: hexadecimal, 7 to 40 characters (exactly 40 with ``full``), returned in lower case;
+    anything else is a ConfigError naming ``key``."""
+    if not isinstance(sha, str) or not _SHA.fullmatch(sha) or (full and len(sha) != 40):
+        size = "40" if full else "7 to 40"
+        raise ConfigError(key, f"must be a hexadecimal commit sha ({size} characters)")
+    return sha.lower()
+
+
+def created_at(now: datetime | None = None) -> str:
+    """The ``createdAt`` stamp of a new environment (UTC, label-safe)."""
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime(CREATED_AT_FORMAT)
 
 
 def stack_name(pr: int) -> str:

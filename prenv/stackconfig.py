@@ -24,7 +24,6 @@ NAMESPACE = "prenv"
 PR_KEYS = ("pr", "sha", "branch", "author", "imageTag")
 
 _QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
-_SHA = re.compile(r"^[0-9a-f]{7,40}$")
 _IMAGE_REPO = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -50,7 +49,7 @@ class Probe(_Model):
     period_seconds: int = Field(10, alias="periodSeconds", ge=1, le=600)
 
 
-class Service(_Model):
+class ServiceSpec(_Model):
     name: str
     port: int = Field(8080, ge=1, le=65535)
     public: bool = False
@@ -190,7 +189,7 @@ class Template(_Model):
     base_domain: str = Field(alias="baseDomain")
     namespace_prefix: str = Field("", alias="namespacePrefix")
     image: Image
-    services: list[Service]
+    services: list[ServiceSpec]
     quota: Quota = Field(default_factory=Quota)
     limits: Limits = Field(default_factory=Limits)
     ingress: Ingress = Field(default_factory=Ingress)
@@ -221,7 +220,7 @@ class Template(_Model):
 
     @field_validator("services")
     @classmethod
-    def _services(cls, v: list[Service]) -> list[Service]:
+    def _services(cls, v: list[ServiceSpec]) -> list[ServiceSpec]:
         if not v:
             raise ValueError("at least one service is required")
         names = [s.name for s in v]
@@ -238,7 +237,7 @@ class Template(_Model):
         return self
 
     @property
-    def public_service(self) -> Service:
+    def public_service(self) -> ServiceSpec:
         return next(s for s in self.services if s.public)
 
 
@@ -262,9 +261,10 @@ class PrValues(_Model):
     @field_validator("sha")
     @classmethod
     def _sha(cls, v: str) -> str:
-        if not _SHA.match(v):
-            raise ValueError("must be a lower-case hex commit sha (7 to 40 characters)")
-        return v
+        try:
+            return naming.check_sha(v)
+        except ConfigError as e:
+            raise ValueError("must be a hexadecimal commit sha (7 to 40 characters)") from e
 
     @field_validator("branch", "author")
     @classmethod
@@ -325,7 +325,7 @@ def _key_of(loc: tuple[int | str, ...], prefix: str) -> str:
 _MODELS: tuple[type[BaseModel], ...] = (
     Resources,
     Probe,
-    Service,
+    ServiceSpec,
     Image,
     Quota,
     Limits,

@@ -14,7 +14,7 @@ import yaml
 
 from prenv import naming
 
-NAMESPACE = "prenv-system"
+NAMESPACE = naming.SYSTEM_NAMESPACE
 SECRET_KEYS = {
     "githubToken": "GITHUB_TOKEN",
     "webhookSecret": "PRENV_WEBHOOK_SECRET",

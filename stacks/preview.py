@@ -6,7 +6,6 @@ Validation happens before any resource is registered, so bad config fails the pr
 from __future__ import annotations
 
 import os
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,7 @@ from prenv.errors import ConfigError
 
 ADMIN_DSN_KEY = "databaseAdminDsn"
 ADMIN_DSN_ENV = "PRENV_DATABASE_ADMIN_DSN"
-CREATED_AT_KEY = "createdAt"
+CREATED_AT_KEY = naming.CREATED_AT_KEY
 
 
 def stack_values() -> dict[str, Any]:
@@ -66,7 +65,7 @@ def run(project_dir: Path) -> None:
         wildcard_cert = shared.require_output("wildcardCert")
         wildcard_key = shared.require_output("wildcardKey")
 
-    created_at = str(values.get(CREATED_AT_KEY) or datetime.now(UTC).strftime("%Y-%m-%dT%H-%M-%SZ"))
+    created_at = str(values.get(CREATED_AT_KEY) or naming.created_at())
     env = PreviewEnvironment(
         "env",
         PreviewEnvironmentArgs(

@@ -13,7 +13,7 @@ import pulumi_kubernetes as k8s
 
 from prenv import naming, stackconfig, template
 
-SHARED_NAMESPACE = "prenv-system"
+SHARED_NAMESPACE = naming.SYSTEM_NAMESPACE
 
 
 def run(project_dir: Path) -> None:

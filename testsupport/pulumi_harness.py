@@ -34,8 +34,8 @@ class Registry(pulumi.runtime.Mocks):
             outputs.update({"role": args.inputs.get("name"), "host": "db.test", "port": 5432, "password": "pw-123"})
         return f"{args.name}_id", outputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> dict[str, Any]:
-        return {}
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        return {}, []
 
     def of_type(self, typ: str) -> list[Registered]:
         return [r for r in self.resources if r.typ == typ]
@@ -58,7 +58,7 @@ def run(build: Callable[[], dict[str, pulumi.Output[Any]] | None]) -> tuple[Regi
     pulumi.runtime.set_mocks(registry, project="prenv", stack="pr-7", preview=False)
     resolved: dict[str, Resolved] = {}
 
-    @pulumi.runtime.test
+    @pulumi.runtime.test  # type: ignore[untyped-decorator]
     def _go() -> Any:
         outs = build() or {}
         futures = []
@@ -82,4 +82,4 @@ def _secretness(key: str, out: pulumi.Output[Any], resolved: dict[str, Resolved]
         value = await out.future()
         resolved[key] = Resolved(value, bool(secret))
 
-    return pulumi.Output.from_input(check())  # type: ignore[arg-type]
+    return pulumi.Output.from_input(check())

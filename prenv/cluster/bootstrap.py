@@ -10,7 +10,6 @@ of preview environments refer to. ``ingress_publisher`` plays the controller's s
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +19,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 from urllib3.exceptions import HTTPError
 
+from prenv import procs
 from prenv.errors import ClusterError
 
 logger = logging.getLogger(__name__)
@@ -130,18 +130,11 @@ def create_objects(api: client.ApiClient, nodes: NodeSpec, ingress_class: str, k
 
 
 def wait_until(what: str, check: Callable[[], bool], *, timeout: float, interval: float = 0.1) -> None:
-    """Poll ``check`` until it is true; ClusterError after ``timeout`` seconds. Connection errors count as false."""
-    deadline = time.monotonic() + timeout
-    last = ""
-    while True:
-        try:
-            if check():
-                return
-        except (ApiException, HTTPError, OSError) as e:
-            last = f" (last error: {type(e).__name__} {getattr(e, 'status', '')})".replace(" )", ")")
-        if time.monotonic() >= deadline:
-            raise ClusterError(f"timed out after {timeout:.0f}s waiting for {what}{last}")
-        time.sleep(interval)
+    """Poll ``check`` until it is true; ClusterError after ``timeout`` seconds. API and connection errors count as
+    false (the apiserver is still starting)."""
+    procs.wait_until(
+        what, check, timeout=timeout, interval=interval, tolerate=(ApiException, HTTPError, OSError), error=ClusterError
+    )
 
 
 def readyz(api: client.ApiClient) -> bool:

@@ -12,15 +12,12 @@ import errno
 import logging
 import os
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
-
-_LISTEN = "0A"  # TCP_LISTEN in /proc/net/tcp{,6}
 
 
 def read_pidfile(path: Path) -> int | None:
@@ -99,53 +96,6 @@ def _reap(pids: Iterable[int]) -> None:
             os.waitpid(pid, os.WNOHANG)
 
 
-def rss_bytes(pid: int, field: str = "VmRSS") -> int:
-    """Resident set size of ``pid`` in bytes (0 if it is gone); ``field="VmHWM"`` for its peak so far."""
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith(f"{field}:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return 0
-
-
-def listening_ports(candidates: Iterable[int]) -> set[int]:
-    """Which of ``candidates`` have a TCP socket in LISTEN state on this host (any address, v4 or v6)."""
-    wanted = set(candidates)
-    found: set[int] = set()
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 3 and fields[3] == _LISTEN:
-                port = int(fields[1].rsplit(":", 1)[1], 16)
-                if port in wanted:
-                    found.add(port)
-    return found
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct TCP ports that are free right now on 127.0.0.1.
-
-    The kernel picks them at random from the ephemeral range. kwokctl's own choice (counting down from 32767)
-    hands the same ports to two clusters created at the same moment, which is what pytest-xdist does.
-    """
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
-
-
 def spawn_detached(argv: Sequence[str], *, log: Path, pidfile: Path, cwd: Path) -> int:
     """Start ``argv`` in its own session, not as our child, with output appended to ``log``; record its pid.
 
@@ -161,17 +111,6 @@ def spawn_detached(argv: Sequence[str], *, log: Path, pidfile: Path, cwd: Path) 
     pid = int(out.stdout.strip())
     pidfile.write_text(f"{pid}\n")
     return pid
-
-
-def wait_port_released(ports: Iterable[int], *, timeout: float) -> set[int]:
-    """Wait until none of ``ports`` listens; return those still listening after ``timeout``."""
-    ports = set(ports)
-    deadline = time.monotonic() + timeout
-    busy = listening_ports(ports)
-    while busy and time.monotonic() < deadline:
-        time.sleep(0.05)
-        busy = listening_ports(ports)
-    return busy
 
 
 def port_in_use_error(text: str) -> bool:

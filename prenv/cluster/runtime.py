@@ -19,6 +19,7 @@ from pathlib import Path
 
 import yaml
 
+from prenv import procs
 from prenv.cluster import bootstrap, ingress_publisher, kwokctl, processes
 from prenv.cluster.bootstrap import NodeSpec
 from prenv.cluster.layout import DEFAULT_NAME, ClusterLayout
@@ -145,7 +146,7 @@ class EmbeddedCluster:
 
     def rss_bytes(self) -> int:
         """Resident memory of the whole cluster: the sum over its processes."""
-        return sum(processes.rss_bytes(pid) for pid in self.pids().values())
+        return sum(procs.rss_bytes(pid) for pid in self.pids().values())
 
     # ------------------------------------------------------------------------------------------------- up
 
@@ -193,7 +194,7 @@ class EmbeddedCluster:
     def _create(self, tools: kwokctl.Toolset, step: Callable[[str], None]) -> None:
         for attempt in (1, 2):
             self.layout.root.mkdir(parents=True, exist_ok=True)
-            ports = dict(zip(kwokctl.PORT_OPTIONS, processes.free_ports(len(kwokctl.PORT_OPTIONS)), strict=True))
+            ports = dict(zip(kwokctl.PORT_OPTIONS, procs.free_ports(len(kwokctl.PORT_OPTIONS)), strict=True))
             self.layout.kwokctl_options.write_text(kwokctl.options_document(ports))
             command = kwokctl.create_command(self.layout, tools)
             try:
@@ -280,7 +281,7 @@ class EmbeddedCluster:
         # needed, so down works even when the toolchain is gone.
         killed = [pid for target in reversed(pids) for pid in processes.terminate([target], grace=STOP_GRACE)]
         step(f"stopped {len(pids)} process(es)" + (f" ({len(killed)} needed SIGKILL)" if killed else ""))
-        busy = processes.wait_port_released(ports, timeout=STOP_GRACE)
+        busy = procs.wait_port_released(ports, timeout=STOP_GRACE)
         if busy:
             raise ClusterError(f"ports still listening after stopping cluster {self.name}: {sorted(busy)}")
         shutil.rmtree(layout.root, ignore_errors=False)

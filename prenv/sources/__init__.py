@@ -1,21 +1,20 @@
 """PR sources: where the open pull requests come from. One file per provider behind one Protocol.
 
-``GitHubSource`` (the API), ``FileSource`` (YAML/JSON, the embedded default), ``PostgresTableSource`` (a table CI
-writes) and ``FakeSource`` (tests) all implement ``PullRequestSource.list_open``; filtering happens elsewhere
-(``prenv.filters``).
+``GitHubSource`` (the API), ``FileSource`` (YAML/JSON, the embedded default) and ``PostgresTableSource`` (a table CI
+writes) implement ``PullRequestSource.list_open``; filtering happens elsewhere (``prenv.filters``). The in-memory
+``prenv.sources.fake.FakeSource`` is a first-class provider for tests, imported from its module, not exported here.
 """
 
-from prenv.sources.base import PullRequestSource
-from prenv.sources.fake import FakeSource
+from prenv.sources.base import ImageGate, PullRequestSource
 from prenv.sources.file import FileSource
 from prenv.sources.github import GitHubAppCredentials, GitHubSource, RateLimit
 from prenv.sources.postgres import PostgresTableSource
 
 __all__ = [
-    "FakeSource",
     "FileSource",
     "GitHubAppCredentials",
     "GitHubSource",
+    "ImageGate",
     "PostgresTableSource",
     "PullRequestSource",
     "RateLimit",

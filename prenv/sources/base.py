@@ -1,4 +1,5 @@
-"""The one interface every PR source implements, so that the reconciler never knows where PRs come from.
+"""The interfaces the reconciler reads the outside world through, so that it never knows where PRs (or images) come
+from: ``PullRequestSource`` and ``ImageGate``.
 
 Shaped after Argo CD's pull-request generator (``PullRequestService.List``): one method returning neutral records.
 Filtering is not a source's business; it lives in ``prenv.filters`` and applies to every source alike.
@@ -24,5 +25,18 @@ class PullRequestSource(Protocol):
             SourceUnavailable: temporary failure (outage, timeout, 5xx, rate limit); ``delay`` is the number of
                 seconds until a retry can succeed when the source knows it (the rate-limit reset).
             SourceError: permanent failure (bad credentials, unknown repository, unreadable file).
+        """
+        ...
+
+
+class ImageGate(Protocol):
+    """Answers whether the image for a tag can be deployed (prenv.imagegate implements it over a registry)."""
+
+    def is_ready(self, tag: str) -> bool:
+        """Whether the image tagged ``tag`` exists.
+
+        Raises:
+            SourceUnavailable: the registry could not answer now.
+            SourceError: the registry will never answer (no such repository, access denied).
         """
         ...

@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 
+from prenv import naming
+from prenv.errors import ConfigError
 from prenv.model import PullRequest
 
 logger = logging.getLogger(__name__)
@@ -23,7 +25,6 @@ MAX_TEXT = 1024
 # PR numbers feed resource names (``pr-<n>``); GitHub numbers are 32-bit in practice.
 MAX_NUMBER = 2**31 - 1
 
-_SHA = re.compile(r"[0-9a-fA-F]{40}")
 # C0 and C1 control characters and DEL. Tabs and newlines are included: no legitimate branch, title, author or
 # label contains them, and they are how log lines and PR comments get forged.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -56,8 +57,10 @@ def parse_record(raw: Mapping[str, object]) -> PullRequest:
         raise InvalidRecord("sha is missing")
     if not isinstance(sha, str):
         raise InvalidRecord("sha must be a string (quote it in YAML)")
-    if not _SHA.fullmatch(sha):
-        raise InvalidRecord("sha is not 40 hexadecimal characters")
+    try:
+        sha = naming.check_sha(sha, full=True)
+    except ConfigError:
+        raise InvalidRecord("sha is not 40 hexadecimal characters") from None
     labels = raw.get("labels", ())
     if labels is None:
         labels = ()
@@ -66,7 +69,7 @@ def parse_record(raw: Mapping[str, object]) -> PullRequest:
     label_set = frozenset(_text(f"label {i}", value, required=True) for i, value in enumerate(labels))
     return PullRequest(
         number=number,
-        sha=sha.lower(),
+        sha=sha,
         branch=_text("branch", raw.get("branch"), required=True),
         base=_text("base", raw.get("base", "main"), required=True),
         author=_text("author", raw.get("author", "")),

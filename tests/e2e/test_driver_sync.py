@@ -17,8 +17,8 @@ import pytest
 import yaml
 from kubernetes import client
 
+from devtools.localdb import LocalPostgres
 from prenv import db
-from prenv.localdb import LocalPostgres
 from tests.fixtures.preview import unique_pr
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]

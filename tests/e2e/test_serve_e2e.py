@@ -17,9 +17,9 @@ import yaml
 from prenv.service import settings as serve_settings
 from prenv.service.runner import build_service, server
 from prenv.service.service import Service
-from tests.fakes.github_server import FakeGitHub
 from tests.fixtures.preview import unique_pr
-from tests.unit.service_harness import REPOSITORY, SECRET, encode, for_pr, headers, wait_for
+from testsupport.github_server import FakeGitHub
+from testsupport.service_harness import REPOSITORY, SECRET, encode, for_pr, headers, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from prenv.cluster import kwokctl, processes
+from prenv import procs
+from prenv.cluster import kwokctl
 from prenv.cluster.layout import ClusterLayout
 
 pytestmark = pytest.mark.integration
@@ -18,7 +19,7 @@ def dry_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[ClusterLayout, st
     tools = kwokctl.resolve_toolset()
     layout = ClusterLayout.of("dry", tmp_path_factory.mktemp("state"))
     layout.root.mkdir(parents=True)
-    ports = dict(zip(kwokctl.PORT_OPTIONS, processes.free_ports(len(kwokctl.PORT_OPTIONS)), strict=True))
+    ports = dict(zip(kwokctl.PORT_OPTIONS, procs.free_ports(len(kwokctl.PORT_OPTIONS)), strict=True))
     layout.kwokctl_options.write_text(kwokctl.options_document(ports))
     output = kwokctl.run(
         kwokctl.create_command(layout, tools, dry_run=True),

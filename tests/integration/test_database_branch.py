@@ -9,10 +9,10 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from components.database import PostgresBranchProvider
+from devtools.localdb import LocalPostgres
 from prenv import db
 from prenv.errors import DatabaseError
-from components.database import PostgresBranchProvider
-from prenv.localdb import LocalPostgres
 
 pytestmark = pytest.mark.integration
 

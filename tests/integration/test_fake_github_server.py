@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from github import Auth, Github, GithubException
 
-from tests.fakes.github_server import FakeGitHub
+from testsupport.github_server import FakeGitHub
 
 REPO = "octo/shop"
 

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bench.spy import pulumi_commands
 from prenv.gateway.automation import AutomationGateway
 from prenv.model import DesiredEnvironment, PullRequest
 from tests.fixtures.preview import unique_pr
+from testsupport.spy import pulumi_commands
 
 pytestmark = pytest.mark.integration
 

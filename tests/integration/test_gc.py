@@ -11,9 +11,9 @@ import pytest
 import yaml
 from kubernetes import client
 
+from devtools.localdb import LocalPostgres
 from prenv import db
 from prenv.gateway.automation import AutomationGateway
-from prenv.localdb import LocalPostgres
 from prenv.model import DesiredEnvironment, PullRequest
 from tests.fixtures.preview import unique_pr
 

@@ -12,7 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from prenv.errors import ConfigError, SourceError, SourceUnavailable
 from prenv.sources import GitHubAppCredentials, GitHubSource, PullRequestSource
-from tests.fakes.github_server import FakeGitHub
+from testsupport.github_server import FakeGitHub
 
 REPO = "octo/shop"
 PULLS = r"/repos/octo/shop/pulls"

@@ -10,9 +10,10 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devtools.localdb import LocalPostgres
 from prenv.errors import ConfigError, SourceError, SourceUnavailable
-from prenv.localdb import LocalPostgres, free_port
 from prenv.model import PullRequest
+from prenv.procs import free_port
 from prenv.sources import PostgresTableSource, PullRequestSource
 
 SHA1 = "1" * 40

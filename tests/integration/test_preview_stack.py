@@ -15,9 +15,9 @@ import pytest
 from kubernetes import client
 from pulumi import automation as auto
 
+from devtools.localdb import LocalPostgres
 from prenv import db
 from prenv.gateway.automation import AutomationGateway
-from prenv.localdb import LocalPostgres
 from prenv.model import DesiredEnvironment, PullRequest
 from prenv.toolchain import tool_path
 from tests.fixtures.preview import unique_pr

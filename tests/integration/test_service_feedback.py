@@ -10,8 +10,8 @@ from prenv.errors import StackOperationError
 from prenv.gateway.fake import FakeGateway
 from prenv.service.feedback import MARKER, GitHubFeedback, Phase, Report
 from prenv.sources.fake import FakeSource
-from tests.fakes.github_server import FakeGitHub
-from tests.unit.service_harness import make_service, pull
+from testsupport.github_server import FakeGitHub
+from testsupport.service_harness import make_service, pull
 
 REPO = "octo/demo"
 

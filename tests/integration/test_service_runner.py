@@ -10,7 +10,7 @@ import httpx
 from prenv.gateway.fake import FakeGateway
 from prenv.service.runner import server
 from prenv.sources.fake import FakeSource
-from tests.unit.service_harness import encode, for_pr, headers, make_service, pull, wait_for
+from testsupport.service_harness import encode, for_pr, headers, make_service, pull, wait_for
 
 
 def test_sigterm_drains_the_running_update_then_exits_and_refuses_webhooks_meanwhile() -> None:

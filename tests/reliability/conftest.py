@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from prenv.localdb import LocalPostgres
+from devtools.localdb import LocalPostgres
 from tests.reliability import harness
 from tests.reliability.exposure import COLLECTOR, CollectingHandler
-from tests.unit.service_harness import SECRET as WEBHOOK_SECRET
+from testsupport.service_harness import SECRET as WEBHOOK_SECRET
 
 _VERBOSE_LOGGERS = ("prenv", "components", "stacks", "github", "tests")
 

@@ -24,10 +24,10 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from bench.reliability import Record, write_record
 from prenv import db
 from prenv.gateway.backend import DiyBackend, FileStore
 from tests.reliability.exposure import COLLECTOR
+from testsupport.records import Record, write_record
 
 ROOT = Path(__file__).resolve().parents[2]
 PRENV = str(ROOT / ".venv" / "bin" / "prenv")

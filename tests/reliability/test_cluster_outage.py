@@ -19,9 +19,9 @@ import pytest
 import yaml
 from kubernetes import client
 
+from devtools.localdb import LocalPostgres
 from prenv import driver, settings
 from prenv.cluster import ClusterInfo
-from prenv.localdb import LocalPostgres
 from prenv.model import ActionKind
 from tests.fixtures.preview import unique_pr
 from tests.reliability import harness

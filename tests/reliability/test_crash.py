@@ -25,7 +25,7 @@ import pytest
 import yaml
 from kubernetes import client
 
-from prenv.localdb import LocalPostgres
+from devtools.localdb import LocalPostgres
 from tests.fixtures.preview import unique_pr
 from tests.reliability import harness
 from tests.reliability.harness import Leftovers, Prenv

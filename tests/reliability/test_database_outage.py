@@ -1,7 +1,7 @@
 """PostgreSQL goes down during create: a clear error, retried with backoff, and never a role without its database
 (or the reverse) once it converges.
 
-A dedicated server (prenv.localdb.LocalPostgres) so that stopping it affects no other test. Two kinds of trials:
+A dedicated server (devtools.localdb.LocalPostgres) so that stopping it affects no other test. Two kinds of trials:
 
 - down before the create: every attempt while it is down fails with a temporary error naming the server (never
   the DSN or its password), the cycles within the backoff skip the PR, and the first attempt after it is back
@@ -30,10 +30,10 @@ import yaml
 from kubernetes import client
 from psycopg import sql
 
+from devtools.localdb import LocalPostgres
 from prenv import driver, settings
 from prenv.cluster import ClusterInfo
-from prenv.localdb import LocalPostgres
-from prenv.reconcile import CycleResult
+from prenv.reconcile import CycleResult, SkipReason
 from tests.fixtures.preview import SEED, unique_pr, write_project
 from tests.reliability import harness
 from tests.reliability.exposure import COLLECTOR
@@ -138,7 +138,7 @@ def test_postgres_down_during_create_is_a_clear_temporary_error_retried_until_it
             mine = [o for o in result.outcomes if o.action.pr == n]
             if any(o.ok for o in mine):
                 return True
-            if any(o.skipped == "permanent failure already reported" for o in mine):
+            if any(o.skipped is SkipReason.ALREADY_REPORTED for o in mine):
                 problems.append(f"pr-{n}: the outage was taken for a permanent error and is not retried")
                 return False
             time.sleep(0.5)

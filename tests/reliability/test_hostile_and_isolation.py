@@ -29,19 +29,18 @@ from github import Auth
 from kubernetes import client
 from psycopg.conninfo import conninfo_to_dict
 
-from prenv import db
-from prenv import driver, naming, settings
+from devtools.localdb import LocalPostgres
+from prenv import db, driver, naming, settings
 from prenv.cluster import ClusterInfo
-from prenv.localdb import LocalPostgres
 from prenv.model import ActionKind
 from prenv.service.feedback import GitHubFeedback, code_span
 from prenv.service.service import Service, ServiceOptions
 from prenv.toolchain import pulumi_env
-from tests.fakes.github_server import FakeGitHub
 from tests.fixtures.preview import SEED, unique_pr, write_project
 from tests.reliability import harness
 from tests.reliability.exposure import COLLECTOR, CollectingHandler
-from tests.unit.service_harness import SECRET
+from testsupport.github_server import FakeGitHub
+from testsupport.service_harness import SECRET
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.chaos]
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from bench.reliability import Record, load_records, main, render, write_record
+from bench.reliability import main, render
+from testsupport.records import Record, load_records, write_record
 
 pytestmark = pytest.mark.reliability
 

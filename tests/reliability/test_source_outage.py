@@ -14,14 +14,14 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from devtools.localdb import LocalPostgres
 from prenv import driver, settings
-from prenv.localdb import LocalPostgres
 from prenv.model import ActionKind
-from tests.fakes.github_server import FakeGitHub
 from tests.fixtures.preview import unique_pr
 from tests.reliability import harness
 from tests.reliability.exposure import COLLECTOR
 from tests.reliability.harness import Prenv
+from testsupport.github_server import FakeGitHub
 
 pytestmark = [pytest.mark.integration, pytest.mark.reliability, pytest.mark.chaos]
 

@@ -26,7 +26,7 @@ from prenv.service.app import create_app
 from prenv.service.webhooks import sign
 from tests.reliability import harness
 from tests.reliability.exposure import COLLECTOR
-from tests.unit.service_harness import SECRET, TestClient, encode, for_pr, make_service, payload
+from testsupport.service_harness import SECRET, TestClient, encode, for_pr, make_service, payload
 
 pytestmark = [pytest.mark.reliability, pytest.mark.chaos]
 

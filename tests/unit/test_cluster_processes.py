@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from prenv import procs
 from prenv.cluster import processes
 
 
@@ -83,12 +84,12 @@ def test_listening_ports_sees_a_listener_and_not_a_closed_port() -> None:
         s.bind(("127.0.0.1", 0))
         s.listen()
         port = s.getsockname()[1]
-        assert processes.listening_ports([port, 1]) == {port}
-    assert processes.listening_ports([port]) == set()
+        assert procs.listening_ports([port, 1]) == {port}
+    assert procs.listening_ports([port]) == set()
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:
-    ports = processes.free_ports(6)
+    ports = procs.free_ports(6)
     assert len(set(ports)) == 6
     for port in ports:
         with socket.socket() as s:
@@ -96,9 +97,9 @@ def test_free_ports_are_distinct_and_bindable() -> None:
 
 
 def test_rss_of_a_live_process_is_positive_and_of_a_dead_one_zero() -> None:
-    assert processes.rss_bytes(os.getpid()) > 0
+    assert procs.rss_bytes(os.getpid()) > 0
     child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
-    assert processes.rss_bytes(int(child.stdout)) == 0
+    assert procs.rss_bytes(int(child.stdout)) == 0
 
 
 @pytest.mark.parametrize(

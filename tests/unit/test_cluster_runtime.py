@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from prenv import procs
 from prenv.cluster import EmbeddedCluster, processes
 from prenv.cluster.cli import app
 from prenv.cluster.layout import ClusterLayout
@@ -55,7 +56,7 @@ def _start(layout: ClusterLayout, name: str, script: Path, *args: str) -> int:
 
 def _wait_listening(port: int) -> None:
     deadline = time.monotonic() + 10
-    while not processes.listening_ports([port]):
+    while not procs.listening_ports([port]):
         assert time.monotonic() < deadline, "fake apiserver never listened"
         time.sleep(0.05)
 
@@ -72,7 +73,7 @@ def test_a_cluster_that_was_never_created_is_stopped_and_down_is_a_no_op(tmp_pat
 def test_status_goes_stopped_broken_and_down_leaves_no_process_port_or_file(tmp_path: Path) -> None:
     cluster = EmbeddedCluster("gw0", tmp_path)
     layout = cluster.layout
-    port = processes.free_ports(1)[0]
+    port = procs.free_ports(1)[0]
     scripts = _fake_cluster(layout, port)
 
     assert cluster.status().state is ClusterState.STOPPED  # created once, nothing running (after a reboot)
@@ -93,7 +94,7 @@ def test_status_goes_stopped_broken_and_down_leaves_no_process_port_or_file(tmp_
 
     assert not processes.is_alive(etcd, str(scripts["etcd"]))
     assert not processes.is_alive(apiserver, str(scripts["kube-apiserver"]))
-    assert processes.listening_ports([port]) == set()
+    assert procs.listening_ports([port]) == set()
     assert not layout.root.exists()
     assert any("stopped 2 process" in s for s in steps)
     assert cluster.status().state is ClusterState.STOPPED

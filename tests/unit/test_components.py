@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from prenv import stackconfig
-from tests.unit.pulumi_harness import Registry, run
+from testsupport.pulumi_harness import Registry, run
 
 SHA = "0123456789abcdef0123456789abcdef01234567"
 

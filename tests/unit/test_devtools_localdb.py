@@ -10,8 +10,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from devtools.localdb import LocalPostgres, find_binaries
 from prenv.errors import ToolError
-from prenv.localdb import LocalPostgres, find_binaries, process_alive
+from prenv.procs import process_alive
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import logging
 
 import pytest
 
-import prenv.sources
 from prenv.errors import SourceError, SourceUnavailable
 from prenv.model import PullRequest
-from prenv.sources import FakeSource, PullRequestSource
+from prenv.sources import PullRequestSource
+from prenv.sources.fake import FakeSource
 
 
 def pr(number: int, sha: str = "a" * 40) -> PullRequest:
@@ -66,16 +66,3 @@ def test_raw_records_are_validated_like_a_real_sources(caplog: pytest.LogCapture
 
     assert [p.number for p in prs] == [1]
     assert "PR #2: sha is not 40 hexadecimal characters" in caplog.records[0].getMessage()
-
-
-def test_the_sources_package_exports_exactly_the_public_names() -> None:
-    assert sorted(prenv.sources.__all__) == [
-        "FakeSource",
-        "FileSource",
-        "GitHubAppCredentials",
-        "GitHubSource",
-        "PostgresTableSource",
-        "PullRequestSource",
-        "RateLimit",
-    ]
-    assert all(hasattr(prenv.sources, name) for name in prenv.sources.__all__)

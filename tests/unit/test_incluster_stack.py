@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pulumi.runtime
 
-from tests.unit.pulumi_harness import run
+from testsupport.pulumi_harness import run
 
 
 def build_driver() -> object:
@@ -16,9 +16,9 @@ def build_driver() -> object:
         },
         secret_keys=["prenv:webhookSecret"],
     )
-    from stacks import driver
+    from stacks import incluster
 
-    driver.run()
+    incluster.run()
     return None
 
 

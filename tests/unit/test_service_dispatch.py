@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from prenv.service.dispatch import BackgroundFeedback
 from prenv.service.feedback import Phase, Report
-from tests.unit.service_harness import make_service, wait_for
+from testsupport.service_harness import make_service, wait_for
 
 
 class SlowFeedback:

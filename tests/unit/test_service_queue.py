@@ -8,7 +8,7 @@ import threading
 from prenv.gateway.fake import FakeGateway
 from prenv.service.app import create_app
 from prenv.sources.fake import FakeSource
-from tests.unit.service_harness import TestClient, encode, for_pr, headers, idle, make_service, pull, wait_for
+from testsupport.service_harness import TestClient, encode, for_pr, headers, idle, make_service, pull, wait_for
 
 
 def test_a_burst_of_200_deliveries_for_20_prs_reconciles_each_after_its_last_event() -> None:

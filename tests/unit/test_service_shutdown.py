@@ -8,7 +8,7 @@ import threading
 from prenv.gateway.fake import FakeGateway
 from prenv.service.app import create_app
 from prenv.sources.fake import FakeSource
-from tests.unit.service_harness import TestClient, encode, for_pr, headers, idle, make_service, pull, wait_for
+from testsupport.service_harness import TestClient, encode, for_pr, headers, idle, make_service, pull, wait_for
 
 
 def test_an_operation_in_flight_completes_and_new_webhooks_get_503() -> None:

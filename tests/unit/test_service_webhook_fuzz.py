@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from prenv.service.app import create_app
 from prenv.service.service import Service
 from prenv.service.webhooks import sign
-from tests.unit.service_harness import SECRET, TestClient, encode, make_service, payload
+from testsupport.service_harness import SECRET, TestClient, encode, make_service, payload
 
 _header_text = st.text(st.characters(min_codepoint=0x20, max_codepoint=0xFF, exclude_characters="\x7f"), max_size=80)
 _bodies = st.one_of(

@@ -11,7 +11,7 @@ from prenv.gateway.fake import FakeGateway
 from prenv.service.app import create_app
 from prenv.service.webhooks import DeliveryLog, Verdict, decide, verify
 from prenv.sources.fake import FakeSource
-from tests.unit.service_harness import (
+from testsupport.service_harness import (
     REPOSITORY,
     SECRET,
     TestClient,
