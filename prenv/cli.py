@@ -119,12 +119,12 @@ def sync(
         done = {o.action.pr: o for o in result.outcomes}
         for a in result.plan.actions:
             o = done.get(a.pr)
-            res = "" if o is None else ("ok" if o.ok else (o.skipped or o.error or "failed"))
+            res = "" if o is None else ("ok" if o.ok else str(o.skipped or o.error or "failed"))
             table.add_row(str(a.pr), a.kind.value, a.reason, res)
         err.print(table)
         if not result.source_ok:
             err.print("[yellow]PR source unavailable: nothing was destroyed this pass[/yellow]")
-    failed = [o for o in result.outcomes if not o.ok and not o.skipped]
+    failed = [o for o in result.outcomes if not o.ok and o.skipped is None]
     if failed:
         raise typer.Exit(1)
 

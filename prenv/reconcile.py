@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Protocol
 
 from prenv.errors import PrenvError, SourceError
@@ -41,6 +42,17 @@ class ReconcileSettings:
     backoff_max_seconds: float = 300.0
 
 
+class SkipReason(Enum):
+    """Why an action was not attempted this time; the value is the text shown to people."""
+
+    BUSY = "another operation on this stack is running"
+    BACKING_OFF = "backing off after a temporary error"
+    ALREADY_REPORTED = "permanent failure already reported"
+
+    def __str__(self) -> str:
+        return self.value
+
+
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What happened to one action."""
@@ -50,7 +62,7 @@ class Outcome:
     seconds: float = 0.0
     error: str | None = None
     temporary: bool = False
-    skipped: str | None = None  # why the action was not attempted (busy, backing off, reported failure)
+    skipped: SkipReason | None = None  # set when the action was not attempted
 
 
 @dataclass(frozen=True, slots=True)
@@ -189,12 +201,12 @@ class Reconciler:
         retry = self._retry.setdefault(action.pr, _Retry())
         key = self._failure_key(action)
         if retry.reported is not None and retry.reported == key:
-            return self._emit(Outcome(action, ok=False, skipped="permanent failure already reported"))
+            return self._emit(Outcome(action, ok=False, skipped=SkipReason.ALREADY_REPORTED))
         if self.clock() < retry.not_before:
-            return self._emit(Outcome(action, ok=False, skipped="backing off after a temporary error"))
+            return self._emit(Outcome(action, ok=False, skipped=SkipReason.BACKING_OFF))
         lock = self._lock_of(action.pr)
         if not lock.acquire(blocking=False):
-            return self._emit(Outcome(action, ok=False, skipped="another operation on this stack is running"))
+            return self._emit(Outcome(action, ok=False, skipped=SkipReason.BUSY))
         started = self.clock()
         try:
             if action.kind is ActionKind.DESTROY:

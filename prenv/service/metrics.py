@@ -80,9 +80,9 @@ class ServiceMetrics:
 
     def observe(self, outcome: Outcome) -> None:
         kind = outcome.action.kind.value
-        result = "skipped" if outcome.skipped else ("ok" if outcome.ok else "failed")
+        result = "skipped" if outcome.skipped is not None else ("ok" if outcome.ok else "failed")
         self.operations.labels(kind, result).inc()
-        if not outcome.skipped:
+        if outcome.skipped is None:
             self.durations.labels(kind).observe(outcome.seconds)
 
     def delivery(self, event: str, result: str) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prenv.model import ActionKind, DesiredEnvironment, PullRequest
-from prenv.reconcile import Outcome, Reconciler
+from prenv.reconcile import Outcome, Reconciler, SkipReason
 from prenv.service.feedback import Feedback, NullFeedback, Phase, Report
 from prenv.service.metrics import RateLimitView, ServiceMetrics
 from prenv.service.observe import ObservedGateway
@@ -30,8 +30,6 @@ from prenv.service.webhooks import DeliveryLog
 
 logger = logging.getLogger(__name__)
 
-# The reconciler's Outcome.skipped text when another operation holds the PR's stack (prenv.reconcile._execute).
-_BUSY_SKIP = "another operation"
 # Why a webhook action would tear an environment down, shown in the PR comment if it does.
 _TEARDOWN_WHY = {
     "closed": "the PR was closed",
@@ -217,7 +215,7 @@ class Service:
         if self._draining or (self.is_leader is not None and not self.is_leader()):
             return False
         result = self.reconciler.sync(only=pr)
-        return any(o.skipped is not None and _BUSY_SKIP in o.skipped for o in result.outcomes)
+        return any(o.skipped is SkipReason.BUSY for o in result.outcomes)
 
     # --- listeners -------------------------------------------------------------------------------------------
 

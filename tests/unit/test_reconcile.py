@@ -10,7 +10,7 @@ from prenv.errors import SourceUnavailable, StackLocked, StackOperationError
 from prenv.filters import FilterSettings, compile_filters
 from prenv.gateway.fake import FakeGateway
 from prenv.model import ActionKind, DesiredEnvironment, PullRequest, StackState
-from prenv.reconcile import Reconciler, ReconcileSettings, make_plan
+from prenv.reconcile import Reconciler, ReconcileSettings, SkipReason, make_plan
 from prenv.sources.fake import FakeSource
 
 HASH = "cfg1"
@@ -136,7 +136,7 @@ def test_temporary_errors_back_off_and_are_retried() -> None:
     r.clock = lambda: now[0]
     first = r.sync().outcomes[0]
     assert (first.ok, first.temporary) == (False, True)
-    assert r.sync().outcomes[0].skipped == "backing off after a temporary error"
+    assert r.sync().outcomes[0].skipped is SkipReason.BACKING_OFF
     gateway.fail.clear()
     now[0] += 11
     assert r.sync().outcomes[0].ok
@@ -161,7 +161,7 @@ def test_permanent_errors_are_reported_once_until_the_pr_changes() -> None:
     source = FakeSource([pr(1)])
     r = reconciler(source, gateway)
     assert r.sync().outcomes[0].error == "pr-1: image pull policy invalid"
-    assert r.sync().outcomes[0].skipped == "permanent failure already reported"
+    assert r.sync().outcomes[0].skipped is SkipReason.ALREADY_REPORTED
     assert [c for c in gateway.calls if c[0] == "up"] == [("up", 1)]
     gateway.fail.clear()
     source.upsert(pr(1, "c"))
@@ -236,3 +236,13 @@ def test_a_source_failing_on_the_confirming_listing_destroys_nothing() -> None:
     assert result.plan.of(ActionKind.DESTROY) == []
     assert not result.source_ok
     assert set(gateway.stacks) == {1, 2}
+
+
+def test_an_action_on_a_stack_whose_operation_is_running_is_skipped_as_busy() -> None:
+    inner: list[SkipReason | None] = []
+    gateway = FakeGateway()
+    r = reconciler(FakeSource([pr(1)]), gateway)
+    gateway.on_call = lambda _kind, n: inner.extend(o.skipped for o in r.sync(only=n).outcomes)
+    assert r.sync().outcomes[0].ok
+    assert inner == [SkipReason.BUSY]
+    assert str(SkipReason.BUSY) == "another operation on this stack is running"

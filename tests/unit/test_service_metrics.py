@@ -10,7 +10,7 @@ def test_metrics_expose_every_documented_family() -> None:
     from types import SimpleNamespace
 
     from prenv.model import Action, ActionKind, StackState
-    from prenv.reconcile import Outcome
+    from prenv.reconcile import Outcome, SkipReason
 
     limit = SimpleNamespace(remaining=4321, reset=datetime(2030, 1, 1, tzinfo=UTC))
     m = ServiceMetrics(
@@ -23,7 +23,7 @@ def test_metrics_expose_every_documented_family() -> None:
         rate_limit=lambda: limit,
     )
     m.observe(Outcome(Action(ActionKind.CREATE, 1, "new"), ok=True, seconds=12.0))
-    m.observe(Outcome(Action(ActionKind.UPDATE, 2, "x"), ok=False, skipped="busy"))
+    m.observe(Outcome(Action(ActionKind.UPDATE, 2, "x"), ok=False, skipped=SkipReason.BUSY))
     m.delivery("pull_request", "queued")
     text = m.render().decode()
     for line in (
