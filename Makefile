@@ -28,6 +28,7 @@ lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check --exclude '*.md' .
 	$(VENV)/bin/mypy prenv components stacks bench testsupport devtools
+	$(VENV)/bin/lint-imports --no-cache
 
 ## Unit, integration and end-to-end tests; the suite starts its own cluster, PostgreSQL, fake GitHub and S3.
 test: tools

@@ -30,7 +30,7 @@ class PullRequestSource(Protocol):
 
 
 class ImageGate(Protocol):
-    """Answers whether the image for a tag can be deployed (prenv.imagegate implements it over a registry)."""
+    """Answers whether the image for a tag can be deployed (prenv.sources.imagegate implements it over a registry)."""
 
     def is_ready(self, tag: str) -> bool:
         """Whether the image tagged ``tag`` exists.

@@ -13,7 +13,7 @@ from botocore.exceptions import ClientError, EndpointConnectionError
 from moto import mock_aws
 
 from prenv.errors import SourceError, SourceUnavailable
-from prenv.imagegate import EcrImageGate, NoImageGate
+from prenv.sources.imagegate import EcrImageGate, NoImageGate
 
 REGION = "eu-west-1"
 REPOSITORY = "team/web"
