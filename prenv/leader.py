@@ -2,8 +2,12 @@
 exactly one acts.
 
 The algorithm is client-go's: the holder renews ``spec.renewTime`` every ``retry_period``; a candidate takes the
-Lease only when it is unheld or its ``renewTime + leaseDurationSeconds`` has passed, with an update carrying the read
+Lease only when it is unheld or when the Lease has not changed for ``leaseDurationSeconds`` *as observed on the
+candidate's own monotonic clock* (client-go's ``observedTime``), with an update carrying the read
 ``resourceVersion`` so that of two simultaneous takers exactly one wins (the other gets 409 Conflict).
+
+Times written into the Lease are never compared with the local clock: two replicas whose wall clocks disagree by an
+hour still see one renewal as one change, so skew can neither steal a live leader's Lease nor keep a dead one's.
 
 Safety against two leaders acting at once: a leader that could not renew stops calling itself leader after
 ``renew_deadline`` (< lease duration) measured on its own monotonic clock, before anyone else may take the Lease.
@@ -17,7 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 logger = logging.getLogger(__name__)
@@ -36,6 +40,7 @@ class LeaseElector:
         retry_period: float = 2.0,
         on_change: Callable[[bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         if not retry_period < renew_deadline < lease_duration:
             raise ValueError("need retry_period < renew_deadline < lease_duration")
@@ -45,7 +50,10 @@ class LeaseElector:
         self.lease_duration, self.renew_deadline, self.retry_period = lease_duration, renew_deadline, retry_period
         self.on_change = on_change
         self.clock = clock
+        self.wall_clock = wall_clock  # only written into the Lease, for humans; never compared
         self._renewed_at: float | None = None
+        self._observed: tuple[object, ...] | None = None  # the Lease record as last read
+        self._observed_at = 0.0  # our monotonic time when that record last changed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._was_leader = False
@@ -90,7 +98,7 @@ class LeaseElector:
         from kubernetes.client import V1Lease, V1LeaseSpec, V1ObjectMeta
         from kubernetes.client.exceptions import ApiException
 
-        now = datetime.now(UTC)
+        now = self.wall_clock()
         try:
             lease = self.api.read_namespaced_lease(self.name, self.namespace)
         except ApiException as e:
@@ -115,11 +123,13 @@ class LeaseElector:
                 raise
         spec = lease.spec
         holder = spec.holder_identity
+        record = (holder, spec.renew_time, spec.acquire_time, spec.lease_duration_seconds, spec.lease_transitions)
+        if record != self._observed:
+            self._observed, self._observed_at = record, self.clock()
         if holder and holder != self.identity:
-            renewed = spec.renew_time or spec.acquire_time
-            duration = timedelta(seconds=spec.lease_duration_seconds or self.lease_duration)
-            if renewed is not None and renewed + duration > now:
-                return False  # held by someone else and not expired
+            duration = float(spec.lease_duration_seconds or self.lease_duration)
+            if self.clock() < self._observed_at + duration:
+                return False  # held by someone else, who renewed it less than a lease ago as far as we saw
             spec.lease_transitions = (spec.lease_transitions or 0) + 1
             spec.acquire_time = now
         spec.holder_identity = self.identity
