@@ -104,7 +104,8 @@ def test_the_driver_killed_during_up_or_destroy_converges_on_the_next_sync_witho
             delay = rng.uniform(0.05, 0.95) * took[kind]
         else:  # inside pulumi: after its first output line for this stack
             delay = rng.uniform(0.0, 0.6) * took[kind]
-            child.wait_for(f"pr-{n} |", timeout=120)
+            reached = child.wait_for(f"pr-{n} |", timeout=120)
+            assert reached or child.proc.poll() is not None, f"the driver ran 120 s without pulumi output for pr-{n}"
         time.sleep(delay)
         landed = child.kill_group()
         assert not harness.group_alive(child.proc.pid), "a process of the killed driver survived"

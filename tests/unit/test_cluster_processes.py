@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +59,14 @@ def test_terminate_stops_a_process_and_reports_none_needed_killing(sleeper: int)
     assert not processes.is_alive(sleeper, "marker-sleeper")
 
 
+def ignores_sigterm(pid: int) -> bool:
+    """Whether ``pid`` has installed its ``trap '' TERM`` yet (SigIgn in /proc/<pid>/status, a hex signal mask)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigIgn:"):
+            return bool(int(line.split()[1], 16) & (1 << (signal.SIGTERM - 1)))
+    return False
+
+
 def test_terminate_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
     pid = processes.spawn_detached(
         ["sh", "-c", "trap '' TERM; while :; do sleep 0.1; done # marker-stubborn"],
@@ -65,7 +74,7 @@ def test_terminate_kills_a_process_that_ignores_sigterm(tmp_path: Path) -> None:
         pidfile=tmp_path / "pid",
         cwd=tmp_path,
     )
-    time.sleep(0.2)
+    procs.wait_until("the shell to ignore SIGTERM", lambda: ignores_sigterm(pid), timeout=5, interval=0.01)
     assert processes.terminate([(pid, "marker-stubborn")], grace=0.5) == [pid]
     deadline = time.monotonic() + 5
     while processes.is_alive(pid, "marker-stubborn"):
