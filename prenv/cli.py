@@ -171,12 +171,11 @@ def serve(
     port: int | None = typer.Option(None, "--port", help="Listen port (default: serve.port, 8080)."),
 ) -> None:
     """Run the service: GitHub webhooks, periodic resync, PR feedback, TTLs, /metrics; drains on SIGTERM."""
+    from prenv import settings
     from prenv.service import runner
-    from prenv.service import settings as serve_settings
 
     with _errors():
-        settings, serve_cfg = serve_settings.load(config)
-        runner.serve(settings, serve_cfg, host=host, port=port)
+        runner.serve(settings.load(config), host=host, port=port)
 
 
 def _human(seconds: int) -> str:
@@ -213,7 +212,7 @@ def gc(
 
             dbs, roles = db.list_branches(admin, d.template.database.name_prefix)  # DatabaseError is a PrenvError
         try:
-            open_prs: frozenset[int] | None = frozenset(p.number for p in d.reconciler.source.list_open())
+            open_prs: frozenset[int] | None = frozenset(p.number for p in d.source.list_open())
         except SourceError:
             open_prs = None
         inventory = sweep.Inventory(

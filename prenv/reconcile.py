@@ -19,19 +19,14 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Protocol
 
 from prenv.errors import PrenvError, SourceError
 from prenv.filters import FilterResult, PullRequestFilter
 from prenv.gateway.base import StackGateway
 from prenv.model import Action, ActionKind, DesiredEnvironment, EnvStatus, Plan, PullRequest, StackState
-from prenv.sources.base import PullRequestSource
+from prenv.sources.base import ImageGate, PullRequestSource
 
 logger = logging.getLogger(__name__)
-
-
-class ImageGate(Protocol):
-    def is_ready(self, tag: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +116,34 @@ class _Retry:
     reported: str | None = None  # key of a permanent failure already reported
 
 
-@dataclass
+@dataclass(frozen=True, slots=True)
+class RetryState:
+    """What the reconciler remembers of a PR's failures (see :meth:`Reconciler.retry_state`)."""
+
+    failures: int
+    """Temporary failures in a row."""
+    not_before: float
+    """No new attempt before this time (of the reconciler's clock)."""
+    reported: bool
+    """A permanent failure was reported; the PR is left alone until its sha or config changes."""
+
+
+@dataclass(frozen=True)
 class Reconciler:
+    """Plans and acts; every collaborator is given here and never replaced afterwards.
+
+    Args:
+        source: the open PRs (the service passes a TTL-filtering wrapper around the real source).
+        filters: which PRs get an environment.
+        gateway: the stack operations (the service passes an observing wrapper around the real gateway).
+        config_hash: the effective config hash of a PR's stack; unchanged sha and hash mean no pulumi run.
+        settings: parallelism, teardown cap, backoff.
+        image_gate: when set, a PR waits until its image exists.
+        image_tag: the image tag the gate is asked about.
+        clock: monotonic seconds, for backoff.
+        on_outcome: called with every outcome (in the operation's thread); exceptions are logged, never raised.
+    """
+
     source: PullRequestSource
     filters: PullRequestFilter
     gateway: StackGateway
@@ -132,9 +153,20 @@ class Reconciler:
     image_tag: Callable[[PullRequest], str] = lambda pr: f"pr-{pr.number}"
     clock: Callable[[], float] = time.monotonic
     on_outcome: Callable[[Outcome], None] | None = None
-    _locks: dict[int, threading.Lock] = field(default_factory=dict)
-    _locks_guard: threading.Lock = field(default_factory=threading.Lock)
-    _retry: dict[int, _Retry] = field(default_factory=dict)
+    _locks: dict[int, threading.Lock] = field(default_factory=dict, repr=False)
+    _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _retry: dict[int, _Retry] = field(default_factory=dict, repr=False)
+
+    def retry_state(self, pr: int) -> RetryState | None:
+        """The failures remembered for ``pr``, or None when its last operation succeeded (or none ran)."""
+        retry = self._retry.get(pr)
+        if retry is None:
+            return None
+        return RetryState(retry.failures, retry.not_before, retry.reported is not None)
+
+    def forget_failures(self) -> None:
+        """Drop every backoff and reported failure: the next pass attempts every PR again."""
+        self._retry.clear()
 
     def desired(self) -> tuple[list[DesiredEnvironment] | None, FilterResult | None]:
         """The environments that should exist, or (None, None) when the source failed this cycle."""

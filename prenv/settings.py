@@ -1,26 +1,51 @@
 """prenv's own configuration: one file (``prenv.yaml``) plus environment variables, validated once at start-up.
 
-Precedence: environment (``PRENV_<SECTION>__<KEY>``, e.g. ``PRENV_RECONCILE__PARALLELISM=4``) over the file over
-defaults. Secrets (GitHub token, database admin DSN, webhook secret, Pulumi passphrase) come only from the
-environment or from files named here, are held as ``SecretStr`` and never appear in ``repr`` or logs.
+One tree (:class:`Settings`) for the driver and ``prenv serve`` alike, one loader (:func:`load`), one environment
+mapping: ``PRENV_<SECTION>__<KEY>`` (pydantic-settings' nested delimiter), e.g. ``PRENV_RECONCILE__PARALLELISM=4`` or
+``PRENV_SERVE__TTL__DEFAULT_HOURS=24``. Precedence: that variable, then a well-known alias (below), then the file,
+then the defaults.
 
-Errors name the key as it is written in prenv.yaml (``source.github.repository``).
+Aliases, for names users and manifests already set:
+
+=============================  ======================================
+``GITHUB_TOKEN``               ``source.github.token``
+``PRENV_DATABASE_ADMIN_DSN``   ``database.admin_dsn``
+``PRENV_LEADER_ELECTION``      ``serve.leader_election.enabled`` (the in-cluster install sets ``true``)
+=============================  ======================================
+
+Secrets (GitHub token, database admin DSN, webhook secret) come only from the environment or from files named here,
+are held as ``SecretStr`` and never appear in ``repr`` or logs. The webhook secret comes only from
+``PRENV_WEBHOOK_SECRET`` or the file named by ``serve.webhook_secret_file``; written into prenv.yaml it is refused.
+
+Errors name the key as it is written in prenv.yaml (``source.github.repository``, ``serve.ttl.default_hours``), also
+when the bad value came from the environment.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
+from prenv import naming
 from prenv.errors import ConfigError
 from prenv.filters import FilterSettings
+from prenv.validation import config_error
 
 DEFAULT_FILE = "prenv.yaml"
+CONFIG_ENV = "PRENV_CONFIG"
+WEBHOOK_SECRET_ENV = "PRENV_WEBHOOK_SECRET"  # noqa: S105 (the variable name, not a secret)
+# Well-known variable → the key it sets, below the PRENV_<SECTION>__<KEY> form and above the file.
+ALIASES: dict[str, tuple[str, ...]] = {
+    "GITHUB_TOKEN": ("source", "github", "token"),
+    "PRENV_DATABASE_ADMIN_DSN": ("database", "admin_dsn"),
+    "PRENV_LEADER_ELECTION": ("serve", "leader_election", "enabled"),
+}
 
 
 class _Section(BaseModel):
@@ -85,7 +110,66 @@ class DatabaseSettings(_Section):
     admin_dsn: SecretStr | None = None  # from PRENV_DATABASE__ADMIN_DSN or PRENV_DATABASE_ADMIN_DSN
 
 
+class TtlSection(_Section):
+    """Environment expiry (see prenv.service.ttl for the rule)."""
+
+    enabled: bool = True
+    default_hours: float = Field(48.0, gt=0)
+    keep_label: str = "preview/keep"
+    label_prefix: str = "preview/ttl-"
+
+
+class FeedbackSection(_Section):
+    """What the PR is told: one comment edited in place, and GitHub Deployments for ``pr-<n>``."""
+
+    enabled: bool = True
+    health_check: bool = False
+    """Poll the environment URL until it answers 200 before announcing success."""
+    health_check_timeout_seconds: float = Field(120.0, gt=0)
+    health_check_interval_seconds: float = Field(2.0, gt=0)
+
+
+class LeaderSection(_Section):
+    """Leader election among replicas (Kubernetes Lease); on in the in-cluster install (``PRENV_LEADER_ELECTION``)."""
+
+    enabled: bool = False
+    namespace: str = naming.SYSTEM_NAMESPACE
+    lease_name: str = "prenv-driver"
+    lease_seconds: float = Field(15.0, gt=2)
+
+
+class ServeSettings(_Section):
+    """The ``serve:`` section: how ``prenv serve`` listens, verifies webhooks, resyncs, drains and expires."""
+
+    # In a pod the service must listen on every interface; the ingress/service in front of it decides exposure.
+    host: str = "0.0.0.0"  # noqa: S104
+    port: int = Field(8080, ge=1, le=65535)
+    repository: str | None = None
+    """Only webhooks of this ``owner/name`` are acted on; default: ``source.github.repository``."""
+    webhook_secret: SecretStr | None = Field(None, exclude=True, repr=False)
+    """Set by :func:`load` from ``PRENV_WEBHOOK_SECRET`` or ``webhook_secret_file``, never from the file."""
+    webhook_secret_file: Path | None = None
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    resync_seconds: float = Field(300.0, gt=0)
+    shutdown_grace_seconds: float = Field(600.0, ge=0)
+    workers: int = Field(2, ge=1, le=32)
+    """How many per-PR reconciles run at once (each still bounded by reconcile.parallelism)."""
+    delivery_cache_size: int = Field(10_000, ge=1)
+    """How many recent ``X-GitHub-Delivery`` ids are remembered to drop redeliveries."""
+    ttl: TtlSection = Field(default_factory=TtlSection)
+    feedback: FeedbackSection = Field(default_factory=FeedbackSection)
+    leader_election: LeaderSection = Field(default_factory=LeaderSection)
+
+    def secret_bytes(self) -> bytes:
+        """The webhook secret as HMAC key bytes."""
+        if self.webhook_secret is None:
+            raise ConfigError("serve.webhook_secret_file", f"no webhook secret: set {WEBHOOK_SECRET_ENV} or this file")
+        return self.webhook_secret.get_secret_value().encode()
+
+
 class Settings(BaseSettings):
+    """The whole of prenv.yaml. Build it with :func:`load`; constructing it directly reads no environment."""
+
     model_config = SettingsConfigDict(env_prefix="PRENV_", env_nested_delimiter="__", extra="forbid", frozen=True)
 
     project_dir: Path = Path(".")
@@ -95,8 +179,7 @@ class Settings(BaseSettings):
     image_gate: ImageGateSettings = Field(default_factory=ImageGateSettings)
     state: StateSettings = Field(default_factory=StateSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
-    serve: dict[str, Any] = Field(default_factory=dict)
-    """The ``serve:`` section, validated by prenv.service.settings (only `prenv serve` reads it)."""
+    serve: ServeSettings = Field(default_factory=ServeSettings)
 
     @classmethod
     def settings_customise_sources(
@@ -107,39 +190,111 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        return env_settings, init_settings
+        # The environment is read by load(), from the mapping it is given; never behind its back from os.environ.
+        return (init_settings,)
 
 
-def load(path: Path | None = None, environ: dict[str, str] | None = None) -> Settings:
-    """Load prenv.yaml (if present) under the environment; relative paths resolve against the file's folder."""
-    env = os.environ if environ is None else environ
-    path = path or Path(env.get("PRENV_CONFIG", DEFAULT_FILE))
-    data: dict[str, Any] = {}
-    if path.exists():
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(str(path), f"is not valid YAML ({e.__class__.__name__})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(str(path), "must be a mapping")
-    _aliases(data, env)
+class _EnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source (prefix, ``__`` nesting, JSON for lists) over a given mapping."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # The one override needed: the variables come from the mapping load() was given, not from os.environ.
+        return {name.lower(): value for name, value in self._environ.items()}
+
+
+def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read prenv.yaml (if present) once, under the environment, and validate the whole tree.
+
+    Args:
+        path: the file; default ``$PRENV_CONFIG`` or ./prenv.yaml.
+        environ: the environment to read; default ``os.environ``. Nothing else is read from the environment.
+
+    Returns:
+        The settings, relative paths resolved against the file's folder and the webhook secret set.
+
+    Raises:
+        ConfigError: naming the key as written in prenv.yaml.
+    """
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    path = path or Path(env.get(CONFIG_ENV, DEFAULT_FILE))
+    data = _read(path)
+    serve = data.get("serve")
+    if isinstance(serve, dict) and "webhook_secret" in serve:
+        raise ConfigError(
+            "serve.webhook_secret", f"secrets do not belong in the file: set {WEBHOOK_SECRET_ENV} instead"
+        )
+    overlay = _EnvSource(env)()
+    _drop(overlay, ("serve", "webhook_secret"))
+    for name, key in ALIASES.items():
+        if name in env:
+            _set_default(overlay, key, env[name])
     try:
-        settings = Settings(**data)
+        settings = Settings(**_merge(data, overlay))
     except ValidationError as e:
-        err = e.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or str(path)
-        msg = "unknown key" if err["type"] == "extra_forbidden" else str(err["msg"]).removeprefix("Value error, ")
-        raise ConfigError(key, msg) from None
+        raise config_error(e, fallback=str(path)) from None
     base = path.resolve().parent if path.exists() else Path.cwd()
-    return _resolve(settings, base)
+    settings = _resolve(settings, base)
+    secret = _webhook_secret(env, settings.serve.webhook_secret_file)
+    return settings.model_copy(update={"serve": settings.serve.model_copy(update={"webhook_secret": secret})})
 
 
-def _aliases(data: dict[str, Any], env: os._Environ[str] | dict[str, str]) -> None:
-    """Well-known variable names that users already have set."""
-    if "GITHUB_TOKEN" in env and "PRENV_SOURCE__GITHUB__TOKEN" not in env:
-        data.setdefault("source", {}).setdefault("github", {}).setdefault("token", env["GITHUB_TOKEN"])
-    if "PRENV_DATABASE_ADMIN_DSN" in env and "PRENV_DATABASE__ADMIN_DSN" not in env:
-        data.setdefault("database", {}).setdefault("admin_dsn", env["PRENV_DATABASE_ADMIN_DSN"])
+def _read(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(str(path), f"is not valid YAML ({e.__class__.__name__})") from None
+    if not isinstance(data, dict):
+        raise ConfigError(str(path), "must be a mapping")
+    # An empty section (``serve:`` with nothing under it) means its defaults.
+    return {k: v for k, v in data.items() if v is not None}
+
+
+def _merge(file: dict[str, Any], env: Mapping[str, Any]) -> dict[str, Any]:
+    """``env`` over ``file``, mapping by mapping."""
+    out = dict(file)
+    for key, value in env.items():
+        below = out.get(key)
+        out[key] = _merge(below, value) if isinstance(value, Mapping) and isinstance(below, dict) else value
+    return out
+
+
+def _set_default(data: dict[str, Any], key: tuple[str, ...], value: str) -> None:
+    node = data
+    for part in key[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            return  # the PRENV_<SECTION> variable set the whole section: it wins
+        node = child
+    node.setdefault(key[-1], value)
+
+
+def _drop(data: dict[str, Any], key: tuple[str, ...]) -> None:
+    node: Any = data
+    for part in key[:-1]:
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, dict):
+        node.pop(key[-1], None)
+
+
+def _webhook_secret(env: Mapping[str, str], file: Path | None) -> SecretStr | None:
+    value = env.get(WEBHOOK_SECRET_ENV)
+    if value:
+        return SecretStr(value)
+    if file is None:
+        return None
+    try:
+        text = file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError("serve.webhook_secret_file", "cannot read the file") from e
+    if not text:
+        raise ConfigError("serve.webhook_secret_file", "the file is empty")
+    return SecretStr(text)
 
 
 def _resolve(s: Settings, base: Path) -> Settings:
@@ -150,10 +305,12 @@ def _resolve(s: Settings, base: Path) -> Settings:
     if backend.startswith("file://") and not backend.startswith("file:///") and not backend.startswith("file://~"):
         backend = "file://" + str(rel(Path(backend.removeprefix("file://"))))
     source = s.source.model_copy(update={"file": FileSourceSettings(path=rel(s.source.file.path))})
+    secret_file = s.serve.webhook_secret_file
     return s.model_copy(
         update={
             "project_dir": rel(s.project_dir),
             "source": source,
             "state": StateSettings(backend=backend),
+            "serve": s.serve.model_copy(update={"webhook_secret_file": rel(secret_file) if secret_file else None}),
         }
     )

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from prenv import naming
 from prenv.errors import ConfigError
+from prenv.validation import config_error
 
 NAMESPACE = "prenv"
 PR_KEYS = ("pr", "sha", "branch", "author", "imageTag")
@@ -311,17 +312,6 @@ class StackConfig(_Model):
         return naming.database(self.pr.pr, self.template.database.name_prefix)
 
 
-def _key_of(loc: tuple[int | str, ...], prefix: str) -> str:
-    aliases = {name: (f.alias or name) for m in _MODELS for name, f in m.model_fields.items()}
-    out = prefix
-    for part in loc:
-        if isinstance(part, int):
-            out += f"[{part}]"
-        else:
-            out += ("." if out != prefix else "") + aliases.get(part, part)
-    return out
-
-
 _MODELS: tuple[type[BaseModel], ...] = (
     Resources,
     Probe,
@@ -338,24 +328,14 @@ _MODELS: tuple[type[BaseModel], ...] = (
 )
 
 
+_ALIASES = {name: (f.alias or name) for m in _MODELS for name, f in m.model_fields.items()}
+
+
 def _validate(model: type[_Model], data: Mapping[str, Any], prefix: str) -> Any:
     try:
         return model.model_validate(dict(data))
     except ValidationError as e:
-        err = e.errors()[0]
-        key = _key_of(tuple(err["loc"]), prefix)
-        raise ConfigError(key, _message(err)) from None
-
-
-def _message(err: Any) -> str:
-    if err["type"] == "extra_forbidden":
-        return "unknown key"
-    if err["type"] == "missing":
-        return "is required"
-    msg = str(err["msg"]).removeprefix("Value error, ")
-    if err["type"] == "string_pattern_mismatch":
-        return f"{err['input']!r} does not have the expected form"
-    return msg
+        raise config_error(e, prefix=prefix, aliases=_ALIASES) from None
 
 
 def load_template(raw: Mapping[str, Any]) -> Template:

@@ -21,14 +21,14 @@ from prenv.gateway.fake import FakeGateway
 from prenv.model import PullRequest
 from prenv.reconcile import Reconciler, ReconcileSettings
 from prenv.service.feedback import Feedback
-from prenv.service.service import Service, ServiceOptions
+from prenv.service.service import Service, ServiceOptions, Wiring
 from prenv.service.ttl import TtlPolicy
 from prenv.service.webhooks import sign
 from prenv.sources.fake import FakeSource
 
 __all__ = ["TestClient"]
 
-FIXTURES = Path(__file__).resolve().parents[1] / "data" / "github-webhooks"  # copied from shared/fixtures
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "github-webhooks"  # copied from shared/fixtures
 REPOSITORY = "Codertocat/Hello-World"  # the repository of every pull_request fixture
 SECRET = b"s3cr3t-webhook-key-never-shown"
 
@@ -85,15 +85,17 @@ def make_service(
     parallelism: int = 4,
     **options: Any,
 ) -> Service:
+    wiring = Wiring.around(gateway or FakeGateway(), source or FakeSource([pull(2)]), ttl)
     reconciler = Reconciler(
-        source=source or FakeSource([pull(2)]),
+        source=wiring.source,
         filters=compile_filters(FilterSettings()),
-        gateway=gateway or FakeGateway(),
+        gateway=wiring.gateway,
         config_hash=lambda _pr: "cfg",
         settings=ReconcileSettings(parallelism=parallelism),
+        on_outcome=wiring.outcomes,
     )
     opts = {"repository": REPOSITORY, "resync_seconds": 3600.0, "retry_delay_seconds": 0.05, **options}
-    return Service(reconciler, secret=SECRET, options=ServiceOptions(**opts), feedback=feedback, ttl=ttl)
+    return Service(reconciler, wiring, secret=SECRET, options=ServiceOptions(**opts), feedback=feedback)
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

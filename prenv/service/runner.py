@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from datetime import timedelta
 from types import FrameType
@@ -26,39 +25,48 @@ from prenv.service.app import create_app
 from prenv.service.dispatch import BackgroundFeedback
 from prenv.service.feedback import Feedback, GitHubFeedback, NullFeedback
 from prenv.service.metrics import RateLimitView
-from prenv.service.service import Service, ServiceOptions
-from prenv.service.settings import ServeSettings
+from prenv.service.service import Service, ServiceOptions, Wiring
 from prenv.service.ttl import TtlPolicy
 from prenv.service.urlcheck import wait_until_healthy
-from prenv.settings import Settings
+from prenv.settings import ServeSettings, Settings
 from prenv.sources.base import PullRequestSource
 
 logger = logging.getLogger(__name__)
 
 
-def build_service(settings: Settings, serve: ServeSettings, *, source: PullRequestSource | None = None) -> Service:
-    """The service for this configuration: the driver's reconciler, feedback, TTL and options."""
-    d = driver_mod.build(settings, source=source)
-    original_source = d.reconciler.source
+def build_service(settings: Settings, *, source: PullRequestSource | None = None) -> Service:
+    """The service for this configuration, built in order: the driver's parts, the service's wrappers around their
+    gateway and source, the reconciler over the wrappers, then the service that listens to them."""
+    serve = settings.serve
+    parts = driver_mod.build_parts(settings, source=source)
+    wiring = Wiring.around(parts.gateway, parts.source, ttl_policy(serve))
+    reconciler = driver_mod.build_reconciler(
+        parts, gateway=wiring.gateway, source=wiring.source, on_outcome=wiring.outcomes
+    )
     repository = serve.repository or (settings.source.github.repository if settings.source.type == "github" else None)
     if repository is None:
         logger.warning("serve: no repository configured; webhooks of any repository are acted on")
-    ttl = serve.ttl
     return Service(
-        d.reconciler,
+        reconciler,
+        wiring,
         secret=serve.secret_bytes(),
         options=options_of(serve, repository),
-        feedback=build_feedback(settings, serve),
-        ttl=TtlPolicy(timedelta(hours=ttl.default_hours), ttl.keep_label, ttl.label_prefix) if ttl.enabled else None,
-        rate_limit=lambda: _rate_limit_of(original_source),
+        feedback=build_feedback(settings),
+        rate_limit=lambda: _rate_limit_of(parts.source),
         is_leader=_elect(serve),
     )
 
 
+def ttl_policy(serve: ServeSettings) -> TtlPolicy | None:
+    """The expiry policy of ``serve.ttl``, or None when environments live as long as their PRs are open."""
+    ttl = serve.ttl
+    return TtlPolicy(timedelta(hours=ttl.default_hours), ttl.keep_label, ttl.label_prefix) if ttl.enabled else None
+
+
 def _elect(serve: ServeSettings) -> Callable[[], bool] | None:
-    """Start leader election when enabled (serve.leader_election or PRENV_LEADER_ELECTION=true in the pod)."""
+    """Start leader election when enabled (``serve.leader_election.enabled``; ``PRENV_LEADER_ELECTION`` in the pod)."""
     le = serve.leader_election
-    if not (le.enabled or os.environ.get("PRENV_LEADER_ELECTION", "").lower() == "true"):
+    if not le.enabled:
         return None
     from kubernetes import client, config
 
@@ -91,13 +99,13 @@ def options_of(serve: ServeSettings, repository: str | None) -> ServiceOptions:
     )
 
 
-def build_feedback(settings: Settings, serve: ServeSettings) -> Feedback:
+def build_feedback(settings: Settings) -> Feedback:
     """GitHub feedback for the GitHub source when enabled (told from a background thread, so operations never wait
     for GitHub); otherwise nothing is written back."""
-    if not serve.feedback.enabled or settings.source.type != "github":
+    fb = settings.serve.feedback
+    if not fb.enabled or settings.source.type != "github":
         return NullFeedback()
     gh = settings.source.github
-    fb = serve.feedback
     health = None
     if fb.health_check:
 
@@ -170,10 +178,8 @@ def server(service: Service, host: str, port: int, **config: Any) -> DrainingSer
     return DrainingServer(cfg, service)
 
 
-def serve(
-    settings: Settings, serve_settings: ServeSettings, *, host: str | None = None, port: int | None = None
-) -> None:
+def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """Run until SIGTERM/SIGINT, then drain. Blocks."""
-    service = build_service(settings, serve_settings)
-    srv = server(service, host or serve_settings.host, port or serve_settings.port)
+    service = build_service(settings)
+    srv = server(service, host or settings.serve.host, port or settings.serve.port)
     srv.run()

@@ -1,10 +1,11 @@
 """The service's core, without HTTP: webhooks become queued per-PR reconciles, a periodic full resync catches what
 webhooks missed, every outcome feeds metrics and PR feedback, and a shutdown drains without interrupting an update.
 
-How it attaches to the reconciler without changing it: the reconciler's gateway is wrapped in an
-``ObservedGateway`` (to see operations start, to know the stacks, to refuse new operations while draining), its
-source in a ``TtlSource`` (expired PRs disappear from the desired state, so their stacks are destroyed), and its
-``on_outcome`` callback is chained. ``Service`` does this wiring in its constructor.
+How it attaches to the reconciler without changing it: :meth:`Wiring.around` builds, before the reconciler, an
+``ObservedGateway`` around the real gateway (to see operations start, to know the stacks, to refuse new operations
+while draining), a ``TtlSource`` around the real source (expired PRs disappear from the desired state, so their
+stacks are destroyed) and a hook for outcomes. The reconciler is built with those (prenv.service.runner, the
+composition root); ``Service`` then subscribes to the hooks and never touches the reconciler's attributes.
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from prenv.gateway.base import StackGateway
 from prenv.model import ActionKind, DesiredEnvironment, PullRequest
 from prenv.reconcile import Outcome, Reconciler, SkipReason
 from prenv.service.feedback import Feedback, NullFeedback, Phase, Report
+from prenv.service.hooks import Hook
 from prenv.service.metrics import RateLimitView, ServiceMetrics
 from prenv.service.observe import ObservedGateway
 from prenv.service.queue import WorkQueue
-from prenv.service.ttl import TtlPolicy, TtlSource, Verdict
+from prenv.service.ttl import Expiry, TtlPolicy, TtlSource
 from prenv.service.webhooks import DeliveryLog
+from prenv.sources.base import PullRequestSource
 
 logger = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ _DEFAULT_WHY = "the PR was closed or no longer matches the filters"
 
 @dataclass(frozen=True, slots=True)
 class ServiceOptions:
-    """Behaviour of the service (see prenv.service.settings.ServeSettings for the documented knobs)."""
+    """Behaviour of the service (see prenv.settings.ServeSettings for the documented knobs)."""
 
     repository: str | None = None
     max_body_bytes: int = 1024 * 1024
@@ -53,45 +57,74 @@ class ServiceOptions:
     retry_delay_seconds: float = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class Wiring:
+    """What the service puts around the real gateway and source, built before the reconciler that is given them.
+
+    Give the reconciler ``gateway``, ``source`` and ``on_outcome=outcomes``; give the service this object, and it
+    subscribes to the three hooks.
+    """
+
+    gateway: ObservedGateway
+    source: PullRequestSource
+    """The TTL source when TTLs are on, else the real source."""
+    ttl: TtlSource | None
+    started: Hook[[int, DesiredEnvironment | None]]
+    expired: Hook[[PullRequest, Expiry]]
+    outcomes: Hook[[Outcome]]
+
+    @classmethod
+    def around(cls, gateway: StackGateway, source: PullRequestSource, ttl: TtlPolicy | None = None) -> Wiring:
+        """Wrap the real ``gateway`` and ``source``; ``ttl`` None keeps environments as long as their PRs are open."""
+        started: Hook[[int, DesiredEnvironment | None]] = Hook("operation start")
+        expired: Hook[[PullRequest, Expiry]] = Hook("expiry")
+        observed = ObservedGateway(gateway, on_start=started)
+        ttl_source = None if ttl is None else TtlSource(source, observed.list_stacks, ttl, on_expire=expired)
+        return cls(observed, ttl_source or source, ttl_source, started, expired, Hook("outcome"))
+
+
 class Service:
     """Owns the work queue, the resync loop, metrics, deliveries and the drain.
 
     Args:
-        reconciler: built by prenv.driver; its gateway, source and ``on_outcome`` are wrapped here.
+        reconciler: built with ``wiring``'s gateway, source and outcome hook.
+        wiring: see :class:`Wiring`; the service subscribes to its hooks.
         secret: the webhook HMAC key.
         options: see ServiceOptions.
         feedback: where outcomes are told to the PR.
-        ttl: expiry policy, or None to keep environments as long as their PRs are open.
         rate_limit: the GitHub rate limit last seen by the source, for metrics.
         is_leader: with leader election, whether this replica may act; None when it runs alone.
+
+    Raises:
+        ValueError: an empty secret, or a reconciler not built with ``wiring``.
     """
 
     def __init__(
         self,
         reconciler: Reconciler,
+        wiring: Wiring,
         *,
         secret: bytes,
         options: ServiceOptions = ServiceOptions(),
         feedback: Feedback | None = None,
-        ttl: TtlPolicy | None = None,
         rate_limit: Callable[[], RateLimitView | None] = lambda: None,
         is_leader: Callable[[], bool] | None = None,
     ) -> None:
         if not secret:
             raise ValueError("the webhook secret must not be empty")
+        built_with = ((reconciler.gateway, wiring.gateway), (reconciler.source, wiring.source))
+        if any(got is not wired for got, wired in built_with) or reconciler.on_outcome is not wiring.outcomes:
+            raise ValueError("the reconciler must be built with the wiring's gateway, source and outcome hook")
         self.reconciler = reconciler
         self.secret = secret
         self.options = options
         self.feedback: Feedback = feedback or NullFeedback()
         self.is_leader = is_leader
-        self.gateway = ObservedGateway(reconciler.gateway, on_start=self._operation_started)
-        reconciler.gateway = self.gateway
-        self.ttl: TtlSource | None = None
-        if ttl is not None:
-            self.ttl = TtlSource(reconciler.source, self.gateway.list_stacks, ttl, on_expire=self._expired)
-            reconciler.source = self.ttl
-        self._outcome_chain = reconciler.on_outcome
-        reconciler.on_outcome = self._on_outcome
+        self.gateway = wiring.gateway
+        self.ttl = wiring.ttl
+        wiring.started.subscribe(self._operation_started)
+        wiring.expired.subscribe(self._expired)
+        wiring.outcomes.subscribe(self._on_outcome)
         self.deliveries = DeliveryLog(options.delivery_cache_size)
         self.queue = WorkQueue(self._reconcile_one, workers=options.workers, retry_delay=options.retry_delay_seconds)
         self.metrics = ServiceMetrics(
@@ -223,19 +256,15 @@ class Service:
         if desired is not None:
             self.feedback.report(Report(pr, Phase.DEPLOYING, _now(), pull=desired.pr))
 
-    def _expired(self, pr: PullRequest, verdict: Verdict) -> None:
+    def _expired(self, pr: PullRequest, verdict: Expiry) -> None:
         with self._why_lock:
             self._why[pr.number] = (
                 f"its TTL expired ({verdict.reason}); push a commit or change a label to bring it back"
             )
 
     def _on_outcome(self, outcome: Outcome) -> None:
-        try:
-            self.metrics.observe(outcome)
-            self._tell(outcome)
-        finally:
-            if self._outcome_chain is not None:
-                self._outcome_chain(outcome)
+        self.metrics.observe(outcome)
+        self._tell(outcome)
 
     def _tell(self, outcome: Outcome) -> None:
         action = outcome.action

@@ -61,7 +61,7 @@ class Fingerprint:
 
 
 @dataclass(frozen=True, slots=True)
-class Verdict:
+class Expiry:
     """The TTL decision for one PR. ``expires_at`` is None when the PR never expires."""
 
     pr: int
@@ -89,13 +89,13 @@ def _parse_ttl(text: str) -> timedelta | None:
     return timedelta(hours=n) if m.group(2) == "h" else timedelta(days=n)
 
 
-def decide(
+def expiry_of(
     pr: PullRequest,
     stack: StackState | None,
     now: datetime,
     policy: TtlPolicy = TtlPolicy(),
     expired_as: Fingerprint | None = None,
-) -> Verdict:
+) -> Expiry:
     """Whether ``pr``'s environment has expired at ``now``.
 
     Args:
@@ -107,16 +107,16 @@ def decide(
     """
     ttl = ttl_for(pr, policy)
     if ttl is None:
-        return Verdict(pr.number, False, None, f"labelled {policy.keep_label}")
+        return Expiry(pr.number, False, None, f"labelled {policy.keep_label}")
     if expired_as is not None and expired_as == Fingerprint.of(pr):
-        return Verdict(pr.number, True, None, "expired; no push or label change since")
+        return Expiry(pr.number, True, None, "expired; no push or label change since")
     anchors = [t for t in (stack.created_at if stack else None, pr.updated_at) if t is not None]
     if not anchors:
-        return Verdict(pr.number, False, None, "no creation or activity time known")
+        return Expiry(pr.number, False, None, "no creation or activity time known")
     expires_at = max(_aware(t) for t in anchors) + ttl
     if now >= expires_at:
-        return Verdict(pr.number, True, expires_at, f"no activity for {_human(ttl)}")
-    return Verdict(pr.number, False, expires_at, f"expires after {_human(ttl)} without activity")
+        return Expiry(pr.number, True, expires_at, f"no activity for {_human(ttl)}")
+    return Expiry(pr.number, False, expires_at, f"expires after {_human(ttl)} without activity")
 
 
 def _aware(t: datetime) -> datetime:
@@ -146,7 +146,7 @@ class TtlSource:
         policy: TtlPolicy = TtlPolicy(),
         *,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-        on_expire: Callable[[PullRequest, Verdict], None] | None = None,
+        on_expire: Callable[[PullRequest, Expiry], None] | None = None,
     ) -> None:
         self.inner = inner
         self._stacks = stacks
@@ -168,13 +168,13 @@ class TtlSource:
             raise SourceUnavailable("cannot list stacks to apply TTLs") from e
         now = self._clock()
         kept: list[PullRequest] = []
-        newly: list[tuple[PullRequest, Verdict]] = []
+        newly: list[tuple[PullRequest, Expiry]] = []
         with self._lock:
             open_numbers = {pr.number for pr in prs}
             for number in [n for n in self._expired if n not in open_numbers]:
                 del self._expired[number]  # closed: nothing to remember
             for pr in prs:
-                verdict = decide(pr, stacks.get(pr.number), now, self.policy, self._expired.get(pr.number))
+                verdict = expiry_of(pr, stacks.get(pr.number), now, self.policy, self._expired.get(pr.number))
                 if not verdict.expired:
                     self._expired.pop(pr.number, None)
                     kept.append(pr)

@@ -14,7 +14,7 @@ import httpx
 import pytest
 import yaml
 
-from prenv.service import settings as serve_settings
+from prenv import settings
 from prenv.service.runner import build_service, server
 from prenv.service.service import Service
 from tests.fixtures.preview import unique_pr
@@ -51,8 +51,7 @@ def real_service(
             monkeypatch.setenv(key, preview_env[key])
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_fake_token_for_tests")
     monkeypatch.setenv("PRENV_WEBHOOK_SECRET", SECRET.decode())
-    settings, serve = serve_settings.load(config)
-    return build_service(settings, serve)
+    return build_service(settings.load(config))
 
 
 def test_webhooks_bring_an_environment_up_update_it_and_tear_it_down_with_one_comment(

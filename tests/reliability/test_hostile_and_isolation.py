@@ -34,7 +34,7 @@ from prenv import db, driver, naming, settings
 from prenv.cluster import ClusterInfo
 from prenv.model import ActionKind
 from prenv.service.feedback import GitHubFeedback, code_span
-from prenv.service.service import Service, ServiceOptions
+from prenv.service.service import Service, ServiceOptions, Wiring
 from prenv.toolchain import pulumi_env
 from tests.fixtures.preview import SEED, unique_pr, write_project
 from tests.reliability import harness
@@ -137,11 +137,15 @@ def deployment(
         for n, meta in zip(skipped, SKIPPED, strict=True):
             fake.add_pull(REPO, n, labels=["preview"], **meta)
         fake.add_pull(REPO, fork, labels=["preview"], fork=True, author="forker", branch="main")
-        d = driver.build(settings.load(config))
+        parts = driver.build_parts(settings.load(config))
+        wiring = Wiring.around(parts.gateway, parts.source)
+        reconciler = driver.build_reconciler(
+            parts, gateway=wiring.gateway, source=wiring.source, on_outcome=wiring.outcomes
+        )
         feedback = GitHubFeedback(
             REPO, Auth.Token(harness.GITHUB_TOKEN), base_url=fake.base_url, seconds_between_requests=None
         )
-        service = Service(d.reconciler, secret=SECRET, options=ServiceOptions(repository=REPO), feedback=feedback)
+        service = Service(reconciler, wiring, secret=SECRET, options=ServiceOptions(repository=REPO), feedback=feedback)
         logs: list[str] = []
 
         class Keep(logging.Handler):

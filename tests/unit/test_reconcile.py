@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from collections.abc import Callable
 
 import pytest
 
@@ -10,7 +12,8 @@ from prenv.errors import SourceUnavailable, StackLocked, StackOperationError
 from prenv.filters import FilterSettings, compile_filters
 from prenv.gateway.fake import FakeGateway
 from prenv.model import ActionKind, DesiredEnvironment, PullRequest, StackState
-from prenv.reconcile import Reconciler, ReconcileSettings, SkipReason, make_plan
+from prenv.reconcile import Reconciler, ReconcileSettings, RetryState, SkipReason, make_plan
+from prenv.sources.base import ImageGate
 from prenv.sources.fake import FakeSource
 
 HASH = "cfg1"
@@ -30,14 +33,22 @@ def desired(n: int, sha: str = "a", ready: bool = True) -> DesiredEnvironment:
     return DesiredEnvironment(pr=pr(n, sha), config_hash=HASH, image_ready=ready)
 
 
-def reconciler(source: FakeSource, gateway: FakeGateway, **settings: object) -> Reconciler:
+def reconciler(
+    source: FakeSource,
+    gateway: FakeGateway,
+    *,
+    clock: Callable[[], float] = lambda: 1000.0,
+    image_gate: ImageGate | None = None,
+    **settings: object,
+) -> Reconciler:
     return Reconciler(
         source=source,
         filters=compile_filters(FilterSettings()),
         gateway=gateway,
         config_hash=lambda _pr: HASH,
         settings=ReconcileSettings(**settings),  # type: ignore[arg-type]
-        clock=lambda: 1000.0,
+        clock=clock,
+        image_gate=image_gate,
     )
 
 
@@ -132,8 +143,7 @@ def test_never_two_operations_on_one_stack_at_once() -> None:
 def test_temporary_errors_back_off_and_are_retried() -> None:
     now = [1000.0]
     gateway = FakeGateway(fail={("up", 1): StackLocked("pr-1")})
-    r = reconciler(FakeSource([pr(1)]), gateway, backoff_base_seconds=10)
-    r.clock = lambda: now[0]
+    r = reconciler(FakeSource([pr(1)]), gateway, clock=lambda: now[0], backoff_base_seconds=10)
     first = r.sync().outcomes[0]
     assert (first.ok, first.temporary) == (False, True)
     assert r.sync().outcomes[0].skipped is SkipReason.BACKING_OFF
@@ -146,14 +156,16 @@ def test_temporary_errors_back_off_and_are_retried() -> None:
 def test_backoff_grows_exponentially_up_to_the_maximum() -> None:
     now = [0.0]
     gateway = FakeGateway(fail={("up", 1): StackLocked("pr-1")})
-    r = reconciler(FakeSource([pr(1)]), gateway, backoff_base_seconds=10, backoff_max_seconds=35)
-    r.clock = lambda: now[0]
+    r = reconciler(FakeSource([pr(1)]), gateway, clock=lambda: now[0], backoff_base_seconds=10, backoff_max_seconds=35)
     waits = []
     for _ in range(4):
         r.sync()
-        waits.append(r._retry[1].not_before - now[0])
-        now[0] = r._retry[1].not_before
+        state = r.retry_state(1)
+        assert state is not None
+        waits.append(state.not_before - now[0])
+        now[0] = state.not_before
     assert waits == [10, 20, 35, 35]
+    assert r.retry_state(1) == RetryState(failures=4, not_before=now[0], reported=False)
 
 
 def test_permanent_errors_are_reported_once_until_the_pr_changes() -> None:
@@ -166,6 +178,35 @@ def test_permanent_errors_are_reported_once_until_the_pr_changes() -> None:
     gateway.fail.clear()
     source.upsert(pr(1, "c"))
     assert r.sync().outcomes[0].ok
+
+
+def test_the_retry_state_of_a_pr_is_public_and_forgotten_on_success() -> None:
+    gateway = FakeGateway(fail={("up", 1): StackOperationError("pr-1", "bad")})
+    r = reconciler(FakeSource([pr(1)]), gateway)
+    assert r.retry_state(1) is None
+    r.sync()
+    assert r.retry_state(1) == RetryState(failures=0, not_before=0.0, reported=True)
+    gateway.fail.clear()
+    r.forget_failures()
+    assert r.retry_state(1) is None
+    assert r.sync().outcomes[0].ok
+    assert r.retry_state(1) is None
+
+
+def test_forgetting_failures_lets_the_next_pass_attempt_a_pr_in_backoff_at_once() -> None:
+    gateway = FakeGateway(fail={("up", 1): StackLocked("pr-1")})
+    r = reconciler(FakeSource([pr(1)]), gateway, backoff_base_seconds=300)
+    r.sync()
+    assert r.sync().outcomes[0].skipped is SkipReason.BACKING_OFF
+    gateway.fail.clear()
+    r.forget_failures()
+    assert r.sync().outcomes[0].ok
+
+
+def test_a_reconciler_s_collaborators_cannot_be_replaced_after_construction() -> None:
+    r = reconciler(FakeSource([]), FakeGateway())
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        r.gateway = FakeGateway()  # type: ignore[misc]
 
 
 def test_a_failed_destroy_keeps_the_stack_for_the_next_cycle() -> None:
@@ -204,8 +245,7 @@ def test_prs_whose_image_is_missing_wait() -> None:
             return tag == "pr-2"
 
     gateway = FakeGateway()
-    r = reconciler(FakeSource([pr(1), pr(2)]), gateway)
-    r.image_gate = Gate()
+    r = reconciler(FakeSource([pr(1), pr(2)]), gateway, image_gate=Gate())
     result = r.sync()
     assert [a.pr for a in result.plan.actions if a.kind is ActionKind.WAIT] == [1]
     assert set(gateway.stacks) == {2}

@@ -8,7 +8,7 @@ import pytest
 
 from prenv.gateway.fake import FakeGateway
 from prenv.model import PullRequest, StackState
-from prenv.service.ttl import Fingerprint, TtlPolicy, TtlSource, decide, ttl_for
+from prenv.service.ttl import Fingerprint, TtlPolicy, TtlSource, expiry_of, ttl_for
 from prenv.sources.fake import FakeSource
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -97,7 +97,7 @@ def test_ttl_comes_from_the_label_or_the_default(labels: tuple[str, ...], expect
 def test_expiry_counts_from_the_later_of_creation_and_activity(
     labels: tuple[str, ...], created: datetime | None, updated: datetime | None, expired: bool
 ) -> None:
-    verdict = decide(pr(labels, updated), stack(created) if created else None, NOW)
+    verdict = expiry_of(pr(labels, updated), stack(created) if created else None, NOW)
     assert verdict.expired is expired
     assert verdict.pr == 7
 
@@ -106,21 +106,21 @@ def test_an_expired_pr_stays_expired_until_a_push_or_a_label_change() -> None:
     gone = pr(updated=NOW - 100 * H)
     memory = Fingerprint.of(gone)
     bumped = pr(updated=NOW)  # e.g. our own teardown comment bumped updated_at
-    assert decide(bumped, None, NOW, expired_as=memory).expired
-    assert not decide(pr(updated=NOW, sha="b"), None, NOW, expired_as=memory).expired
-    assert not decide(pr(("preview/ttl-3d",), updated=NOW), None, NOW, expired_as=memory).expired
+    assert expiry_of(bumped, None, NOW, expired_as=memory).expired
+    assert not expiry_of(pr(updated=NOW, sha="b"), None, NOW, expired_as=memory).expired
+    assert not expiry_of(pr(("preview/ttl-3d",), updated=NOW), None, NOW, expired_as=memory).expired
 
 
 def test_a_naive_timestamp_is_read_as_utc() -> None:
     naive = (NOW - 49 * H).replace(tzinfo=None)
-    assert decide(pr(), stack(naive), NOW).expired
+    assert expiry_of(pr(), stack(naive), NOW).expired
 
 
 def test_custom_policy_changes_default_and_labels() -> None:
     policy = TtlPolicy(default=timedelta(hours=1), keep_label="pin", label_prefix="ttl/")
     assert ttl_for(pr(("ttl/5h",)), policy) == timedelta(hours=5)
     assert ttl_for(pr(("pin",)), policy) is None
-    assert decide(pr(), stack(NOW - 2 * H), NOW, policy).expired
+    assert expiry_of(pr(), stack(NOW - 2 * H), NOW, policy).expired
 
 
 def test_the_ttl_source_hides_expired_prs_and_tells_once() -> None:

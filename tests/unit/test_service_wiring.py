@@ -1,0 +1,83 @@
+"""The service's composition: wrappers and hooks built first, the reconciler built with them, nothing patched later."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+
+from prenv.filters import FilterSettings, compile_filters
+from prenv.gateway.fake import FakeGateway
+from prenv.reconcile import Outcome, Reconciler
+from prenv.service.hooks import Hook
+from prenv.service.observe import ObservedGateway
+from prenv.service.service import Service, Wiring
+from prenv.service.ttl import TtlPolicy, TtlSource
+from prenv.sources.fake import FakeSource
+from testsupport.service_harness import SECRET, pull
+
+
+def reconciler_over(wiring: Wiring) -> Reconciler:
+    return Reconciler(
+        source=wiring.source,
+        filters=compile_filters(FilterSettings()),
+        gateway=wiring.gateway,
+        config_hash=lambda _pr: "cfg",
+        on_outcome=wiring.outcomes,
+    )
+
+
+def test_the_service_does_not_replace_the_collaborators_the_reconciler_was_built_with() -> None:
+    gateway, source = FakeGateway(), FakeSource([pull(2)])
+    wiring = Wiring.around(gateway, source, TtlPolicy())
+    reconciler = reconciler_over(wiring)
+    before = (reconciler.gateway, reconciler.source, reconciler.on_outcome)
+    service = Service(reconciler, wiring, secret=SECRET)
+    assert (reconciler.gateway, reconciler.source, reconciler.on_outcome) == before
+    assert isinstance(reconciler.gateway, ObservedGateway) and reconciler.gateway.inner is gateway
+    assert isinstance(reconciler.source, TtlSource) and reconciler.source.inner is source
+    assert service.gateway is reconciler.gateway and service.ttl is reconciler.source
+
+
+def test_without_a_ttl_policy_the_reconciler_reads_the_real_source() -> None:
+    source = FakeSource([])
+    wiring = Wiring.around(FakeGateway(), source)
+    assert wiring.source is source and wiring.ttl is None
+
+
+def test_the_service_hears_the_reconciler_s_outcomes_through_the_hook() -> None:
+    wiring = Wiring.around(FakeGateway(), FakeSource([pull(2)]))
+    heard: list[Outcome] = []
+    wiring.outcomes.subscribe(heard.append)
+    service = Service(reconciler_over(wiring), wiring, secret=SECRET)
+    service.reconciler.sync()
+    assert [o.action.pr for o in heard] == [2]
+    assert service.metrics.operations.labels("create", "ok")._value.get() == 1  # type: ignore[attr-defined]
+
+
+def test_a_reconciler_built_around_something_else_is_refused() -> None:
+    wiring = Wiring.around(FakeGateway(), FakeSource([]))
+    stray = Reconciler(
+        source=wiring.source,
+        filters=compile_filters(FilterSettings()),
+        gateway=FakeGateway(),
+        config_hash=lambda _pr: "cfg",
+        on_outcome=wiring.outcomes,
+    )
+    with pytest.raises(ValueError, match="wiring"):
+        Service(stray, wiring, secret=SECRET)
+
+
+def test_a_failing_listener_is_logged_and_the_next_one_still_hears(caplog: pytest.LogCaptureFixture) -> None:
+    hook: Hook[[int]] = Hook("number")
+    heard: list[int] = []
+
+    def broken(_n: int) -> None:
+        raise RuntimeError("boom")
+
+    hook.subscribe(broken)
+    hook.subscribe(heard.append)
+    with caplog.at_level(logging.ERROR):
+        hook(7)
+    assert heard == [7]
+    assert "number listener failed" in caplog.text
