@@ -1,7 +1,8 @@
 """The one interface the reconciler needs from a stack backend: list, up, destroy-then-remove.
 
-The real implementation drives the Pulumi Automation API (prenv.gateway.automation); the fake keeps stacks in memory
-for reconciler tests. Implementations translate their errors into prenv.errors.StackOperationError subclasses, with
+The real implementations run the project's Pulumi program (prenv.gateway.diy for file:// and s3:// backends,
+prenv.gateway.cloud for Pulumi Cloud; ``prenv.gateway.gateway_for`` picks one); the fake keeps stacks in memory for
+reconciler tests. Implementations translate their errors into prenv.errors.StackOperationError subclasses, with
 ``temporary`` set when a retry may succeed (lock held, API unreachable).
 """
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prenv.gateway.automation import AutomationGateway
+from prenv.gateway.diy import DiyGateway
 from prenv.model import DesiredEnvironment, PullRequest
 from tests.fixtures.preview import unique_pr
 from testsupport.spy import pulumi_commands
@@ -22,7 +22,7 @@ def desired(n: int, sha: str) -> DesiredEnvironment:
 
 
 def test_a_new_pr_costs_three_pulumi_processes_a_push_three_and_a_teardown_three(
-    gateway: AutomationGateway, project_dir: Path
+    gateway: DiyGateway, project_dir: Path
 ) -> None:
     n = unique_pr()
     with pulumi_commands() as created:
@@ -46,14 +46,13 @@ def test_a_new_pr_costs_three_pulumi_processes_a_push_three_and_a_teardown_three
 
 
 def test_a_stack_created_meanwhile_by_someone_else_is_used_not_refused(
-    gateway: AutomationGateway, project_dir: Path, backend_url: str, preview_env: dict[str, str]
+    gateway: DiyGateway, project_dir: Path, backend_url: str, preview_env: dict[str, str]
 ) -> None:
     n = unique_pr()
     from prenv.toolchain import tool_path
 
     env = {**preview_env, "PULUMI_BACKEND_URL": backend_url}
     subprocess.run([str(tool_path("pulumi")), "stack", "init", f"pr-{n}"], cwd=project_dir, env=env, check=True)
-    assert gateway.backend is not None
     real = gateway.backend.stack_names
     gateway.backend.stack_names = lambda: [s for s in real() if s != f"pr-{n}"]  # type: ignore[method-assign]
     try:

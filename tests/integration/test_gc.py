@@ -13,7 +13,7 @@ from kubernetes import client
 
 from devtools.localdb import LocalPostgres
 from prenv import db
-from prenv.gateway.automation import AutomationGateway
+from prenv.gateway.diy import DiyGateway
 from prenv.model import DesiredEnvironment, PullRequest
 from tests.fixtures.preview import unique_pr
 
@@ -24,7 +24,7 @@ PRENV = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "prenv")
 
 def test_gc_finds_namespaces_databases_and_roles_without_a_stack_and_removes_them(
     tmp_path: Path,
-    gateway: AutomationGateway,
+    gateway: DiyGateway,
     project_dir: Path,
     backend_url: str,
     preview_env: dict[str, str],

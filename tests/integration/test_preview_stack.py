@@ -17,7 +17,8 @@ from pulumi import automation as auto
 
 from devtools.localdb import LocalPostgres
 from prenv import db
-from prenv.gateway.automation import AutomationGateway
+from prenv.gateway import gateway_for
+from prenv.gateway.diy import DiyGateway
 from prenv.model import DesiredEnvironment, PullRequest
 from prenv.toolchain import tool_path
 from tests.fixtures.preview import unique_pr
@@ -34,7 +35,7 @@ def desired(n: int, sha: str) -> DesiredEnvironment:
 
 
 def test_a_pr_stack_goes_up_updates_only_its_deployment_on_a_push_and_leaves_nothing_after_destroy(
-    gateway: AutomationGateway,
+    gateway: DiyGateway,
     cluster_api: client.ApiClient,
     postgres: LocalPostgres,
     project_dir: Path,
@@ -131,7 +132,7 @@ def test_an_unreachable_database_server_fails_the_up_clearly_and_creates_nothing
     from prenv.toolchain import cache_dir
 
     env = {**preview_env, "PRENV_DATABASE_ADMIN_DSN": "postgresql://admin:hunter2@127.0.0.1:1/postgres"}
-    gw = AutomationGateway(project_dir, backend_url, env, pulumi_root=cache_dir())
+    gw = gateway_for(project_dir, backend_url, env, pulumi_root=cache_dir())
     n = unique_pr()
     with pytest.raises(StackOperationError) as e:
         gw.up(desired(n, SHA1))

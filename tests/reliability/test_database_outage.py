@@ -183,7 +183,7 @@ def test_postgres_down_during_create_is_a_clear_temporary_error_retried_until_it
         n = open_pr()
         creating = threading.Event()
         watcher = _Watch(f"pr-{n} |", "env-database-branch creating", creating)
-        logging.getLogger("prenv.gateway.automation").addHandler(watcher)
+        logging.getLogger("prenv.gateway.workspace").addHandler(watcher)
         # A session on the seed makes CREATE DATABASE ... TEMPLATE wait (prenv.db retries it for seconds) after CREATE
         # ROLE: it widens the window between the two statements so that the outage lands inside it.
         holder = psycopg.connect(pg.dsn_for(SEED))
@@ -196,7 +196,7 @@ def test_postgres_down_during_create_is_a_clear_temporary_error_retried_until_it
         pg.stop()
         holder.close()
         worker.join(timeout=600)
-        logging.getLogger("prenv.gateway.automation").removeHandler(watcher)
+        logging.getLogger("prenv.gateway.workspace").removeHandler(watcher)
         mine = [o for o in results[0].outcomes if o.action.pr == n] if results else []
         outcome_ok = bool(mine) and all(o.ok for o in mine)
         if not outcome_ok and not all(o.temporary for o in mine):

@@ -1,0 +1,67 @@
+"""The stack gateway for Pulumi Cloud and other ``https://`` backends: everything through the Automation API.
+
+Such a backend is a service, not files prenv can read, so listing asks pulumi (``stack ls``, then ``stack output``
+per PR stack) and an up or destroy uses ``Stack.up`` / ``Stack.destroy``, whose results carry the outputs. Locks and
+interrupted updates are the service's business: it rejects a second update itself (ConcurrentUpdateError, turned into
+StackLocked) and offers ``pulumi cancel`` to an operator, so there is nothing to clear before an operation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pulumi import automation as auto
+
+from prenv import naming
+from prenv.gateway.workspace import Deployed, OutputLog, PulumiGateway
+from prenv.model import StackState
+
+__all__ = ["CloudGateway"]
+
+
+class CloudGateway(PulumiGateway):
+    """A stack gateway that leaves all state handling to the backend service (see the module docstring)."""
+
+    def list_stacks(self) -> list[StackState]:
+        """Every ``pr-<n>`` stack; one ``stack output`` process per stack."""
+        states = []
+        ws = self._workspace()
+        for summary in ws.list_stacks():
+            pr = naming.pr_of_stack(summary.name)
+            if pr is None:
+                continue
+            outputs = ws.stack_outputs(summary.name)
+            states.append(
+                StackState(
+                    pr=pr,
+                    stack=summary.name,
+                    sha=_out(outputs, "sha"),
+                    config_hash=_out(outputs, "configHash"),
+                    url=_out(outputs, "url"),
+                    result="in-progress" if summary.update_in_progress else "succeeded",
+                )
+            )
+        return states
+
+    def _exists(self, name: str) -> None:
+        return None  # only pulumi knows: create_or_select asks it
+
+    def _recover(self, stack: auto.Stack) -> None:
+        return None
+
+    def _deploy(self, stack: auto.Stack, log: OutputLog) -> Deployed:
+        outputs = stack.up(on_output=log.output, color="never", suppress_progress=True).outputs
+        return _out(outputs, "sha"), _out(outputs, "configHash"), _out(outputs, "url")
+
+    def _destroy(self, stack: auto.Stack, log: OutputLog) -> None:
+        stack.destroy(on_output=log.output, color="never", suppress_progress=True)
+
+
+def _out(outputs: Mapping[str, Any], key: str) -> str | None:
+    """A plain (non-secret) output as text, or None."""
+    item = outputs.get(key)
+    value = getattr(item, "value", None)
+    if getattr(item, "secret", False):
+        return None
+    return str(value) if value is not None else None

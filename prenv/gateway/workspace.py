@@ -1,0 +1,221 @@
+"""What both stack gateways share: the project's workspace, selecting a stack, writing a PR's config, logging.
+
+A LocalWorkspace on the project directory runs the same ``__main__.py`` that CI's ``pulumi up -s pr-<n>`` runs, so
+the driver and CI deploy the same thing. PR values are written as stack config; the template stays in
+Pulumi.preview.yaml and is read by the program. Hazards handled here:
+
+- stack create/select and config writes rewrite workspace state: those calls are serialized by one lock;
+- one PulumiCommand is reused (its version check runs once);
+- plugins are pre-installed by ``make tools`` and automatic acquisition is off, so nothing is downloaded.
+
+``PulumiGateway`` implements the StackGateway protocol once (up, destroy-then-remove) over a few steps that differ
+by backend: listing, deploying, destroying and clearing a crashed run's leftovers. The two implementations are
+prenv.gateway.diy (``file://`` and ``s3://``: reads checkpoints itself) and prenv.gateway.cloud (Pulumi Cloud and
+other ``https://`` backends: everything through the Automation API). ``prenv.gateway.gateway_for`` picks one.
+
+Pulumi's output goes to the logger, redacted, never to stdout; failures become StackOperationError subclasses
+(prenv.gateway.classify).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+
+import yaml
+from pulumi import automation as auto
+
+from prenv import naming
+from prenv.errors import StackLocked
+from prenv.gateway.classify import stack_error
+from prenv.gateway.redact import redact
+from prenv.model import DesiredEnvironment, StackState
+
+__all__ = ["Deployed", "OutputLog", "PulumiGateway"]
+
+logger = logging.getLogger(__name__)
+
+_CREATED_AT = f"prenv:{naming.CREATED_AT_KEY}"
+
+Deployed = tuple[str | None, str | None, str | None]
+"""What an up reports back: the stack's plain ``sha``, ``configHash`` and ``url`` outputs."""
+
+
+class OutputLog:
+    """Pulumi's output lines for one PR, to the logger at DEBUG, redacted."""
+
+    def __init__(self, pr: int) -> None:
+        self.log = logging.LoggerAdapter(logger, {"pr": pr})
+        self.pr = pr
+
+    def output(self, line: str) -> None:
+        line = line.rstrip()
+        if line:
+            self.log.debug("pr-%s | %s", self.pr, redact(line))
+
+
+class PulumiGateway(ABC):
+    """A stack gateway on the project's Pulumi program; subclasses supply the backend-specific steps.
+
+    Args:
+        project_dir: holds Pulumi.yaml, Pulumi.preview.yaml and ``__main__.py``.
+        backend_url: the state backend (``file://``, ``s3://``, ``https://``).
+        env: the environment of every pulumi process (toolchain, kubeconfig, the admin DSN the program needs).
+        pulumi_root: where the pulumi CLI is installed (None: on PATH).
+        extra_config: more stack config for a PR, written with its PR values.
+    """
+
+    def __init__(
+        self,
+        project_dir: Path,
+        backend_url: str,
+        env: Mapping[str, str],
+        *,
+        pulumi_root: Path | None = None,
+        extra_config: Callable[[DesiredEnvironment], dict[str, str]] | None = None,
+    ) -> None:
+        self.project_dir = project_dir
+        self.backend_url = backend_url
+        self.env = {**env, "PULUMI_BACKEND_URL": backend_url}
+        self.pulumi_root = pulumi_root
+        self.extra_config = extra_config
+        self._cmd = auto.PulumiCommand(root=str(pulumi_root) if pulumi_root else None)
+        self._ws_lock = threading.Lock()
+
+    # -- the steps that differ by backend --------------------------------------------------------------------
+
+    @abstractmethod
+    def list_stacks(self) -> list[StackState]:
+        """See StackGateway.list_stacks."""
+
+    @abstractmethod
+    def _exists(self, name: str) -> bool | None:
+        """Whether the stack exists, when known without a pulumi process; None when unknown."""
+
+    @abstractmethod
+    def _recover(self, stack: auto.Stack) -> None:
+        """Clear what a crashed run left behind (a stale lock, pending operations), or refuse with StackLocked."""
+
+    @abstractmethod
+    def _deploy(self, stack: auto.Stack, log: OutputLog) -> Deployed:
+        """``pulumi up`` on the selected stack; returns its plain outputs."""
+
+    @abstractmethod
+    def _destroy(self, stack: auto.Stack, log: OutputLog) -> None:
+        """``pulumi destroy`` on the selected stack."""
+
+    # -- StackGateway ----------------------------------------------------------------------------------------
+
+    def up(self, desired: DesiredEnvironment) -> StackState:
+        """See StackGateway.up."""
+        pr = desired.pr
+        name = naming.stack_name(pr.number)
+        exists = self._exists(name)
+        stack = self._select(name, create=True, exists=exists)
+        self._write_config(stack, desired, new=exists is False)
+        self._recover(stack)
+        try:
+            sha, config_hash, url = self._deploy(stack, OutputLog(pr.number))
+        except auto.ConcurrentUpdateError:
+            raise StackLocked(name) from None
+        except auto.CommandError as e:
+            raise stack_error(name, "up", e) from None
+        return StackState(
+            pr=pr.number,
+            stack=name,
+            sha=sha,
+            config_hash=config_hash,
+            url=url,
+            last_update=datetime.now(UTC),
+            result="succeeded",
+        )
+
+    def destroy(self, pr: int) -> None:
+        """See StackGateway.destroy."""
+        name = naming.stack_name(pr)
+        try:
+            stack = self._select(name, create=False)
+        except auto.StackNotFoundError:
+            logger.info("PR %s: stack %s is already gone", pr, name)
+            return
+        self._recover(stack)
+        try:
+            self._destroy(stack, OutputLog(pr))
+        except auto.ConcurrentUpdateError:
+            raise StackLocked(name) from None
+        except auto.CommandError as e:
+            raise stack_error(name, "destroy", e, temporary=True) from None
+        # Only now, with every resource gone, may the record of them go too.
+        with self._ws_lock:
+            try:
+                stack.workspace.remove_stack(name)
+            except auto.CommandError as e:
+                raise stack_error(name, "stack rm", e, temporary=True) from None
+
+    def deploy_shared(self) -> dict[str, str]:
+        """Deploy the cluster-wide ``shared`` stack (once per cluster); returns its plain outputs."""
+        stack = self._select("shared", create=True)
+        try:
+            result = stack.up(on_output=OutputLog(0).output, color="never", suppress_progress=True)
+        except auto.CommandError as e:
+            raise stack_error("shared", "up", e) from None
+        return {k: str(v.value) for k, v in result.outputs.items() if not v.secret}
+
+    # -- shared helpers --------------------------------------------------------------------------------------
+
+    def _workspace(self) -> auto.LocalWorkspace:
+        return auto.LocalWorkspace(work_dir=str(self.project_dir), env_vars=dict(self.env), pulumi_command=self._cmd)
+
+    def _select(self, name: str, *, create: bool, exists: bool | None = None) -> auto.Stack:
+        """Select the stack, creating it when ``create``. ``exists`` (when known) saves create_or_select's failing
+        ``pulumi stack select`` before ``pulumi stack init`` on a new PR: one pulumi process less before its up."""
+        with self._ws_lock:
+            ws = self._workspace()
+            try:
+                if create and exists is False:
+                    try:
+                        return auto.Stack.create(name, ws)
+                    except auto.StackAlreadyExistsError:  # created meanwhile by someone else (CI): use it
+                        return auto.Stack.select(name, ws)
+                if create:
+                    return auto.Stack.create_or_select(name, ws)
+                return auto.Stack.select(name, ws)
+            except auto.StackNotFoundError:
+                raise
+            except auto.CommandError as e:
+                raise stack_error(name, "select", e, temporary=True) from None
+
+    def _write_config(self, stack: auto.Stack, desired: DesiredEnvironment, *, new: bool) -> None:
+        """The PR's values as stack config, in one ``pulumi config set-all``; ``createdAt`` only on the first up."""
+        pr = desired.pr
+        config = {
+            "prenv:pr": str(pr.number),
+            "prenv:sha": pr.sha,
+            "prenv:branch": naming.label_value(pr.branch),
+            "prenv:author": naming.label_value(pr.author),
+        }
+        if self.extra_config:
+            config.update(self.extra_config(desired))
+        with self._ws_lock:
+            if new or _CREATED_AT not in self._config_keys(stack):
+                config[_CREATED_AT] = naming.created_at()
+            stack.set_all_config({k: auto.ConfigValue(v) for k, v in config.items()})
+
+    def _config_keys(self, stack: auto.Stack) -> set[str]:
+        """The keys of the stack's own config, read from its ``Pulumi.<stack>.yaml`` without a pulumi process
+        (the file is where a local workspace keeps it); through ``pulumi config`` when the file cannot be read."""
+        for ext in (".yaml", ".yml", ".json"):  # JSON is YAML too
+            path = self.project_dir / f"Pulumi.{stack.name}{ext}"
+            if not path.exists():
+                continue
+            try:
+                doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, yaml.YAMLError):
+                break
+            config = doc.get("config") if isinstance(doc, dict) else None
+            return set(config) if isinstance(config, dict) else set()
+        return set(stack.get_all_config())
