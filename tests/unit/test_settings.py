@@ -175,3 +175,11 @@ def test_a_file_that_is_not_a_mapping_is_named_by_its_path(tmp_path: Path) -> No
 def test_the_file_comes_from_prenv_config_in_the_environ_passed(tmp_path: Path) -> None:
     path = write(tmp_path, "serve:\n  port: 9100\n")
     assert settings.load(None, {settings.CONFIG_ENV: str(path)}).serve.port == 9100
+
+
+def test_the_example_file_is_valid_and_spells_out_the_serve_defaults() -> None:
+    example = Path(__file__).resolve().parents[2] / "prenv.example.yaml"
+    s = settings.load(example, {})
+    assert s.serve.model_dump(exclude={"repository", "webhook_secret_file"}) == (
+        settings.ServeSettings().model_dump(exclude={"repository", "webhook_secret_file"})
+    )
