@@ -1,11 +1,14 @@
 """Wiring: build the source, filters, image gate, stack gateway and reconciler from validated Settings.
 
-The only module that knows every concrete class; the CLI and the service ask it for a ready Reconciler.
+The only module that knows every concrete class. The CLI asks it for a ready :class:`Driver`; the service (the other
+composition root, prenv.service.runner) asks for the :class:`Parts` first, builds its wrappers around the real
+gateway and source, and then has the reconciler built over those wrappers, so that nothing is replaced afterwards.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,19 +16,36 @@ from prenv import naming, stackconfig, template
 from prenv.errors import ConfigError
 from prenv.filters import PullRequestFilter, compile_filters
 from prenv.gateway import gateway_for
+from prenv.gateway.base import StackGateway
 from prenv.gateway.workspace import PulumiGateway
 from prenv.model import PullRequest
-from prenv.reconcile import ImageGate, Reconciler, ReconcileSettings
+from prenv.reconcile import Outcome, Reconciler, ReconcileSettings
 from prenv.settings import Settings
-from prenv.sources.base import PullRequestSource
+from prenv.sources.base import ImageGate, PullRequestSource
 
 
-@dataclass
-class Driver:
+@dataclass(frozen=True, slots=True)
+class Parts:
+    """Everything the reconciler is built from that does not depend on who listens to it."""
+
     settings: Settings
     template: stackconfig.Template
     config_hash: str
     gateway: PulumiGateway
+    """The real stack gateway."""
+    source: PullRequestSource
+    """The real PR source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Driver:
+    """What the CLI works with: the parts and a reconciler over the real gateway and source."""
+
+    settings: Settings
+    template: stackconfig.Template
+    config_hash: str
+    gateway: PulumiGateway
+    source: PullRequestSource
     reconciler: Reconciler
 
 
@@ -58,7 +78,7 @@ def build_image_gate(s: Settings) -> ImageGate | None:
     g = s.image_gate
     if g.type == "none":
         return None
-    from prenv.imagegate import EcrImageGate
+    from prenv.sources.imagegate import EcrImageGate
 
     if not g.repository:
         raise ConfigError("image_gate.repository", "is required when image_gate.type is ecr")
@@ -87,16 +107,34 @@ def build_gateway(s: Settings) -> PulumiGateway:
     )
 
 
-def build(s: Settings, *, source: PullRequestSource | None = None) -> Driver:
+def build_parts(s: Settings, *, source: PullRequestSource | None = None) -> Parts:
+    """The template and its hash, the stack gateway and the PR source (``source`` replaces the configured one)."""
     tmpl = stackconfig.load_template(template.read_template_file(s.project_dir))
-    chash = stackconfig.template_hash(tmpl)
-    filters: PullRequestFilter = compile_filters(s.filters)
-    gateway = build_gateway(s)
-    r = s.reconcile
-    reconciler = Reconciler(
-        source=source or build_source(s),
+    return Parts(s, tmpl, stackconfig.template_hash(tmpl), build_gateway(s), source or build_source(s))
+
+
+def build_reconciler(
+    p: Parts,
+    *,
+    gateway: StackGateway | None = None,
+    source: PullRequestSource | None = None,
+    on_outcome: Callable[[Outcome], None] | None = None,
+) -> Reconciler:
+    """The reconciler over ``p``'s gateway and source, or over the wrappers given in their place.
+
+    Args:
+        p: from :func:`build_parts`.
+        gateway: a wrapper around ``p.gateway`` (the service's observed gateway); default ``p.gateway``.
+        source: a wrapper around ``p.source`` (the service's TTL source); default ``p.source``.
+        on_outcome: called with every outcome.
+    """
+    r = p.settings.reconcile
+    chash, prefix = p.config_hash, p.template.image.tag_prefix
+    filters: PullRequestFilter = compile_filters(p.settings.filters)
+    return Reconciler(
+        source=source or p.source,
         filters=filters,
-        gateway=gateway,
+        gateway=gateway or p.gateway,
         config_hash=lambda _pr: chash,
         settings=ReconcileSettings(
             parallelism=r.parallelism,
@@ -104,17 +142,22 @@ def build(s: Settings, *, source: PullRequestSource | None = None) -> Driver:
             backoff_base_seconds=r.backoff_base_seconds,
             backoff_max_seconds=r.backoff_max_seconds,
         ),
-        image_gate=build_image_gate(s),
-        image_tag=lambda pr: f"{tmpl.image.tag_prefix}{pr.number}",
+        image_gate=build_image_gate(p.settings),
+        image_tag=lambda pr: f"{prefix}{pr.number}",
+        on_outcome=on_outcome,
     )
-    return Driver(s, tmpl, chash, gateway, reconciler)
+
+
+def build(s: Settings, *, source: PullRequestSource | None = None) -> Driver:
+    """Everything the CLI needs, from validated settings (``source`` replaces the configured one)."""
+    p = build_parts(s, source=source)
+    return Driver(p.settings, p.template, p.config_hash, p.gateway, p.source, build_reconciler(p))
 
 
 def pr_from_args(pr: int, sha: str, branch: str = "", author: str = "") -> PullRequest:
     """A PullRequest for CI mode (`prenv up --pr N --sha S`), validated like a source record."""
     number = naming.check_pr_number(pr, "--pr")
-    if not stackconfig._SHA.match(sha):
-        raise ConfigError("--sha", "must be a lower-case hex commit sha (7 to 40 characters)")
+    sha = naming.check_sha(sha, "--sha")
     return PullRequest(number=number, sha=sha, branch=branch[:255], base="", author=author[:255], title="")
 
 
