@@ -33,6 +33,8 @@ TOOLS: tuple[str, ...] = (
     "etcd",
     "kwok",
     "kwokctl",
+    "pause",
+    "crictl",
     "coredns",
     "traefik",
 )

@@ -46,7 +46,7 @@ def _status() -> None:
     print(
         f"pins: pulumi=={pins.pulumi} (engine {engine_version(pins)}), pulumi-kubernetes=={pins.pulumi_kubernetes}, "
         f"kubernetes {pins.kubernetes}, etcd {pins.etcd}, kwok {pins.kwok}, coredns {pins.coredns}, "
-        f"traefik {pins.traefik}"
+        f"traefik {pins.traefik}, cri-tools {pins.cri_tools}"
     )
     rows = tool_statuses(pins)
     width = max(len(r.name) for r in rows)

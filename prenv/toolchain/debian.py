@@ -1,7 +1,8 @@
-"""The Debian packages the real node runs on: containerd, runc, the CNI plugins and iptables.
+"""The Debian packages the real node runs on: containerd, runc, the CNI plugins, iptables and umoci.
 
 These are not built from Go: Debian's containerd 1.6 and runc are known to work on this kind of machine
-(cgroup v1 hybrid hierarchy), and the CNI plugins and iptables are what the bridge network needs. So
+(cgroup v1 hybrid hierarchy), the CNI plugins and iptables are what the bridge network needs, and umoci
+builds the OCI images the node runs without a registry (prenv.cluster.node.images). So
 ``make tools`` only checks that they are installed. As root it installs the missing ones itself
 (``apt-get update``, then ``apt-get install -y``, non-interactive); otherwise it stops with the exact
 command to run, since installing system packages is the user's decision.
@@ -19,7 +20,7 @@ from typing import Protocol
 
 from prenv.errors import ToolError
 
-NODE_PACKAGES: tuple[str, ...] = ("containerd", "runc", "containernetworking-plugins", "iptables")
+NODE_PACKAGES: tuple[str, ...] = ("containerd", "runc", "containernetworking-plugins", "iptables", "umoci")
 
 # Debian's containernetworking-plugins install here, not in the usual /opt/cni/bin.
 CNI_BIN_DIR = "/usr/lib/cni"

@@ -3,7 +3,7 @@
 The Pulumi engine and the Kubernetes provider must match the Python SDKs the programs import, so their
 versions are read from the ``pulumi`` / ``pulumi-kubernetes`` pins in requirements.txt: bumping a pin
 there is the only step needed to move the toolchain. Everything that has no Python counterpart
-(Kubernetes control plane and node, etcd, KWOK, CoreDNS, Traefik) is pinned in :data:`UPSTREAM`, the single
+(Kubernetes control plane and node, etcd, KWOK, CoreDNS, Traefik, crictl) is pinned in :data:`UPSTREAM`, the single
 constant for them.
 
 Go module coordinates live here too, because the Go module proxy we can reach is a filtered mirror:
@@ -33,6 +33,7 @@ UPSTREAM: dict[str, str] = {
     "kwok": "0.8.0",
     "coredns": "1.14.7",
     "traefik": "3.6.25",
+    "cri-tools": "1.34.0",
 }
 
 # github.com/pulumi/pulumi/pkg/v3@v3.260.0: .info and .mod are served but the source .zip is 403
@@ -63,6 +64,7 @@ class Pins:
     kwok: str
     coredns: str = UPSTREAM["coredns"]
     traefik: str = UPSTREAM["traefik"]
+    cri_tools: str = UPSTREAM["cri-tools"]
 
     @property
     def engine(self) -> str:
@@ -99,6 +101,7 @@ def load_pins(path: Path = REQUIREMENTS) -> Pins:
         kwok=UPSTREAM["kwok"],
         coredns=UPSTREAM["coredns"],
         traefik=UPSTREAM["traefik"],
+        cri_tools=UPSTREAM["cri-tools"],
     )
 
 

@@ -44,7 +44,7 @@ def test_a_missing_tool_is_an_error_telling_to_run_make_tools(empty_cache: Path,
 
 def test_an_unknown_tool_name_lists_the_known_ones() -> None:
     with pytest.raises(ToolError, match=r"known tools: .*kube-apiserver"):
-        toolchain.tool_path("crictl")
+        toolchain.tool_path("kubectl")
 
 
 def test_a_tool_is_found_once_its_binary_and_stamp_are_in_place(empty_cache: Path) -> None:
@@ -80,6 +80,8 @@ def test_build_selection_follows_build_order_accepts_tool_or_recipe_names_and_ad
         "language-python",
         "kubernetes-provider",
         "kube",
+        "pause",
+        "crictl",
         "coredns",
         "traefik",
     ]

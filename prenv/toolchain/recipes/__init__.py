@@ -1,5 +1,6 @@
-"""The recipes, in build order: etcd and KWOK, the engine side, then the Kubernetes binaries, CoreDNS and
-Traefik (the longest builds; only the real node and the ingress need the last two).
+"""The recipes, in build order: etcd and KWOK, the engine side, then the Kubernetes binaries, the node's
+sandbox process and crictl, CoreDNS and Traefik (the longest builds; only the real node and the ingress need
+them).
 
 Order also encodes dependencies: the language host bundles itself next to the engine and the
 kubernetes provider is installed with the engine, so both come after ``pulumi``.
@@ -10,18 +11,31 @@ from __future__ import annotations
 from prenv.errors import ToolError
 from prenv.toolchain.recipes.base import Built, Recipe
 from prenv.toolchain.recipes.coredns import CoreDns
+from prenv.toolchain.recipes.crictl import Crictl
 from prenv.toolchain.recipes.etcd import Etcd
 from prenv.toolchain.recipes.kube import Kube
 from prenv.toolchain.recipes.kubernetes_provider import KubernetesProvider
 from prenv.toolchain.recipes.kwok import Kwok
 from prenv.toolchain.recipes.language_host import LanguageHost
+from prenv.toolchain.recipes.pause import Pause
 from prenv.toolchain.recipes.pulumi_cli import PulumiCli
 from prenv.toolchain.recipes.traefik import Traefik
 from prenv.toolchain.versions import Pins
 
 __all__ = ["Built", "Recipe", "all_recipes", "recipe_for", "select"]
 
-ORDER: tuple[type[Recipe], ...] = (Etcd, Kwok, PulumiCli, LanguageHost, KubernetesProvider, Kube, CoreDns, Traefik)
+ORDER: tuple[type[Recipe], ...] = (
+    Etcd,
+    Kwok,
+    PulumiCli,
+    LanguageHost,
+    KubernetesProvider,
+    Kube,
+    Pause,
+    Crictl,
+    CoreDns,
+    Traefik,
+)
 # Recipes that need another one in place first (bundling next to the engine, installing with it).
 NEEDS: dict[str, tuple[str, ...]] = {"language-python": ("pulumi",), "kubernetes-provider": ("pulumi",)}
 
