@@ -2,6 +2,11 @@
 
 PR stacks in ``wildcard`` TLS mode read ``wildcardCert`` / ``wildcardKey`` from here through a StackReference, so the
 certificate for ``*.<base domain>`` is managed in one place and copied into each PR namespace.
+
+The certificate and key come from this stack's config, either as PEM text (``prenv:wildcardCert``, and
+``prenv:wildcardKey`` set with ``--secret``) or as PEM files (``prenv:wildcardCertFile``, ``prenv:wildcardKeyFile``):
+the embedded cluster's CA signs one (``prenv cluster wildcard --base-domain …`` prints the two paths), and a
+file keeps the key out of the stack's config file. The key is a secret in the state either way.
 """
 
 from __future__ import annotations
@@ -12,21 +17,23 @@ import pulumi
 import pulumi_kubernetes as k8s
 
 from prenv import naming, stackconfig, template
+from prenv.errors import ConfigError
 
 SHARED_NAMESPACE = naming.SYSTEM_NAMESPACE
+# This stack's own keys, not part of the template every PR stack validates.
+OWN_KEYS = ("wildcardCert", "wildcardKey", "wildcardCertFile", "wildcardKeyFile")
 
 
 def run(project_dir: Path) -> None:
     cfg = pulumi.Config(stackconfig.NAMESPACE)
     values = template.effective(template.read_template_file(project_dir), _own_values(cfg))
-    t = stackconfig.load_template({k: v for k, v in values.items() if k not in ("wildcardCert", "wildcardKey")})
+    t = stackconfig.load_template({k: v for k, v in values.items() if k not in OWN_KEYS})
     labels = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
     ns = k8s.core.v1.Namespace("shared-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=SHARED_NAMESPACE, labels=labels))
     pulumi.export("namespace", ns.metadata.name)
     pulumi.export("baseDomain", t.base_domain)
     if t.tls.mode == "wildcard":
-        cert = cfg.require("wildcardCert")
-        key = cfg.require_secret("wildcardKey")
+        cert, key = wildcard_pair(cfg)
         k8s.core.v1.Secret(
             "wildcard-tls",
             metadata=k8s.meta.v1.ObjectMetaArgs(name="wildcard-tls", namespace=ns.metadata.name, labels=labels),
@@ -55,3 +62,31 @@ def _own_values(cfg: pulumi.Config) -> dict[str, object]:
     raw: dict[str, object] = pulumi.runtime.config.CONFIG.get()
     del cfg
     return {k.split(":", 1)[1]: v for k, v in raw.items() if k.startswith(f"{stackconfig.NAMESPACE}:")}
+
+
+def wildcard_pair(cfg: pulumi.Config) -> tuple[str, pulumi.Output[str]]:
+    """The certificate (PEM) and the key (PEM, as a secret) from PEM values or from PEM files."""
+    cert_file, key_file = cfg.get("wildcardCertFile"), cfg.get("wildcardKeyFile")
+    if cert_file or key_file:
+        if not (cert_file and key_file):
+            raise ConfigError("prenv:wildcardCertFile", "set both wildcardCertFile and wildcardKeyFile, or neither")
+        return _read_pem("prenv:wildcardCertFile", cert_file), pulumi.Output.secret(
+            _read_pem("prenv:wildcardKeyFile", key_file)
+        )
+    if cfg.get("wildcardCert") is None:
+        raise ConfigError(
+            "prenv:wildcardCert",
+            "tls.mode is wildcard: set prenv:wildcardCert and prenv:wildcardKey (--secret), "
+            "or prenv:wildcardCertFile and prenv:wildcardKeyFile",
+        )
+    return cfg.require("wildcardCert"), cfg.require_secret("wildcardKey")
+
+
+def _read_pem(key: str, path: str) -> str:
+    try:
+        text = Path(path).expanduser().read_text()
+    except OSError as e:
+        raise ConfigError(key, f"cannot read {path}: {e.strerror}") from e
+    if "-----BEGIN " not in text:
+        raise ConfigError(key, f"{path} is not a PEM file")
+    return text
