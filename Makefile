@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: venv tools tools-env test lint demo demo-down bench chaos clean
+.PHONY: venv tools tools-env images test lint demo demo-down bench chaos clean
 
 venv: $(STAMP)
 
@@ -25,6 +25,10 @@ tools-env: venv
 	@$(PY) -m prenv.toolchain env
 
 lint: venv
+## The example app (examples/app): static binary and OCI image archive under .state/images/ (needs go and umoci).
+images: venv
+	@$(PY) -m devtools.images
+
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check --exclude '*.md' .
 	$(VENV)/bin/mypy prenv components stacks bench testsupport devtools
