@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from devtools.images import build_example_app
+from devtools.images import build_example_app, example_app_spec
 from prenv import procs
-from prenv.cluster.images import BuiltImage, import_archive, pause_image
+from prenv.cluster.images import BuiltImage, build_image, import_archive, pause_image
 
 pytestmark = pytest.mark.integration
 
@@ -182,3 +182,15 @@ def test_containerd_imports_the_pause_image(containerd: Containerd, app_image: B
     assert _listed(containerd)["prenv.local/pause:test"] == pause.manifest_digest
     config = json.loads(containerd.ctr("content", "get", pause.config_digest))["config"]
     assert (config["Entrypoint"], config["User"]) == (["/pause"], "65535:65535")
+
+
+def test_an_import_with_base_name_as_the_node_does_gives_the_same_ref(
+    containerd: Containerd, tmp_path: Path, app_image: BuiltImage
+) -> None:
+    # prenv.cluster.node.images imports with --base-name <repository>; the archive's full-name annotation matches it.
+    spec = example_app_spec(app_image.archive.parent / "example-app", tag="base-name")
+    built = build_image(spec, tmp_path / "app.tar")
+
+    containerd.ctr("images", "import", "--base-name", "prenv.local/example-app", str(built.archive))
+
+    assert _listed(containerd)["prenv.local/example-app:base-name"] == built.manifest_digest
