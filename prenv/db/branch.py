@@ -32,17 +32,6 @@ TEMPLATE_BUSY_RETRIES = 8
 _SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
 
 
-__all__ = [
-    "Branch",
-    "create_branch",
-    "database_exists",
-    "drop_branch",
-    "list_branches",
-    "role_exists",
-    "server_of",
-]
-
-
 @dataclass(frozen=True, slots=True)
 class Branch:
     """What the app needs to reach its database (the password is delivered separately, as a secret)."""
