@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
+from prenv import settings
 from prenv.filters import FilterSettings, compile_filters
 from prenv.gateway.fake import FakeGateway
 from prenv.reconcile import Outcome, Reconciler
 from prenv.service.hooks import Hook
 from prenv.service.observe import ObservedGateway
+from prenv.service.runner import build_service
 from prenv.service.service import Service, Wiring
 from prenv.service.ttl import TtlPolicy, TtlSource
 from prenv.sources.fake import FakeSource
@@ -81,3 +85,17 @@ def test_a_failing_listener_is_logged_and_the_next_one_still_hears(caplog: pytes
         hook(7)
     assert heard == [7]
     assert "number listener failed" in caplog.text
+
+
+def test_the_composition_root_builds_the_reconciler_over_the_service_s_wrappers(tmp_path: Path) -> None:
+    project = Path(__file__).resolve().parents[2]  # this checkout's Pulumi project
+    config = tmp_path / "prenv.yaml"
+    config.write_text(f"project_dir: {project}\nstate:\n  backend: file://{tmp_path / 'state'}\n")
+    s = settings.load(config, {settings.WEBHOOK_SECRET_ENV: "x", "PRENV_SERVE__TTL__DEFAULT_HOURS": "24"})
+    source = FakeSource([])
+    service = build_service(s, source=source)
+    gateway, ttl = service.reconciler.gateway, service.reconciler.source
+    assert isinstance(gateway, ObservedGateway) and service.gateway is gateway
+    assert isinstance(ttl, TtlSource) and ttl.inner is source and service.ttl is ttl
+    assert ttl.policy.default == timedelta(hours=24)
+    assert service.role == "standalone"
