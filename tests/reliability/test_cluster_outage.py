@@ -23,6 +23,7 @@ from devtools.localdb import LocalPostgres
 from prenv import driver, settings
 from prenv.cluster import ClusterInfo
 from prenv.model import ActionKind
+from prenv.reconcile import SkipReason
 from tests.fixtures.preview import unique_pr
 from tests.reliability import harness
 from tests.reliability.exposure import COLLECTOR
@@ -94,9 +95,9 @@ def test_a_destroy_while_the_kubernetes_api_is_down_keeps_the_stack_backs_off_an
             result = d.reconciler.sync()
             for o in result.outcomes:
                 COLLECTOR.expose("outcome error", o.error)
-                if o.skipped:
+                if o.skipped is SkipReason.BACKING_OFF:
                     skipped += 1
-                else:
+                elif o.skipped is None:
                     attempts.append((time.monotonic() - started, o.ok, o.temporary, o.error or ""))
             kept_every_cycle &= n in {s.pr for s in d.gateway.list_stacks()} and harness.namespace_exists(
                 core, f"pr-{n}"
@@ -112,7 +113,7 @@ def test_a_destroy_while_the_kubernetes_api_is_down_keeps_the_stack_backs_off_an
                 converged = True
                 break
             for o in result.outcomes:
-                if not o.skipped:
+                if o.skipped is None:
                     attempts.append((time.monotonic() - started, o.ok, o.temporary, o.error or ""))
             time.sleep(0.5)
         after = harness.leftovers(used=(n,), wanted=(), core=core, admin_dsn=postgres.dsn, backend=backend)
