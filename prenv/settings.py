@@ -147,8 +147,9 @@ class ServeSettings(_Section):
     repository: str | None = None
     """Only webhooks of this ``owner/name`` are acted on; default: ``source.github.repository``."""
     webhook_secret: SecretStr | None = Field(None, exclude=True, repr=False)
-    """Set by :func:`load` from ``PRENV_WEBHOOK_SECRET`` or ``webhook_secret_file``, never from the file."""
+    """Set by :func:`load` from ``PRENV_WEBHOOK_SECRET``, never from prenv.yaml."""
     webhook_secret_file: Path | None = None
+    """Read when the secret is asked for (by ``prenv serve`` at start), so other commands never need the file."""
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     resync_seconds: float = Field(300.0, gt=0)
     shutdown_grace_seconds: float = Field(600.0, ge=0)
@@ -161,10 +162,22 @@ class ServeSettings(_Section):
     leader_election: LeaderSection = Field(default_factory=LeaderSection)
 
     def secret_bytes(self) -> bytes:
-        """The webhook secret as HMAC key bytes."""
-        if self.webhook_secret is None:
+        """The webhook secret as HMAC key bytes: ``PRENV_WEBHOOK_SECRET``, else the content of ``webhook_secret_file``.
+
+        Raises:
+            ConfigError: neither is set, or the file cannot be read or is empty.
+        """
+        if self.webhook_secret is not None:
+            return self.webhook_secret.get_secret_value().encode()
+        if self.webhook_secret_file is None:
             raise ConfigError("serve.webhook_secret_file", f"no webhook secret: set {WEBHOOK_SECRET_ENV} or this file")
-        return self.webhook_secret.get_secret_value().encode()
+        try:
+            text = self.webhook_secret_file.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise ConfigError("serve.webhook_secret_file", "cannot read the file") from e
+        if not text:
+            raise ConfigError("serve.webhook_secret_file", "the file is empty")
+        return text.encode()
 
 
 class Settings(BaseSettings):
@@ -214,7 +227,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         environ: the environment to read; default ``os.environ``. Nothing else is read from the environment.
 
     Returns:
-        The settings, relative paths resolved against the file's folder and the webhook secret set.
+        The settings, relative paths resolved against the file's folder, ``PRENV_WEBHOOK_SECRET`` taken.
 
     Raises:
         ConfigError: naming the key as written in prenv.yaml.
@@ -238,7 +251,7 @@ def load(path: Path | None = None, environ: Mapping[str, str] | None = None) -> 
         raise config_error(e, fallback=str(path)) from None
     base = path.resolve().parent if path.exists() else Path.cwd()
     settings = _resolve(settings, base)
-    secret = _webhook_secret(env, settings.serve.webhook_secret_file)
+    secret = SecretStr(env[WEBHOOK_SECRET_ENV]) if env.get(WEBHOOK_SECRET_ENV) else None
     return settings.model_copy(update={"serve": settings.serve.model_copy(update={"webhook_secret": secret})})
 
 
@@ -280,21 +293,6 @@ def _drop(data: dict[str, Any], key: tuple[str, ...]) -> None:
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, dict):
         node.pop(key[-1], None)
-
-
-def _webhook_secret(env: Mapping[str, str], file: Path | None) -> SecretStr | None:
-    value = env.get(WEBHOOK_SECRET_ENV)
-    if value:
-        return SecretStr(value)
-    if file is None:
-        return None
-    try:
-        text = file.read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError("serve.webhook_secret_file", "cannot read the file") from e
-    if not text:
-        raise ConfigError("serve.webhook_secret_file", "the file is empty")
-    return SecretStr(text)
 
 
 def _resolve(s: Settings, base: Path) -> Settings:

@@ -125,6 +125,19 @@ def test_the_webhook_secret_can_come_from_a_file_relative_to_prenv_yaml(tmp_path
     assert SECRET not in repr(s) and SECRET not in str(s.model_dump())
 
 
+def test_the_variable_wins_over_the_webhook_secret_file(tmp_path: Path) -> None:
+    (tmp_path / "hook.secret").write_text("from-the-file\n")
+    s = settings.load(write(tmp_path, "serve:\n  webhook_secret_file: hook.secret\n"), WITH_SECRET)
+    assert s.serve.secret_bytes() == SECRET.encode()
+
+
+def test_a_missing_webhook_secret_file_fails_only_the_command_that_needs_the_secret(tmp_path: Path) -> None:
+    s = settings.load(write(tmp_path, "serve:\n  webhook_secret_file: gone.secret\n"), {})  # prenv sync, list...
+    with pytest.raises(ConfigError) as info:
+        s.serve.secret_bytes()  # prenv serve, at start
+    assert info.value.key == "serve.webhook_secret_file"
+
+
 def test_no_webhook_secret_at_all_is_a_config_error_naming_the_variable(tmp_path: Path) -> None:
     serve = settings.load(write(tmp_path, "{}\n"), {}).serve
     with pytest.raises(ConfigError, match="PRENV_WEBHOOK_SECRET"):
