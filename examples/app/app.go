@@ -11,6 +11,7 @@ import (
 
 // Config is what the app reads from its environment, once, at start.
 type Config struct {
+	Host        string
 	Port        string
 	DatabaseURL string
 	PR          string
@@ -21,6 +22,7 @@ type Config struct {
 
 func configFromEnv(getenv func(string) string) Config {
 	cfg := Config{
+		Host:        getenv("HOST"),
 		Port:        getenv("PORT"),
 		DatabaseURL: getenv("DATABASE_URL"),
 		PR:          getenv("PRENV_PR"),

@@ -4,6 +4,7 @@
 // Configuration comes from the environment the preview template gives the container:
 //
 //	PORT          listen port (default 8080, the template's service port)
+//	HOST          listen address (default: all, as a pod needs; tests on a host say 127.0.0.1)
 //	DATABASE_URL  the PR's database branch (from the database Secret)
 //	PRENV_PR      the PR number
 //	PRENV_SHA     the deployed commit
@@ -47,7 +48,7 @@ func main() {
 		}
 	}
 	srv := &http.Server{
-		Addr:              net.JoinHostPort("", cfg.Port),
+		Addr:              net.JoinHostPort(cfg.Host, cfg.Port),
 		Handler:           NewHandler(cfg, store),
 		ReadHeaderTimeout: 5 * time.Second,
 	}

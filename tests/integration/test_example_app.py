@@ -149,6 +149,7 @@ def app(app_binary: Path, seeded_database: str, forwarder: Forwarder, tmp_path: 
     port = procs.free_port()
     env = {
         "PATH": os.environ.get("PATH", ""),
+        "HOST": "127.0.0.1",
         "PORT": str(port),
         "DATABASE_URL": _through(seeded_database, forwarder.port),
         "PRENV_PR": "101",
@@ -208,7 +209,7 @@ def test_healthz_fails_while_the_database_is_unreachable_and_recovers(app: str, 
 
 def test_a_missing_table_is_reported_on_the_page(app_binary: Path, postgres_database: str) -> None:
     port = procs.free_port()
-    env = {"PORT": str(port), "DATABASE_URL": postgres_database, "PRENV_PR": "7"}
+    env = {"HOST": "127.0.0.1", "PORT": str(port), "DATABASE_URL": postgres_database, "PRENV_PR": "7"}
     proc = subprocess.Popen([str(app_binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         procs.wait_until("the example app's port", lambda: port in procs.listening_ports([port]), timeout=15)

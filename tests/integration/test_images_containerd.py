@@ -8,12 +8,16 @@ its directory, no mount below it, no file.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import signal
 import subprocess
 import tempfile
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -194,3 +198,48 @@ def test_an_import_with_base_name_as_the_node_does_gives_the_same_ref(
     containerd.ctr("images", "import", "--base-name", "prenv.local/example-app", str(built.archive))
 
     assert _listed(containerd)["prenv.local/example-app:base-name"] == built.manifest_digest
+
+
+def _get(url: str) -> tuple[int, str]:
+    """Status and the page's <h1> text (or the whole body when it has none)."""
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:  # noqa: S310 (a local http URL)
+            status, body = resp.status, resp.read().decode()
+    except urllib.error.HTTPError as e:
+        status, body = e.code, e.read().decode()
+    heading = body.split("<h1>", 1)[1].split("</h1>", 1)[0] if "<h1>" in body else body.strip()
+    return status, heading
+
+
+def test_the_app_image_runs_in_a_runc_container_as_its_non_root_user(
+    containerd: Containerd, app_image: BuiltImage
+) -> None:
+    if shutil.which("runc") is None:
+        pytest.fail(f"runc not installed; run: {INSTALL}", pytrace=False)
+    import_archive(app_image, containerd.socket)
+    name = f"prenv-test-{uuid.uuid4().hex[:12]}"
+    port = procs.free_port()
+    # Host network so the test can reach it, on 127.0.0.1 only; its own cgroup, which runc removes on delete.
+    containerd.ctr(
+        "run", "--detach", "--net-host", "--cgroup", f"/{name}",
+        "--env", "HOST=127.0.0.1", "--env", f"PORT={port}", "--env", "PRENV_PR=5",
+        app_image.ref, name,
+    )  # fmt: skip
+    try:
+        procs.wait_until("the app in its container", lambda: port in procs.listening_ports([port]), timeout=20)
+        (pid,) = [line.split()[1] for line in containerd.ctr("task", "ls").splitlines() if line.startswith(name)]
+        status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+        assert status["Uid"].split()[:2] == ["65532", "65532"]
+        # No DATABASE_URL: the page says so and both answer 503, which is the app working as designed.
+        assert _get(f"http://127.0.0.1:{port}/") == (503, "Preview of PR 5")
+        assert _get(f"http://127.0.0.1:{port}/healthz") == (503, "database unreachable")
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):
+            containerd.ctr("task", "kill", "--signal", "SIGTERM", name)
+        procs.wait_until(
+            "the app to stop", lambda: "RUNNING" not in containerd.ctr("task", "ls"), timeout=20, interval=0.2
+        )
+        containerd.ctr("task", "delete", name)
+        containerd.ctr("containers", "delete", name)
+    assert list(Path("/sys/fs/cgroup").glob(f"*/{name}")) == []
+    assert name not in containerd.ctr("containers", "ls")
