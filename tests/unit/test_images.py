@@ -6,12 +6,16 @@ import gzip
 import hashlib
 import io
 import json
+import shutil
 import tarfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from devtools.images import EXAMPLE_APP_DIR, EXAMPLE_APP_PORT, ROOT, example_app_spec, source_version
+from prenv import stackconfig
 from prenv.cluster import images
 from prenv.cluster.images import EPOCH, ImageSpec, build_image, pause_image, split_ref
 from prenv.errors import ClusterError, ToolError
@@ -238,3 +242,26 @@ def test_the_public_surface_is_small() -> None:
         "read_image",
         "split_ref",
     }
+
+
+def test_the_example_app_image_listens_where_the_template_sends_traffic(tmp_path: Path) -> None:
+    raw = yaml.safe_load((ROOT / "Pulumi.preview.yaml").read_text())["config"]
+    template = stackconfig.load_template({k.removeprefix("prenv:"): v for k, v in raw.items()})
+    (web,) = [svc for svc in template.services if svc.public]
+    spec = example_app_spec(_binary(tmp_path))
+
+    assert spec.env["PORT"] == str(web.port) == str(EXAMPLE_APP_PORT)
+    assert spec.ports == (web.port,)
+    assert web.readiness is not None and web.readiness.path == "/healthz"
+    assert spec.ref == "prenv.local/example-app:dev"  # never "latest": that would mean pull-always
+    assert spec.user == "65532:65532"
+
+
+def test_the_example_app_version_follows_its_sources(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    shutil.copytree(EXAMPLE_APP_DIR, app, ignore=shutil.ignore_patterns("app"))
+    before = source_version(app)
+    (app / "README.md").write_text("docs do not change the binary")
+    assert source_version(app) == before
+    (app / "main.go").write_text((app / "main.go").read_text() + "\n// changed\n")
+    assert source_version(app) != before
