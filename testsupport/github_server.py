@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-FIXTURES = Path(__file__).resolve().parents[1] / "data" / "github-webhooks"  # copied from shared/fixtures
+FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "github-webhooks"  # copied from shared/fixtures
 API_PREFIX = "/api/v3"
 RATE_LIMIT = 5000
 
