@@ -130,7 +130,11 @@ def test_cli_login_init_up_destroy_and_rm_on_a_file_backend(tmp_path: Path, pulu
     backend = tmp_path / "state"
     backend.mkdir()
     # A private PULUMI_HOME: `pulumi login` writes credentials there, and the shared one must not change.
-    env = {**os.environ, **pulumi_env, "PULUMI_HOME": str(tmp_path / "home")}
+    # It shares the built plugins: the language host requires the plugin of every installed Pulumi package.
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "plugins").symlink_to(Path(pulumi_env["PULUMI_HOME"]) / "plugins", target_is_directory=True)
+    env = {**os.environ, **pulumi_env, "PULUMI_HOME": str(home)}
     env.pop("PULUMI_BACKEND_URL", None)
 
     def pulumi(*args: str) -> str:

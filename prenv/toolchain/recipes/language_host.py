@@ -1,10 +1,12 @@
 """The Python language host, its exec script and the dynamic-provider shim, bundled with the engine.
 
 The upstream host module (github.com/pulumi/pulumi/sdk/python/cmd/pulumi-language-python/v3) has no
-tags and no version the module proxy serves, so we build our own small host from
-``tools/language-python/`` against sdk/v3 at the ``pulumi`` pin. The two scripts it relies on are the
-SDK's own, copied out of the sdk/v3 module: ``pulumi-language-python-exec`` (runs a program) and
-``pulumi-resource-pulumi-python`` (serves Python dynamic providers).
+tags and no version the module proxy serves, so we build our own host from ``tools/language-python/``
+against sdk/v3 at the ``pulumi`` pin. Its go.mod must already require exactly that sdk/v3 and its go.sum
+carry the matching sums: the build runs with ``-mod=readonly``, so a version is never rewritten behind
+``GOSUMDB=off`` without a checked-in sum. The two scripts it relies on are the SDK's own, copied out of
+the sdk/v3 module: ``pulumi-language-python-exec`` (runs a program) and ``pulumi-resource-pulumi-python``
+(serves Python dynamic providers).
 
 The engine looks for bundled plugins next to its own resolved executable and warns when the copy found
 on PATH is a different file, so the three files are also hard-linked into the engine's directory.
@@ -19,14 +21,13 @@ from pathlib import Path
 
 from prenv.errors import ToolError
 from prenv.toolchain import cache
-from prenv.toolchain.goenv import download, go_binary, go_env, ldflags
+from prenv.toolchain.goenv import download, go_binary, go_env, ldflags, parse_go_mod
 from prenv.toolchain.recipes.base import Recipe, install_file
 from prenv.toolchain.recipes.pulumi_cli import engine_version
 from prenv.toolchain.runner import Runner, StepResult
 
 SDK = "github.com/pulumi/pulumi/sdk/v3"
 SOURCES = Path(__file__).resolve().parents[3] / "tools" / "language-python"
-SOURCE_FILES = ("main.go", "go.mod", "go.sum")
 HOST = "pulumi-language-python"
 EXEC = "pulumi-language-python-exec"
 SHIM = "pulumi-resource-pulumi-python"
@@ -52,11 +53,8 @@ class LanguageHost(Recipe):
 
     def digest(self) -> str:
         h = hashlib.sha256()
-        for name in SOURCE_FILES:
-            path = SOURCES / name
-            if not path.exists():
-                raise ToolError(f"{path} is missing from the checkout")
-            h.update(name.encode() + b"\0" + path.read_bytes())
+        for name in source_files():
+            h.update(name.encode() + b"\0" + (SOURCES / name).read_bytes())
         return h.hexdigest()[:16]
 
     def is_built(self) -> bool:
@@ -66,21 +64,18 @@ class LanguageHost(Recipe):
         return all((here / f).exists() for f in self.files())
 
     def build(self, runner: Runner) -> StepResult:
+        check_sdk_requirement(self.version())
         work = cache.work_dir(f"language-python-{self.version()}")
-        work.mkdir(parents=True, exist_ok=True)
-        for name in SOURCE_FILES:
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        for name in source_files():
             shutil.copyfile(SOURCES / name, work / name)
-        runner.capture(
-            "language host: pin sdk/v3",
-            [go_binary(), "mod", "edit", f"-require={SDK}@v{self.version()}"],
-            cwd=work,
-            env=go_env(),
-        )
         result = runner.run(
             f"{HOST} {self.version()}: go build",
             [
                 go_binary(),
                 "build",
+                "-mod=readonly",
                 "-trimpath",
                 "-ldflags",
                 ldflags(("main.version", self.version())),
@@ -108,6 +103,26 @@ class LanguageHost(Recipe):
                 cache.link(engine_dir / name, cache.bin_dir() / name)
             else:
                 cache.link(here / name, cache.bin_dir() / name)
+
+
+def source_files() -> list[str]:
+    """go.mod, go.sum and the host's Go files (tests excluded: they do not change the binary)."""
+    names = ["go.mod", "go.sum"]
+    names += sorted(p.name for p in SOURCES.glob("*.go") if not p.name.endswith("_test.go"))
+    missing = [n for n in names[:2] if not (SOURCES / n).exists()]
+    if missing or len(names) == 2:
+        raise ToolError(f"{SOURCES} is incomplete (missing {', '.join(missing) or 'Go files'})")
+    return names
+
+
+def check_sdk_requirement(pin: str) -> None:
+    """The host's go.mod must require sdk/v3 at the ``pulumi`` pin; it is never rewritten at build time."""
+    required = parse_go_mod((SOURCES / "go.mod").read_text(encoding="utf-8")).requires.get(SDK)
+    if required != f"v{pin}":
+        raise ToolError(
+            f"{SOURCES / 'go.mod'} requires {SDK} {required or '(nothing)'} but requirements.txt pins "
+            f"pulumi=={pin}; run `go get {SDK}@v{pin} && go mod tidy` in {SOURCES} and commit go.mod and go.sum"
+        )
 
 
 def _hardlink(src: Path, dest: Path) -> None:
