@@ -79,6 +79,7 @@ def test_build_selection_follows_build_order_accepts_tool_or_recipe_names_and_ad
         "pulumi",
         "language-python",
         "kubernetes-provider",
+        "random-provider",
         "kube",
         "pause",
         "crictl",

@@ -3,7 +3,7 @@ sandbox process and crictl, CoreDNS and Traefik (the longest builds; only the re
 them).
 
 Order also encodes dependencies: the language host bundles itself next to the engine and the
-kubernetes provider is installed with the engine, so both come after ``pulumi``.
+kubernetes and random providers are installed with the engine, so all three come after ``pulumi``.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from prenv.toolchain.recipes.kwok import Kwok
 from prenv.toolchain.recipes.language_host import LanguageHost
 from prenv.toolchain.recipes.pause import Pause
 from prenv.toolchain.recipes.pulumi_cli import PulumiCli
+from prenv.toolchain.recipes.random_provider import RandomProvider
 from prenv.toolchain.recipes.traefik import Traefik
 from prenv.toolchain.versions import Pins
 
@@ -30,6 +31,7 @@ ORDER: tuple[type[Recipe], ...] = (
     PulumiCli,
     LanguageHost,
     KubernetesProvider,
+    RandomProvider,
     Kube,
     Pause,
     Crictl,
@@ -37,7 +39,11 @@ ORDER: tuple[type[Recipe], ...] = (
     Traefik,
 )
 # Recipes that need another one in place first (bundling next to the engine, installing with it).
-NEEDS: dict[str, tuple[str, ...]] = {"language-python": ("pulumi",), "kubernetes-provider": ("pulumi",)}
+NEEDS: dict[str, tuple[str, ...]] = {
+    "language-python": ("pulumi",),
+    "kubernetes-provider": ("pulumi",),
+    "random-provider": ("pulumi",),
+}
 
 
 def all_recipes(pins: Pins) -> list[Recipe]:
