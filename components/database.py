@@ -4,8 +4,11 @@ The provider is serialized by Pulumi (dill) and run in a separate process, so it
 unpicklable: every method opens its own connection from the inputs it is given. The class lives in an importable
 module, so dill stores it by reference and the provider process imports this same code.
 
-The password is generated inside the provider (``secrets.token_urlsafe``) on create and kept as a secret output; the
-admin DSN is a secret input. Neither is ever logged or put in an error message.
+The password is a ``pulumi_random.RandomPassword`` (secret), an input the provider sets when it creates the role; the
+branch's ``password`` output is the password the role was created with, and the URL is built from it. A later change of
+the input alone does not rotate it: a stack whose branch was created by an older prenv (which generated the password
+inside the provider) keeps that password, and its app keeps working, until the branch is replaced. The admin DSN is a
+secret input. Neither is ever logged or put in an error message.
 
 A failure reaches the driver only as text in pulumi's diagnostics, so the provider raises the safe message with the
 retry decision encoded in it (``prenv.errors.encode``); the gateway decodes it, and a PostgreSQL outage stays
@@ -14,11 +17,11 @@ temporary on the far side of the pulumi process.
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
 from typing import Any
 
 import pulumi
+import pulumi_random
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
 from prenv import db
@@ -28,10 +31,12 @@ _REPLACE_ON = ("name", "template", "seed_sql")
 
 
 class PostgresBranchProvider(ResourceProvider):
-    """CRUD of one database branch. Inputs: admin_dsn (secret), name, template, seed_sql."""
+    """CRUD of one database branch. Inputs: admin_dsn (secret), name, template, seed_sql, password (secret)."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
-        password = secrets.token_urlsafe(32)
+        password = props.get("password")
+        if not password:
+            raise Exception("the database branch needs a password input (a RandomPassword's result)")
         branch = _run(
             db.create_branch,
             props["admin_dsn"],
@@ -51,7 +56,7 @@ class PostgresBranchProvider(ResourceProvider):
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # Only the admin DSN can change in place (e.g. a rotated admin password): keep the branch and its password.
         host, port = db.server_of(news["admin_dsn"])
-        return UpdateResult(outs={**olds, **news, "host": host, "port": port})
+        return UpdateResult(outs={**olds, **news, "host": host, "port": port, "password": olds["password"]})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
         _run(db.drop_branch, props["admin_dsn"], props["name"])
@@ -73,7 +78,7 @@ class _Branch(pulumi.dynamic.Resource):
     password: pulumi.Output[str]
 
     def __init__(self, name: str, props: dict[str, Any], opts: pulumi.ResourceOptions) -> None:
-        outputs = {"role": None, "host": None, "port": None, "password": None}
+        outputs = {"role": None, "host": None, "port": None}
         super().__init__(PostgresBranchProvider(), name, {**props, **outputs}, opts)
 
 
@@ -95,6 +100,10 @@ class PreviewDatabase(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PreviewDatabaseArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("prenv:database:PreviewDatabase", name, None, opts)
+        # Letters and digits only: the password goes into a URL and a SQL literal (both quoted anyway).
+        password = pulumi_random.RandomPassword(
+            f"{name}-password", length=32, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
         branch = _Branch(
             f"{name}-branch",
             {
@@ -102,6 +111,7 @@ class PreviewDatabase(pulumi.ComponentResource):
                 "name": args.database,
                 "template": args.template,
                 "seed_sql": args.seed_sql,
+                "password": password.result,
             },
             pulumi.ResourceOptions(parent=self, additional_secret_outputs=["password", "admin_dsn"]),
         )

@@ -32,6 +32,8 @@ class Registry(pulumi.runtime.Mocks):
             outputs["metadata"] = {"name": args.name, **(outputs.get("metadata") or {})}
         if args.typ == "pulumi-python:dynamic:Resource":
             outputs.update({"role": args.inputs.get("name"), "host": "db.test", "port": 5432, "password": "pw-123"})
+        if args.typ == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = "random-pw-" + args.name
         return f"{args.name}_id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:

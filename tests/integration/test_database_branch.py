@@ -139,21 +139,41 @@ def test_branches_are_listed_by_prefix(postgres: LocalPostgres, names: list[str]
     assert name in roles
 
 
-def test_the_dynamic_provider_creates_with_a_generated_password_and_deletes(
+def test_the_dynamic_provider_creates_with_the_given_password_and_deletes(
     postgres: LocalPostgres, names: list[str]
 ) -> None:
     name = fresh(names)
     provider = PostgresBranchProvider()
-    created = provider.create({"admin_dsn": postgres.dsn, "name": name})
+    created = provider.create({"admin_dsn": postgres.dsn, "name": name, "password": "Given0Password0From0Random0x"})
     assert created.id == name
-    password = created.outs["password"]
-    assert len(password) >= 32
-    connect_as(postgres, name, password, name).close()
+    assert created.outs["password"] == "Given0Password0From0Random0x"
+    connect_as(postgres, name, "Given0Password0From0Random0x", name).close()
     diff = provider.diff(name, created.outs, {**created.outs, "template": "other"})
     assert diff.replaces == ["template"]
     provider.delete(name, created.outs)
     with psycopg.connect(postgres.dsn) as conn:
         assert not db.database_exists(conn, name)
+
+
+def test_a_branch_keeps_the_password_it_was_created_with_when_only_the_password_input_changes(
+    postgres: LocalPostgres, names: list[str]
+) -> None:
+    """A stack whose branch an older prenv created (password generated in the provider) gets a RandomPassword on
+    its next update: nothing changes, and the app's URL keeps the password the role really has."""
+    name = fresh(names)
+    provider = PostgresBranchProvider()
+    created = provider.create({"admin_dsn": postgres.dsn, "name": name, "password": "OldGeneratedPassword0123456789x"})
+    news = {**created.outs, "password": "NewRandomPassword0123456789abcd"}
+    assert provider.diff(name, created.outs, news).changes is False
+    updated = provider.update(name, created.outs, {**news, "admin_dsn": postgres.dsn})
+    assert updated.outs["password"] == "OldGeneratedPassword0123456789x"
+    connect_as(postgres, name, "OldGeneratedPassword0123456789x", name).close()
+    provider.delete(name, created.outs)
+
+
+def test_a_create_without_a_password_input_is_refused(postgres: LocalPostgres, names: list[str]) -> None:
+    with pytest.raises(Exception, match="needs a password input"):
+        PostgresBranchProvider().create({"admin_dsn": postgres.dsn, "name": fresh(names)})
 
 
 def test_the_provider_survives_serialization_like_pulumi_does_it() -> None:

@@ -197,6 +197,14 @@ def test_the_database_branch_is_named_after_the_pr_and_its_url_is_secret() -> No
     assert secret["metadata"]["namespace"] == "pr-7"
 
 
+def test_the_database_password_is_a_random_password_given_to_the_branch() -> None:
+    registry, _ = build_environment(config())
+    password = registry.one("random:index/randomPassword:RandomPassword")
+    assert password.inputs["length"] >= 32
+    assert password.inputs["special"] is False
+    assert registry.one("pulumi-python:dynamic:Resource").inputs["password"] == f"random-pw-{password.name}"
+
+
 def test_database_url_output_is_a_secret() -> None:
     from components.database import PreviewDatabase, PreviewDatabaseArgs
 
