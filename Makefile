@@ -16,7 +16,8 @@ $(STAMP): requirements.txt pyproject.toml
 	@$(PY) -m pip install -q --no-deps -e .
 	@touch $(STAMP)
 
-## Build (or reuse) the offline toolchain: pulumi CLI, language host, providers, Kubernetes control plane, KWOK.
+## Build (or reuse) the offline toolchain: pulumi CLI, language host, providers, Kubernetes control plane and node,
+## KWOK, CoreDNS, Traefik; check (as root: install) the node's Debian packages.
 tools: venv
 	@$(PY) -m prenv.toolchain build
 
@@ -24,11 +25,11 @@ tools: venv
 tools-env: venv
 	@$(PY) -m prenv.toolchain env
 
-lint: venv
 ## The example app (examples/app): static binary and OCI image archive under .state/images/ (needs go and umoci).
 images: venv
 	@$(PY) -m devtools.images
 
+lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check --exclude '*.md' .
 	$(VENV)/bin/mypy prenv components stacks bench testsupport devtools

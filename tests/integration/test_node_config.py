@@ -47,7 +47,11 @@ def test_kubelet_uses_cgroupfs_tolerates_swap_and_cgroup_v1_and_never_collects_i
     assert (conf["cgroupDriver"], conf["failSwapOn"], conf["failCgroupV1"]) == ("cgroupfs", False, False)
     assert conf["containerRuntimeEndpoint"] == f"unix://{LAYOUT.containerd_socket}"
     assert conf["imageGCHighThresholdPercent"] == 100
-    assert conf["address"] == conf["healthzBindAddress"] == "127.0.0.1"
+    assert conf["address"] == NETWORK.gateway == "10.244.0.1"  # the node IP, on our own bridge
+    assert conf["healthzBindAddress"] == "127.0.0.1"
+    assert conf["cgroupRoot"] == "/prenv-node"
+    assert conf["podLogsDir"].startswith(str(LAYOUT.root))
+    assert conf["volumePluginDir"].startswith(str(LAYOUT.root))
     assert conf["readOnlyPort"] == 0
     assert conf["clusterDNS"] == ["10.96.0.10"]
     assert conf["podCIDR"] == NETWORK.subnet

@@ -1,4 +1,5 @@
-"""The built engine end to end: Automation API and plain CLI against a file:// backend, plugins offline.
+"""The built toolchain end to end: the engine through the Automation API and the plain CLI against a file://
+backend with plugins offline; the node and ingress binaries at their pinned releases; the node's Debian packages.
 
 The program uses a Python dynamic provider (its create returns a generated value, kept secret), which
 also proves the ``pulumi-resource-pulumi-python`` shim and the language host's exec path work.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import textwrap
 from collections.abc import Callable
@@ -17,6 +19,8 @@ import pulumi
 import pytest
 from pulumi import automation as auto
 
+from prenv import toolchain
+from prenv.toolchain import debian
 from prenv.toolchain.versions import load_pins
 
 pytestmark = pytest.mark.integration
@@ -223,3 +227,34 @@ def test_kubernetes_provider_loads_from_pulumi_home_and_previews_without_a_clust
     preview = stack.preview(on_output=output.append)
     assert preview.change_summary == {"create": 3}  # stack, provider, namespace
     no_download_lines("\n".join(output))
+
+
+def node_tool_versions() -> list[tuple[str, list[str], str]]:
+    pins = load_pins()
+    return [
+        ("kubelet", ["--version"], f"Kubernetes v{pins.kubernetes}"),
+        ("kube-proxy", ["--version"], f"Kubernetes v{pins.kubernetes}"),
+        ("kube-apiserver", ["--version"], f"Kubernetes v{pins.kubernetes}"),
+        ("coredns", ["-version"], f"CoreDNS-{pins.coredns}"),
+        ("traefik", ["version"], f"v{pins.traefik}"),
+        ("crictl", ["--version"], f"crictl version {pins.cri_tools}"),
+        ("pause", ["-v"], "prenv-pause 1.0"),
+    ]
+
+
+@pytest.mark.parametrize(("tool", "args", "expected"), node_tool_versions(), ids=[t[0] for t in node_tool_versions()])
+def test_node_and_ingress_binaries_report_the_pinned_release(tool: str, args: list[str], expected: str) -> None:
+    proc = subprocess.run(
+        [str(toolchain.tool_path(tool)), *args], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert expected in proc.stdout + proc.stderr
+    assert "dev" not in (proc.stdout + proc.stderr).split()  # traefik without its version flag says "dev"
+
+
+def test_the_nodes_debian_packages_are_installed_after_make_tools() -> None:
+    assert debian.missing(debian.NODE_PACKAGES) == []
+    for binary in ("containerd", "containerd-shim-runc-v2", "ctr", "runc", "iptables", "umoci"):
+        assert shutil.which(binary, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), binary
+    for plugin in ("bridge", "host-local", "loopback", "portmap"):
+        assert (Path(debian.CNI_BIN_DIR) / plugin).is_file(), plugin

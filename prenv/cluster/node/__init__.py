@@ -6,14 +6,39 @@ Nothing imports this package yet; ``prenv cluster up`` still runs KWOK nodes onl
 - :mod:`.containerd` - containerd's config (CRI plugin, cgroupfs, runc, CNI) and its process;
 - :mod:`.images` - OCI images built locally with umoci (the sandbox image first) and imported into containerd;
 - :mod:`.config` - the kubelet configuration and the bridge CNI network list;
-- :mod:`.teardown` - removes what a node leaves behind: containers, shims, mounts, the bridge, CNI iptables rules.
+- :mod:`.kubelet` - what the kubelet needs before it starts (bridge with the node IP, cgroup root) and its process;
+- :mod:`.teardown` - removes what a node leaves behind: kubelet, containers, shims, mounts, the bridge, CNI
+  iptables rules, cgroups, files.
+
+In order: ``write_cni_conflist``, ``Containerd.start``, ``build_sandbox_image`` + ``import_image``,
+``Kubelet.start``; ``teardown`` undoes all of it (tests/integration/test_node_kubelet.py does exactly this
+against the session's cluster).
 
 Linux only, and root only: containerd, runc, bridges and iptables need it.
 """
 
 from __future__ import annotations
 
+from prenv.cluster.node.config import KubeletSettings, write_cni_conflist, write_kubelet_config
 from prenv.cluster.node.containerd import Containerd, render_config
+from prenv.cluster.node.images import SANDBOX_IMAGE, build_binary_image, build_sandbox_image, import_image
+from prenv.cluster.node.kubelet import Kubelet
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
+from prenv.cluster.node.teardown import Report, teardown
 
-__all__ = ["Containerd", "NodeLayout", "NodeNetwork", "render_config"]
+__all__ = [
+    "SANDBOX_IMAGE",
+    "Containerd",
+    "Kubelet",
+    "KubeletSettings",
+    "NodeLayout",
+    "NodeNetwork",
+    "Report",
+    "build_binary_image",
+    "build_sandbox_image",
+    "import_image",
+    "render_config",
+    "teardown",
+    "write_cni_conflist",
+    "write_kubelet_config",
+]

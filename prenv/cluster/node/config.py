@@ -4,7 +4,8 @@ kubelet settings this machine needs (checked here): ``cgroupDriver: cgroupfs`` (
 configured the same way, and there is no systemd), ``failSwapOn: false`` (the machine may have swap) and
 ``failCgroupV1: false`` (the hierarchy is cgroup v1 hybrid, which kubelet 1.33 refuses by default). Image
 garbage collection is off (``imageGCHighThresholdPercent: 100``): every image was imported locally and a
-collected one could never be pulled back. Everything the kubelet serves listens on 127.0.0.1 only.
+collected one could never be pulled back. The kubelet's API listens on the bridge's gateway address (the node
+IP), its health endpoint on 127.0.0.1; nothing listens on the machine's external address.
 
 The CNI list is ``bridge`` (with ``host-local`` IPAM, the bridge as the pods' gateway, masquerade for traffic
 leaving the subnet, hairpin so a pod can reach itself through a Service) followed by ``portmap`` for
@@ -44,6 +45,8 @@ class KubeletSettings:
     tls_private_key_file: Path | None = None
     resolv_conf: Path = Path("/etc/resolv.conf")
     max_pods: int = 110
+    # The node's own cgroup below which every pod cgroup lives (see prenv.cluster.node.kubelet).
+    cgroup_root: str = "/prenv-node"
 
 
 def kubelet_config(layout: NodeLayout, network: NodeNetwork, settings: KubeletSettings) -> dict[str, Any]:
@@ -55,7 +58,7 @@ def kubelet_config(layout: NodeLayout, network: NodeNetwork, settings: KubeletSe
         "failSwapOn": False,
         "failCgroupV1": False,
         "containerRuntimeEndpoint": f"unix://{layout.containerd_socket}",
-        "address": "127.0.0.1",
+        "address": network.gateway,  # the node IP, on our bridge: reachable by the API server, not from outside
         "port": settings.port,
         "readOnlyPort": 0,
         "healthzBindAddress": "127.0.0.1",
@@ -70,6 +73,10 @@ def kubelet_config(layout: NodeLayout, network: NodeNetwork, settings: KubeletSe
         "clusterDNS": list(settings.cluster_dns),
         "resolvConf": str(settings.resolv_conf),
         "podCIDR": network.subnet,
+        "cgroupRoot": settings.cgroup_root,
+        "cgroupsPerQOS": True,
+        "podLogsDir": str(layout.root / "pod-logs"),
+        "volumePluginDir": str(layout.kubelet_dir / "volume-plugins"),
         "maxPods": settings.max_pods,
         "imageGCHighThresholdPercent": 100,
         "imageGCLowThresholdPercent": 99,

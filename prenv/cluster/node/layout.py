@@ -14,7 +14,8 @@ containerd's); a shim removes its socket when it exits.
     ├── cni/net.d/        the network list (one file)
     ├── cni/ipam/         host-local's allocations
     ├── images/           image archives built for import
-    └── kubelet/          config.yaml, root dir
+    ├── pod-logs/         the kubelet's podLogsDir
+    └── kubelet/          config.yaml, kubelet.pid, kubelet.log, root/ (mounts: volumes), volume-plugins/
 """
 
 from __future__ import annotations
@@ -135,6 +136,14 @@ class NodeLayout:
     @property
     def kubelet_config(self) -> Path:
         return self.kubelet_dir / "config.yaml"
+
+    @property
+    def kubelet_pidfile(self) -> Path:
+        return self.kubelet_dir / "kubelet.pid"
+
+    @property
+    def kubelet_log(self) -> Path:
+        return self.kubelet_dir / "kubelet.log"
 
     def mount_roots(self) -> tuple[Path, ...]:
         """Directories below which every mount the node makes lives (overlay rootfs, shm, netns)."""

@@ -5,13 +5,14 @@ running, their root filesystems and network namespaces stay mounted, and since n
 bridge, its veths, host-local's allocations and the bridge/portmap plugins' iptables rules stay too. Teardown
 works from what is on the machine, not from what we remember starting, in this order:
 
+0. the kubelet, so that nothing restarts what follows;
 1. pod sandboxes through CRI (``crictl stopp``/``rmp``) while containerd still answers, so the CNI plugins
    get their DEL and remove their own rules; then every task and container left in every namespace;
 2. containerd itself;
 3. containers runc still knows under our runc root (``runc delete --force``), then the shims that served
    our socket (matched by their ``-address`` argument);
 4. every mount below the node's directories, deepest first (overlay root filesystems, shm, netns);
-5. the bridge and any veth still attached to it;
+5. the bridge and any veth still attached to it, and the kubelet's cgroup root with every pod cgroup below it;
 6. iptables rules whose comment names our CNI network, the ``CNI-…`` chains they jump to, and portmap's
    shared ``CNI-HOSTPORT-…`` chains once no other network uses them;
 7. the node's directory, only once nothing is mounted below it (a recursive delete through a bind mount would
@@ -38,6 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prenv.cluster import processes
+from prenv.cluster.node import kubelet
 from prenv.cluster.node.containerd import Containerd
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
 from prenv.errors import ClusterError
@@ -63,11 +65,13 @@ def teardown(
     network: NodeNetwork,
     *,
     crictl: Path | None = None,
+    cgroup_root: str | None = None,
     remove_files: bool = True,
 ) -> Report:
-    """Remove every process, mount, link, rule and (with ``remove_files``) file of the node; raise ClusterError
-    naming what is left if anything could not be removed."""
+    """Remove every process, mount, link, rule, cgroup (below ``cgroup_root``, the kubelet's) and (with
+    ``remove_files``) file of the node; raise ClusterError naming what is left if anything could not be removed."""
     report = Report()
+    _stop_kubelet(layout, report)
     containerd = Containerd(layout, sandbox_image="")
     if containerd.pid() is not None:
         if crictl is not None:
@@ -78,6 +82,8 @@ def teardown(
     _kill_shims(layout, report)
     _unmount_below(layout.mount_roots(), report)
     _delete_bridge(network.bridge, report)
+    if cgroup_root:
+        report.left += [f"cgroup {c}" for c in kubelet.remove_cgroup_root(cgroup_root)]
     _delete_iptables_rules(network.name, report)
     left_mounts = mounts_below(layout.mount_roots())
     if left_mounts:
@@ -89,6 +95,17 @@ def teardown(
         raise ClusterError("node teardown left: " + "; ".join(report.left))
     logger.info("node teardown removed: %s", "; ".join(report.removed) or "nothing")
     return report
+
+
+# -- 0. the kubelet --------------------------------------------------------------------------------------------------
+
+
+def _stop_kubelet(layout: NodeLayout, report: Report) -> None:
+    pid = processes.read_pidfile(layout.kubelet_pidfile)
+    if pid is not None and processes.is_alive(pid, str(layout.kubelet_config)):
+        processes.terminate([(pid, str(layout.kubelet_config))], grace=10)
+        report.removed.append(f"kubelet pid {pid}")
+    layout.kubelet_pidfile.unlink(missing_ok=True)
 
 
 # -- 1. sandboxes, tasks and containers through containerd ---------------------------------------------------------

@@ -1,0 +1,172 @@
+"""A kubelet from ``make tools`` registers with the embedded cluster and runs a pod on this machine for real.
+
+The node is built from prenv.cluster.node's pieces next to the session's (KWOK) cluster: containerd with our
+config, the sandbox image built here, the bridge CNI list, the kubelet with our config and its own cgroup root.
+The pod runs the locally imported sandbox image (nothing can be pulled), gets an address on the test's own
+bridge, and the node's teardown then leaves no process, mount, bridge, iptables rule, cgroup or file behind.
+Traffic goes only to the pod's address on that bridge.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import secrets
+import shutil
+import socket
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from prenv import toolchain
+from prenv.cluster import ClusterInfo, processes
+from prenv.cluster.node import config, images, kubelet, teardown
+from prenv.cluster.node.containerd import Containerd
+from prenv.cluster.node.layout import NodeLayout, NodeNetwork
+from prenv.errors import ClusterError
+from prenv.toolchain.versions import load_pins
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass(frozen=True)
+class RealNode:
+    name: str
+    layout: NodeLayout
+    network: NodeNetwork
+    cgroup_root: str
+    containerd: Containerd
+    kubelet: kubelet.Kubelet
+
+
+def cluster_ca(kubeconfig: Path) -> Path:
+    """The CA file the cluster's kubeconfig trusts (kwokctl writes a path, relative to the kubeconfig or not)."""
+    conf = yaml.safe_load(kubeconfig.read_text())
+    path = Path(conf["clusters"][0]["cluster"]["certificate-authority"])
+    return path if path.is_absolute() else kubeconfig.parent / path
+
+
+@pytest.fixture
+def real_node(cluster: ClusterInfo, cluster_api: client.ApiClient) -> Iterator[RealNode]:
+    root = Path(tempfile.mkdtemp(prefix="prenv-node-", dir="/tmp"))
+    suffix = secrets.token_hex(3)
+    layout = NodeLayout(root / "node")
+    network = NodeNetwork(
+        name=f"prenv-k-{suffix}", bridge=f"pk{suffix}", subnet=f"10.251.{secrets.randbelow(250)}.0/24"
+    )
+    settings = config.KubeletSettings(
+        client_ca_file=cluster_ca(cluster.kubeconfig),
+        cluster_dns=("10.96.0.10",),
+        port=_free_port(),
+        healthz_port=_free_port(),
+        cgroup_root=f"/prenv-test-{suffix}",
+    )
+    node = RealNode(
+        name=f"real-{suffix}",
+        layout=layout,
+        network=network,
+        cgroup_root=settings.cgroup_root,
+        containerd=Containerd(layout, sandbox_image=images.SANDBOX_IMAGE),
+        kubelet=kubelet.Kubelet(
+            layout, network, node_name=f"real-{suffix}", kubeconfig=cluster.kubeconfig, settings=settings
+        ),
+    )
+    try:
+        yield node
+    finally:
+        with contextlib.suppress(ClusterError):
+            teardown.teardown(layout, network, cgroup_root=settings.cgroup_root)
+        with contextlib.suppress(ApiException):
+            client.CoreV1Api(cluster_api).delete_node(node.name)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait(what: str, check: object, timeout: float, node: RealNode) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(ApiException):
+            if check():  # type: ignore[operator]
+                return
+        if time.monotonic() > deadline:
+            tail = "\n".join(node.kubelet.log.read_text(errors="replace").splitlines()[-40:])
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; kubelet log tail:\n{tail}")
+        time.sleep(0.5)
+
+
+def node_ready(core: client.CoreV1Api, name: str) -> bool:
+    node = core.read_node(name)
+    return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
+
+
+def test_a_kubelet_built_here_registers_runs_a_local_image_pod_on_the_bridge_and_leaves_nothing(
+    real_node: RealNode, cluster_api: client.ApiClient, cluster_namespace: str
+) -> None:
+    core = client.CoreV1Api(cluster_api)
+    config.write_cni_conflist(real_node.layout, real_node.network)
+    archive = images.build_sandbox_image(toolchain.tool_path("pause"), real_node.layout.images_dir / "pause.tar")
+    containerd_pid = real_node.containerd.start()
+    images.import_image(real_node.containerd, archive, images.SANDBOX_IMAGE)
+    kubelet_pid = real_node.kubelet.start(toolchain.tool_path("kubelet"))
+
+    wait("the node to be Ready", lambda: node_ready(core, real_node.name), 120, real_node)
+    registered = core.read_node(real_node.name)
+    assert registered.status.node_info.kubelet_version == f"v{load_pins().kubernetes}"
+    assert registered.status.node_info.container_runtime_version.startswith("containerd://1.6")
+    assert {a.address for a in registered.status.addresses if a.type == "InternalIP"} == {real_node.network.gateway}
+
+    core.create_namespaced_pod(
+        cluster_namespace,
+        {
+            "metadata": {"name": "sleeper"},
+            "spec": {
+                "nodeName": real_node.name,
+                "containers": [{"name": "main", "image": images.SANDBOX_IMAGE, "imagePullPolicy": "Never"}],
+                "terminationGracePeriodSeconds": 1,
+            },
+        },
+    )
+
+    subnet = ipaddress.ip_network(real_node.network.subnet)
+
+    def ready_on_our_bridge() -> bool:
+        # KWOK, as kwokctl starts it today (--manage-all-nodes=true), fakes the status of pods on every node,
+        # this one included (Ready, IP 10.0.0.x), until the kubelet's status sync overwrites it within ~10 s.
+        # Only a status with an address on our bridge is the kubelet's, and only that address may get traffic.
+        pod = core.read_namespaced_pod("sleeper", cluster_namespace)
+        ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        return ready and pod.status.pod_ip is not None and ipaddress.ip_address(pod.status.pod_ip) in subnet
+
+    wait("the kubelet to report the pod Ready with an address on our bridge", ready_on_our_bridge, 120, real_node)
+    pod = core.read_namespaced_pod("sleeper", cluster_namespace)
+    assert pod.status.container_statuses[0].state.running is not None
+    ip = pod.status.pod_ip
+    assert ipaddress.ip_address(ip) in subnet, ip
+    # The pod's own kernel answers on our bridge (nothing listens: a reset, not a timeout).
+    with pytest.raises(ConnectionRefusedError), socket.create_connection((ip, 80), timeout=5):
+        pass
+    shims = teardown.shim_pids(real_node.layout.containerd_socket)
+    assert len(shims) == 1  # one runc shim serves a pod: its sandbox and its container
+
+    report = teardown.teardown(real_node.layout, real_node.network, cgroup_root=real_node.cgroup_root)
+
+    assert report.left == []
+    alive = [p for p in [kubelet_pid, containerd_pid, *shims] if processes.is_alive(p, "")]
+    assert alive == []
+    assert teardown.mounts_below(real_node.layout.mount_roots()) == []
+    assert not teardown.link_exists(real_node.network.bridge)
+    assert teardown.network_rules(real_node.network.name) == []
+    assert not any((h / real_node.cgroup_root.strip("/")).exists() for h in kubelet.cgroup_hierarchies())
+    assert not real_node.layout.root.exists()
