@@ -2,9 +2,10 @@
 
 KWOK simulates kubelets, so the nodes are plain Node objects we create with realistic capacity; KWOK then keeps
 them Ready and turns every pod scheduled onto them Running/Ready with an IP from the node's pod CIDR, which is
-what gives Services their EndpointSlices. There is no ingress controller, only its footprint: the ``nginx``
-IngressClass (default, so class-less Ingresses get it) and the ``ingress-nginx`` namespace that NetworkPolicies
-of preview environments refer to. ``ingress_publisher`` plays the controller's status role.
+what gives Services their EndpointSlices. The ingress controller is Traefik, a host process (``traefik``); here
+is its footprint in the API: the IngressClass (``nginx`` by default, the class the templates name, and the
+cluster default so class-less Ingresses get it) whose controller is Traefik's ``traefik.io/ingress-controller``,
+and the ``ingress-nginx`` namespace that the NetworkPolicies of preview environments admit traffic from.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ logger = logging.getLogger(__name__)
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "prenv"}
 INGRESS_NAMESPACE = "ingress-nginx"
-INGRESS_CONTROLLER = "k8s.io/ingress-nginx"
+# Traefik's Kubernetes Ingress provider serves only IngressClasses naming this controller.
+INGRESS_CONTROLLER = "traefik.io/ingress-controller"
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,7 +128,14 @@ def create_objects(api: client.ApiClient, nodes: NodeSpec, ingress_class: str, k
         _create(f"node {name}", core.create_node, node_manifest(name, index, nodes, kubelet_version))
     namespace, klass = ingress_objects(ingress_class)
     _create(f"namespace {INGRESS_NAMESPACE}", core.create_namespace, namespace)
-    _create(f"ingressclass {ingress_class}", client.NetworkingV1Api(api).create_ingress_class, klass)
+    net = client.NetworkingV1Api(api)
+    _create(f"ingressclass {ingress_class}", net.create_ingress_class, klass)
+    # A cluster created before Traefik served it has a class naming another controller (spec.controller is
+    # immutable): replace it, or Traefik would ignore every Ingress.
+    existing = net.read_ingress_class(ingress_class)
+    if existing.spec.controller != INGRESS_CONTROLLER:
+        net.delete_ingress_class(ingress_class)
+        _create(f"ingressclass {ingress_class}", net.create_ingress_class, klass)
 
 
 def wait_until(what: str, check: Callable[[], bool], *, timeout: float, interval: float = 0.1) -> None:

@@ -17,7 +17,7 @@ from prenv.cluster.records import ClusterState
 from prenv.cluster.runtime import EmbeddedCluster
 from prenv.errors import PrenvError
 
-app = typer.Typer(no_args_is_help=True, help="The embedded Kubernetes cluster (etcd, apiserver, KWOK).")
+app = typer.Typer(no_args_is_help=True, help="The embedded Kubernetes cluster (etcd, apiserver, KWOK, Traefik).")
 
 _err = Console(stderr=True, highlight=False, soft_wrap=True)
 
@@ -62,7 +62,9 @@ def down(name: str = NameOption, state_dir: Path | None = StateDirOption) -> Non
 def status(
     name: str = NameOption,
     state_dir: Path | None = StateDirOption,
-    as_json: bool = typer.Option(False, "--json", help='Print {"state", "kubeconfig", "server"} as JSON.'),
+    as_json: bool = typer.Option(
+        False, "--json", help='Print {"state", "kubeconfig", "server", "ca", "ingress", "nodes"} as JSON.'
+    ),
 ) -> None:
     """Report running / stopped / broken. Exit status: 0 running, 1 broken, 3 stopped."""
     try:
@@ -80,4 +82,25 @@ def status(
         if result.server:
             _err.print(f"  server      {result.server}")
         _err.print(f"  kubeconfig  {result.kubeconfig}")
+        if result.ingress:
+            _err.print(
+                f"  ingress     http://127.0.0.1:{result.ingress.http}  https://127.0.0.1:{result.ingress.https}"
+            )
+        if result.ca:
+            _err.print(f"  local CA    {result.ca}")
     raise typer.Exit({ClusterState.RUNNING: 0, ClusterState.BROKEN: 1, ClusterState.STOPPED: 3}[result.state])
+
+
+@app.command()
+def wildcard(
+    base_domain: str = typer.Option(..., "--base-domain", help="The certificate is for *.<base domain>."),
+    name: str = NameOption,
+    state_dir: Path | None = StateDirOption,
+) -> None:
+    """Make (once) the *.<base domain> certificate signed by the cluster's CA; print the cert and key paths."""
+    try:
+        pair = EmbeddedCluster(name, state_dir).wildcard_certificate(base_domain)
+    except PrenvError as e:
+        raise _fail(e) from e
+    typer.echo(str(pair.cert))
+    typer.echo(str(pair.key))

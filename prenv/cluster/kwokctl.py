@@ -50,7 +50,7 @@ SERVICE_CIDR = "10.96.0.0/16"  # room for 65,000 Services, as in kubeadm's defau
 
 @dataclass(frozen=True, slots=True)
 class Toolset:
-    """Every binary kwokctl needs, plus what we learned from them."""
+    """Every binary kwokctl needs and Traefik (which we start ourselves), plus what we learned from them."""
 
     kwokctl: Path
     kwok: Path
@@ -59,6 +59,7 @@ class Toolset:
     kube_controller_manager: Path
     kube_scheduler: Path
     kubectl: Path
+    traefik: Path
     kube_version: str
     stage_configs: tuple[Path, ...] = ()
 
@@ -110,6 +111,7 @@ def resolve_toolset(tool_path: ToolPath | None = None) -> Toolset:
         kube_controller_manager=find("kube-controller-manager"),
         kube_scheduler=find("kube-scheduler"),
         kubectl=_kubectl(find),
+        traefik=find("traefik"),
         kube_version=binary_version(kube_apiserver),
         stage_configs=stages,
     )

@@ -1,7 +1,8 @@
 """Where one embedded cluster keeps its files, computed in one place.
 
 Everything a cluster owns lives under ``<state dir>/cluster/<name>/``: kwokctl's work dir (PKI, etcd data,
-pidfiles, component logs, the kubeconfig) and the ingress status publisher's pidfile and log. ``down`` removes
+pidfiles, component logs, the kubeconfig), Traefik's config, pidfile and log, and the local CA with the wildcard
+certificates it signed. ``down`` removes
 that directory and nothing else, and several clusters (one per pytest-xdist worker) never share a file.
 
     <state dir>/cluster/
@@ -9,7 +10,8 @@ that directory and nothing else, and several clusters (one per pytest-xdist work
     └── <name>/                         KWOK_WORKDIR
         ├── kwokctl.yaml                options we pass to kwokctl create (ports, bind address)
         ├── kwokctl.log                 output of our kwokctl invocations
-        ├── ingress-publisher.pid|.log
+        ├── traefik.yaml|.pid|.log      the ingress controller's static config (its ports), pid and log
+        ├── tls/                        local CA (ca.crt, ca.key) and wildcard.<base domain>.crt|.key; keys 0600
         └── clusters/<name>/            kwokctl's cluster dir
             ├── kwok.yaml               kwokctl's record: options (ports) and components (binaries, args)
             ├── kubeconfig.yaml         what callers use
@@ -100,12 +102,25 @@ class ClusterLayout:
         return self.root / "kwokctl.log"
 
     @property
-    def publisher_pidfile(self) -> Path:
-        return self.root / "ingress-publisher.pid"
+    def traefik_config(self) -> Path:
+        return self.root / "traefik.yaml"
 
     @property
-    def publisher_log(self) -> Path:
-        return self.root / "ingress-publisher.log"
+    def traefik_pidfile(self) -> Path:
+        return self.root / "traefik.pid"
+
+    @property
+    def traefik_log(self) -> Path:
+        return self.root / "traefik.log"
+
+    @property
+    def tls_dir(self) -> Path:
+        return self.root / "tls"
+
+    @property
+    def ca_cert(self) -> Path:
+        """The local CA certificate; clients trust it to verify what Traefik serves."""
+        return self.tls_dir / "ca.crt"
 
     @property
     def context(self) -> str:

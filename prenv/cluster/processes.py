@@ -1,7 +1,7 @@
 """Just enough process and port handling to prove that a cluster is up, and that ``down`` left nothing behind.
 
-kwokctl starts each component detached (``setsid``) and records its pid in a pidfile; we start the ingress
-status publisher the same way. A pid alone is not proof of anything (pids are reused), so every check also
+kwokctl starts each component detached (``setsid``) and records its pid in a pidfile; we start Traefik the
+same way. A pid alone is not proof of anything (pids are reused), so every check also
 matches the process's command line against what we expect. Linux only: it reads ``/proc``.
 """
 
@@ -14,7 +14,7 @@ import os
 import signal
 import subprocess
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -96,17 +96,26 @@ def _reap(pids: Iterable[int]) -> None:
             os.waitpid(pid, os.WNOHANG)
 
 
-def spawn_detached(argv: Sequence[str], *, log: Path, pidfile: Path, cwd: Path) -> int:
+def spawn_detached(
+    argv: Sequence[str], *, log: Path, pidfile: Path, cwd: Path, env: Mapping[str, str] | None = None
+) -> int:
     """Start ``argv`` in its own session, not as our child, with output appended to ``log``; record its pid.
 
     It must outlive ``prenv cluster up``, and it must not be our child either: a child that outlives its
     ``Popen`` object is reported as a leak, and its exit would leave a zombie in our process table. A shell
     puts it in the background and exits at once; init inherits it, exactly like kwokctl's components.
+    ``env`` replaces the environment (default: ours).
     """
     log.parent.mkdir(parents=True, exist_ok=True)
     script = 'setsid "$@" </dev/null >>"$0" 2>&1 & echo $!'
     out = subprocess.run(
-        ["sh", "-c", script, str(log), *argv], cwd=cwd, capture_output=True, text=True, check=True, timeout=10
+        ["sh", "-c", script, str(log), *argv],
+        cwd=cwd,
+        env=dict(env) if env is not None else None,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=10,
     )
     pid = int(out.stdout.strip())
     pidfile.write_text(f"{pid}\n")

@@ -25,27 +25,57 @@ class ClusterState(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
+class IngressPorts:
+    """Where the cluster's ingress controller (Traefik) listens on 127.0.0.1."""
+
+    http: int
+    https: int
+
+
+@dataclass(frozen=True, slots=True)
+class NodeCounts:
+    """How many nodes of each kind the cluster has: ``real`` run containers (kubelet), ``kwok`` are simulated."""
+
+    real: int = 0
+    kwok: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class ClusterStatus:
     """The state of one embedded cluster; ``detail`` says why it is broken (empty otherwise), ``missing`` names
-    the processes that are not running when some others are."""
+    the processes that are not running when some others are. ``ca`` and ``ingress`` are None until the cluster
+    has been created."""
 
     state: ClusterState
     kubeconfig: Path
     server: str | None
     detail: str = ""
     missing: tuple[str, ...] = ()
+    ca: Path | None = None
+    ingress: IngressPorts | None = None
+    nodes: NodeCounts = NodeCounts()
 
-    def as_dict(self) -> dict[str, str | None]:
-        """The ``prenv cluster status --json`` contract: exactly these three keys."""
-        return {"state": self.state.value, "kubeconfig": str(self.kubeconfig), "server": self.server}
+    def as_dict(self) -> dict[str, object]:
+        """The ``prenv cluster status --json`` contract (shared/DESIGN.md): ``state``, ``kubeconfig``, ``server``,
+        ``ca`` (path of the local CA certificate), ``ingress`` (``{"http": port, "https": port}`` on 127.0.0.1) and
+        ``nodes`` (``{"real": n, "kwok": n}``)."""
+        return {
+            "state": self.state.value,
+            "kubeconfig": str(self.kubeconfig),
+            "server": self.server,
+            "ca": str(self.ca) if self.ca else None,
+            "ingress": {"http": self.ingress.http, "https": self.ingress.https} if self.ingress else None,
+            "nodes": {"real": self.nodes.real, "kwok": self.nodes.kwok},
+        }
 
 
 @dataclass(frozen=True, slots=True)
 class ClusterInfo:
     """A running embedded cluster: how to reach it and what it is made of.
 
-    ``ports`` are every TCP port its processes listen on (apiserver, etcd client and peer, controllers), so that
-    a caller can check ``down`` released them.
+    ``ports`` are every TCP port its processes listen on (apiserver, etcd client and peer, controllers, Traefik),
+    so that a caller can check ``down`` released them. ``ingress`` are Traefik's HTTP and HTTPS ports on 127.0.0.1,
+    ``ca`` the local CA certificate that signs the wildcard certificates (``EmbeddedCluster.wildcard_certificate``).
     """
 
     name: str
@@ -57,3 +87,5 @@ class ClusterInfo:
     nodes: tuple[str, ...]
     ingress_class: str
     ingress_ip: str
+    ingress: IngressPorts
+    ca: Path

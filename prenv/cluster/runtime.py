@@ -2,7 +2,8 @@
 
 It strings the other modules together: ``kwokctl`` starts etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and the KWOK controller; ``bootstrap`` creates the fake nodes and the ingress footprint and
-waits for readiness; ``ingress_publisher`` runs next to it; ``processes`` proves that everything stopped.
+waits for readiness; ``pki`` makes the local CA; ``traefik`` configures the ingress controller we run next to
+it; ``processes`` proves that everything stopped.
 The CLI and the pytest fixture both use this class, so tests exercise exactly what developers run.
 """
 
@@ -20,10 +21,10 @@ from pathlib import Path
 import yaml
 
 from prenv import procs
-from prenv.cluster import bootstrap, ingress_publisher, kwokctl, processes
+from prenv.cluster import bootstrap, kwokctl, pki, processes, traefik
 from prenv.cluster.bootstrap import NodeSpec
 from prenv.cluster.layout import DEFAULT_NAME, ClusterLayout
-from prenv.cluster.records import ClusterInfo, ClusterState, ClusterStatus
+from prenv.cluster.records import ClusterInfo, ClusterState, ClusterStatus, IngressPorts, NodeCounts
 from prenv.errors import ClusterError
 
 logger = logging.getLogger(__name__)
@@ -46,8 +47,8 @@ class EmbeddedCluster:
         name: DNS-label-like name; clusters with different names run side by side on different ports.
         state_dir: defaults to ``$PRENV_STATE_DIR`` or ``<checkout>/.state``.
         nodes: the fake nodes to create.
-        ingress_class: the IngressClass created and served by the status publisher.
-        ingress_ip: the address published in ``status.loadBalancer``.
+        ingress_class: the IngressClass created and served by Traefik.
+        ingress_ip: the address Traefik publishes in ``status.loadBalancer``.
         tool_path: how to find a binary by name; defaults to ``prenv.toolchain.tool_path``.
     """
 
@@ -77,35 +78,51 @@ class EmbeddedCluster:
         """Running, stopped or broken; never raises for a missing or half-removed cluster."""
         layout = self.layout
         server = self._server()
+
+        def result(state: ClusterState, detail: str = "", missing: tuple[str, ...] = ()) -> ClusterStatus:
+            return ClusterStatus(
+                state,
+                layout.kubeconfig,
+                server,
+                detail,
+                missing,
+                ca=layout.ca_cert if layout.ca_cert.exists() else None,
+                ingress=traefik.read_ports(layout.traefik_config),
+                nodes=self._node_counts(),
+            )
+
         try:
             record = kwokctl.read_record(layout)
         except ClusterError as e:
-            return ClusterStatus(ClusterState.BROKEN, layout.kubeconfig, server, str(e))
+            return result(ClusterState.BROKEN, str(e))
         if record is None:
-            return ClusterStatus(ClusterState.STOPPED, layout.kubeconfig, server)
-        expected = [(c.name, c.pidfile, str(c.binary)) for c in record.components]
-        expected.append(("ingress-publisher", layout.publisher_pidfile, ingress_publisher.MODULE))
+            return result(ClusterState.STOPPED)
         alive: list[str] = []
         dead: list[str] = []
-        for name, pidfile, marker in expected:
+        for name, pidfile, marker in self._expected_processes(record):
             pid = processes.read_pidfile(pidfile)
             (alive if pid is not None and processes.is_alive(pid, marker) else dead).append(name)
         if not alive:
-            return ClusterStatus(ClusterState.STOPPED, layout.kubeconfig, server)
+            return result(ClusterState.STOPPED)
         if dead:
-            return ClusterStatus(
-                ClusterState.BROKEN, layout.kubeconfig, server, f"not running: {', '.join(dead)}", tuple(dead)
-            )
+            return result(ClusterState.BROKEN, f"not running: {', '.join(dead)}", tuple(dead))
         try:
             with contextlib.closing(bootstrap.api_client(layout.kubeconfig)) as api:
                 ok = bootstrap.readyz(api)
         except Exception as e:  # any failure to reach /readyz means "broken"; the detail says which
-            return ClusterStatus(
-                ClusterState.BROKEN, layout.kubeconfig, server, f"apiserver unreachable: {type(e).__name__}"
-            )
+            return result(ClusterState.BROKEN, f"apiserver unreachable: {type(e).__name__}")
         if not ok:
-            return ClusterStatus(ClusterState.BROKEN, layout.kubeconfig, server, "apiserver /readyz is not ok")
-        return ClusterStatus(ClusterState.RUNNING, layout.kubeconfig, server)
+            return result(ClusterState.BROKEN, "apiserver /readyz is not ok")
+        return result(ClusterState.RUNNING)
+
+    def _expected_processes(self, record: kwokctl.KwokRecord | None) -> list[tuple[str, Path, str]]:
+        """``(name, pidfile, command-line marker)`` of every process the cluster runs, in start order."""
+        expected = [(c.name, c.pidfile, str(c.binary)) for c in (record.components if record else ())]
+        expected.append(("traefik", self.layout.traefik_pidfile, traefik.marker(self.layout.traefik_config)))
+        return expected
+
+    def _node_counts(self) -> NodeCounts:
+        return NodeCounts(real=0, kwok=self.nodes.count)
 
     def _server(self) -> str | None:
         try:
@@ -119,29 +136,30 @@ class EmbeddedCluster:
         server = self._server()
         if record is None or server is None:
             raise ClusterError(f"cluster {self.name} does not exist (no {self.layout.kwok_config})")
+        ingress = traefik.read_ports(self.layout.traefik_config)
+        if ingress is None:
+            raise ClusterError(f"cluster {self.name} has no ingress controller (no {self.layout.traefik_config})")
         return ClusterInfo(
             name=self.name,
             kubeconfig=self.layout.kubeconfig,
             server=server,
             context=self.layout.context,
             state_dir=self.layout.root,
-            ports=tuple(sorted(record.ports.values())),
+            ports=tuple(sorted({*record.ports.values(), ingress.http, ingress.https})),
             nodes=self.nodes.names(),
             ingress_class=self.ingress_class,
             ingress_ip=self.ingress_ip,
+            ingress=ingress,
+            ca=self.layout.ca_cert,
         )
 
     def pids(self) -> dict[str, int]:
         """Live pid of every process of the cluster, by component name."""
-        record = kwokctl.read_record(self.layout)
         found: dict[str, int] = {}
-        for component in record.components if record else ():
-            pid = processes.read_pidfile(component.pidfile)
-            if pid is not None and processes.is_alive(pid, str(component.binary)):
-                found[component.name] = pid
-        pid = processes.read_pidfile(self.layout.publisher_pidfile)
-        if pid is not None and processes.is_alive(pid, ingress_publisher.MODULE):
-            found["ingress-publisher"] = pid
+        for name, pidfile, marker in self._expected_processes(kwokctl.read_record(self.layout)):
+            pid = processes.read_pidfile(pidfile)
+            if pid is not None and processes.is_alive(pid, marker):
+                found[name] = pid
         return found
 
     def rss_bytes(self) -> int:
@@ -230,8 +248,12 @@ class EmbeddedCluster:
             bootstrap.wait_until("apiserver /readyz", lambda: bootstrap.readyz(api), timeout=READY_TIMEOUT)
             step("apiserver ready")
             bootstrap.create_objects(api, self.nodes, self.ingress_class, tools.kube_version)
-            self._start_publisher()
-            step(f"{self.nodes.count} nodes, IngressClass {self.ingress_class} and ingress publisher in place")
+            pki.ensure_ca(self.layout.tls_dir, f"prenv local CA ({self.name})")
+            ports = self._start_traefik(tools)
+            step(
+                f"{self.nodes.count} nodes and IngressClass {self.ingress_class} in place; Traefik on "
+                f"http://127.0.0.1:{ports.http} and https://127.0.0.1:{ports.https}"
+            )
             names = self.nodes.names()
             bootstrap.wait_until(
                 "nodes Ready and schedulable", lambda: bootstrap.nodes_ready(api, names), timeout=READY_TIMEOUT
@@ -244,14 +266,59 @@ class EmbeddedCluster:
             )
             step("ServiceAccount default/default exists")
 
-    def _start_publisher(self) -> None:
-        pidfile = self.layout.publisher_pidfile
-        pid = processes.read_pidfile(pidfile)
-        if pid is not None and processes.is_alive(pid, ingress_publisher.MODULE):
-            return
-        argv = ingress_publisher.command(self.layout.kubeconfig, self.ingress_class, self.ingress_ip)
-        pid = processes.spawn_detached(argv, log=self.layout.publisher_log, pidfile=pidfile, cwd=self.layout.root)
-        logger.debug("ingress publisher started as pid %d", pid)
+            bootstrap.wait_until(
+                "Traefik listening on its entryPoints",
+                lambda: self._traefik_listening(ports),
+                timeout=READY_TIMEOUT,
+            )
+            step("Traefik serving")
+
+    def _start_traefik(self, tools: kwokctl.Toolset) -> IngressPorts:
+        """Start Traefik unless it runs; its ports are chosen on the first start and kept in its config file."""
+        layout = self.layout
+        ports = traefik.read_ports(layout.traefik_config)
+        marker = traefik.marker(layout.traefik_config)
+        pid = processes.read_pidfile(layout.traefik_pidfile)
+        if ports is not None and pid is not None and processes.is_alive(pid, marker):
+            return ports
+        if ports is None or procs.listening_ports([ports.http, ports.https]):
+            # First start, or someone else took a port while the cluster was stopped: choose afresh.
+            http, https = procs.free_ports(2)
+            ports = IngressPorts(http=http, https=https)
+        config = traefik.static_config(
+            ingress_class=self.ingress_class, ingress_ip=self.ingress_ip, ports=ports, log=layout.traefik_log
+        )
+        traefik.write_config(layout.traefik_config, config)
+        pid = processes.spawn_detached(
+            traefik.command(tools.traefik, layout.traefik_config),
+            log=layout.traefik_log,
+            pidfile=layout.traefik_pidfile,
+            cwd=layout.root,
+            env=traefik.environment(layout.kubeconfig),
+        )
+        logger.debug("traefik started as pid %d", pid)
+        return ports
+
+    def _traefik_listening(self, ports: IngressPorts) -> bool:
+        pid = processes.read_pidfile(self.layout.traefik_pidfile)
+        if pid is None or not processes.is_alive(pid, traefik.marker(self.layout.traefik_config)):
+            raise ClusterError(
+                f"traefik exited; see {self.layout.traefik_log}:\n{kwokctl.tail(self._traefik_log_text())}"
+            )
+        return procs.listening_ports([ports.http, ports.https]) == {ports.http, ports.https}
+
+    def _traefik_log_text(self) -> str:
+        try:
+            return self.layout.traefik_log.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def wildcard_certificate(self, base_domain: str) -> pki.KeyPair:
+        """The ``*.<base_domain>`` certificate and key (PEM files) signed by this cluster's CA, made once and
+        reused; hand them to the shared stack (``prenv:wildcardCertFile`` / ``prenv:wildcardKeyFile``)."""
+        with self._locked():
+            ca = pki.ensure_ca(self.layout.tls_dir, f"prenv local CA ({self.name})")
+            return pki.ensure_wildcard(self.layout.tls_dir, ca, base_domain)
 
     # ----------------------------------------------------------------------------------------------- down
 
@@ -273,8 +340,10 @@ class EmbeddedCluster:
             return
         record = kwokctl.read_record(layout)
         ports = set(record.ports.values()) if record else set()
-        targets = [(c.pidfile, str(c.binary)) for c in (record.components if record else ())]
-        targets.append((layout.publisher_pidfile, ingress_publisher.MODULE))
+        ingress = traefik.read_ports(layout.traefik_config)
+        if ingress is not None:
+            ports |= {ingress.http, ingress.https}
+        targets = [(pidfile, marker) for _, pidfile, marker in self._expected_processes(record)]
         pids = [(pid, marker) for pidfile, marker in targets if (pid := processes.read_pidfile(pidfile)) is not None]
         # One at a time, in reverse start order (kwokctl's own order): clients before the apiserver, the
         # apiserver before etcd, or the apiserver's graceful shutdown hangs on a vanished etcd. No kwokctl

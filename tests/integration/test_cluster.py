@@ -1,7 +1,7 @@
 """The embedded cluster behaves like the clusters preview environments are deployed to.
 
 Each test checks one thing the stacks rely on: rollouts finish, Services get endpoints, admission enforces
-quotas and limit defaults, namespace deletion cascades, Ingresses get a load-balancer status.
+quotas and limit defaults, namespace deletion cascades, Ingresses get a load-balancer status from Traefik.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_up_on_a_running_cluster_reports_it_and_changes_nothing(cluster: Cluster
         "kube-controller-manager",
         "kube-scheduler",
         "kwok-controller",
-        "ingress-publisher",
+        "traefik",
     }
 
 
@@ -279,15 +279,16 @@ def test_deleting_a_namespace_removes_everything_in_it(cluster: ClusterInfo, clu
     assert not client.AppsV1Api(cluster_api).list_namespaced_replica_set(namespace).items
 
 
-def test_the_ingress_controller_footprint_exists(cluster_api: client.ApiClient) -> None:
+def test_the_ingress_class_is_the_default_and_names_traefik_as_its_controller(cluster_api: client.ApiClient) -> None:
     klass = client.NetworkingV1Api(cluster_api).read_ingress_class("nginx")
     assert klass.metadata.annotations["ingressclass.kubernetes.io/is-default-class"] == "true"
+    assert klass.spec.controller == "traefik.io/ingress-controller"
     namespace = client.CoreV1Api(cluster_api).read_namespace("ingress-nginx")
     assert namespace.metadata.labels["kubernetes.io/metadata.name"] == "ingress-nginx"
 
 
 @pytest.mark.parametrize("class_name", ["nginx", None], ids=["class-nginx", "class-less-gets-default"])
-def test_an_ingress_gets_its_load_balancer_status_from_the_publisher(
+def test_an_ingress_gets_its_load_balancer_status_from_traefik(
     cluster: ClusterInfo, cluster_api: client.ApiClient, cluster_namespace: str, class_name: str | None
 ) -> None:
     ingress: dict[str, Any] = {

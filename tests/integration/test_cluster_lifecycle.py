@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
+from prenv import procs
 from prenv.cluster import ClusterState, EmbeddedCluster
 from prenv.cluster import processes as proc
 from prenv.cluster.bootstrap import api_client
@@ -45,14 +46,15 @@ def _cli(*args: str, state_dir: Path, name: str) -> subprocess.CompletedProcess[
 def test_down_after_up_leaves_no_listening_port_process_or_data(lifecycle_cluster: EmbeddedCluster) -> None:
     info = lifecycle_cluster.up()
     pids = lifecycle_cluster.pids()
-    assert len(pids) == 6
-    assert len(info.ports) >= 5
-    assert proc.listening_ports(info.ports) == set(info.ports)
+    assert len(pids) == 6 and "traefik" in pids
+    assert len(info.ports) >= 7
+    assert {info.ingress.http, info.ingress.https} <= set(info.ports)
+    assert procs.listening_ports(info.ports) == set(info.ports)
     assert lifecycle_cluster.status().state is ClusterState.RUNNING
 
     lifecycle_cluster.down()
 
-    assert proc.listening_ports(info.ports) == set()
+    assert procs.listening_ports(info.ports) == set()
     for name, pid in pids.items():
         assert not Path(f"/proc/{pid}").exists() or not proc.cmdline(pid), f"{name} (pid {pid}) is still running"
     assert not info.state_dir.exists()
@@ -110,10 +112,13 @@ def test_the_cli_prints_the_kubeconfig_and_the_status_contract(lifecycle_cluster
     status = _cli("status", "--json", state_dir=layout.state_dir, name=layout.name)
     document = json.loads(status.stdout)
     assert status.returncode == 0
-    assert set(document) == {"state", "kubeconfig", "server"}
+    assert set(document) == {"state", "kubeconfig", "server", "ca", "ingress", "nodes"}
     assert document["state"] == "running"
     assert document["kubeconfig"] == str(layout.kubeconfig)
     assert document["server"].startswith("https://127.0.0.1:")
+    assert document["ca"] == str(layout.ca_cert)
+    assert procs.listening_ports(document["ingress"].values()) == set(document["ingress"].values())
+    assert document["nodes"] == {"real": 0, "kwok": 2}
 
     down = _cli("down", state_dir=layout.state_dir, name=layout.name)
     assert down.returncode == 0, down.stderr

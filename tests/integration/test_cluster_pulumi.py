@@ -1,7 +1,7 @@
 """pulumi-kubernetes deploys to the embedded cluster with its normal await logic, and destroys cleanly.
 
 This is the cluster's side of the contract: a Deployment becomes ready, its Service gets endpoints and its
-Ingress gets a load-balancer address from the status publisher, so ``pulumi up`` finishes without skipping
+Ingress gets a load-balancer address from Traefik, so ``pulumi up`` finishes without skipping
 awaits (``pulumi.com/skipAwait``) and without waiting for a timeout.
 """
 

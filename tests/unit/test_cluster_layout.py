@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from prenv.cluster.layout import ClusterLayout, default_state_dir
-from prenv.cluster.records import ClusterState, ClusterStatus
+from prenv.cluster.records import ClusterState, ClusterStatus, IngressPorts, NodeCounts
 from prenv.errors import ConfigError
 
 
@@ -39,8 +39,10 @@ def test_everything_a_cluster_owns_lives_under_its_own_directory(tmp_path: Path)
         layout.kwok_config,
         layout.pids_dir,
         layout.logs_dir,
-        layout.publisher_pidfile,
-        layout.publisher_log,
+        layout.traefik_config,
+        layout.traefik_pidfile,
+        layout.traefik_log,
+        layout.ca_cert,
         layout.kwokctl_log,
     ):
         assert root in path.parents
@@ -61,9 +63,20 @@ def test_state_dir_comes_from_the_environment_when_set(tmp_path: Path, monkeypat
 
 
 def test_status_json_has_exactly_the_documented_keys(tmp_path: Path) -> None:
-    status = ClusterStatus(ClusterState.BROKEN, tmp_path / "kc.yaml", "https://127.0.0.1:1", "detail is not exported")
+    status = ClusterStatus(
+        ClusterState.BROKEN,
+        tmp_path / "kc.yaml",
+        "https://127.0.0.1:1",
+        "detail is not exported",
+        ca=tmp_path / "ca.crt",
+        ingress=IngressPorts(http=8080, https=8443),
+        nodes=NodeCounts(real=0, kwok=2),
+    )
     assert status.as_dict() == {
         "state": "broken",
         "kubeconfig": str(tmp_path / "kc.yaml"),
         "server": "https://127.0.0.1:1",
+        "ca": str(tmp_path / "ca.crt"),
+        "ingress": {"http": 8080, "https": 8443},
+        "nodes": {"real": 0, "kwok": 2},
     }

@@ -12,10 +12,10 @@ import pytest
 from typer.testing import CliRunner
 
 from prenv import procs
-from prenv.cluster import EmbeddedCluster, processes
+from prenv.cluster import EmbeddedCluster, pki, processes, traefik
 from prenv.cluster.cli import app
 from prenv.cluster.layout import ClusterLayout
-from prenv.cluster.records import ClusterState
+from prenv.cluster.records import ClusterState, IngressPorts
 
 LISTENER = f"""#!{sys.executable}
 import socket, sys, time
@@ -81,7 +81,7 @@ def test_status_goes_stopped_broken_and_down_leaves_no_process_port_or_file(tmp_
     etcd = _start(layout, "etcd", scripts["etcd"])
     status = cluster.status()
     assert status.state is ClusterState.BROKEN
-    assert "kube-apiserver" in status.detail and "ingress-publisher" in status.detail
+    assert "kube-apiserver" in status.detail and "traefik" in status.detail
     assert status.server == f"https://127.0.0.1:{port}"
 
     apiserver = _start(layout, "kube-apiserver", scripts["kube-apiserver"], str(port))
@@ -108,7 +108,38 @@ def test_status_json_prints_exactly_the_contract_and_exits_3_when_stopped(tmp_pa
         "state": "stopped",
         "kubeconfig": str(ClusterLayout.of("gw0", tmp_path).kubeconfig),
         "server": None,
+        "ca": None,
+        "ingress": None,
+        "nodes": {"real": 0, "kwok": 2},
     }
+
+
+def test_status_json_names_the_ca_and_the_ingress_ports_once_the_cluster_has_them(tmp_path: Path) -> None:
+    cluster = EmbeddedCluster("gw0", tmp_path)
+    layout = cluster.layout
+    pki.ensure_ca(layout.tls_dir, "test CA")
+    traefik.write_config(
+        layout.traefik_config,
+        traefik.static_config(
+            ingress_class="nginx", ingress_ip="127.0.0.1", ports=IngressPorts(40001, 40002), log=layout.traefik_log
+        ),
+    )
+    result = CliRunner().invoke(app, ["status", "--json", "--name", "gw0", "--state-dir", str(tmp_path)])
+    document = json.loads(result.stdout)
+    assert document["ca"] == str(layout.ca_cert)
+    assert document["ingress"] == {"http": 40001, "https": 40002}
+    assert document["nodes"] == {"real": 0, "kwok": 2}
+
+
+def test_the_wildcard_command_prints_a_certificate_and_key_signed_by_the_cluster_ca(tmp_path: Path) -> None:
+    args = ["wildcard", "--base-domain", "preview.test", "--name", "gw0", "--state-dir", str(tmp_path)]
+    first = CliRunner().invoke(app, args)
+    assert first.exit_code == 0, first.output
+    cert, key = (Path(line) for line in first.stdout.splitlines())
+    assert pki.dns_names(cert) == ["*.preview.test", "preview.test"]
+    assert key.read_text().startswith("-----BEGIN PRIVATE KEY-----")
+    assert CliRunner().invoke(app, args).stdout == first.stdout
+    assert cert.read_bytes() == EmbeddedCluster("gw0", tmp_path).wildcard_certificate("preview.test").cert.read_bytes()
 
 
 def test_up_without_the_toolchain_fails_with_the_tool_error(tmp_path: Path) -> None:
