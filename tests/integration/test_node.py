@@ -96,7 +96,8 @@ def test_the_sandbox_image_built_here_keeps_running_under_containerd_and_teardow
     node.containerd.ctr("run", "--detach", "--runc-root", str(node.layout.runc_root), images.SANDBOX_IMAGE, "sbx")
     wait_until("the sandbox task to run", lambda: task(node, "sbx")[1] == "RUNNING", timeout=30)
     pid, _ = task(node, "sbx")
-    assert processes.cmdline(pid) == ["/pause"]
+    # "runc init" until runc starts the container, then the image's entrypoint.
+    wait_until("the sandbox to exec /pause", lambda: processes.cmdline(pid) == ["/pause"], timeout=10)
     shims = teardown.shim_pids(node.layout.containerd_socket)
     assert len(shims) == 1
     assert teardown.mounts_below(node.layout.mount_roots())  # its root filesystem
@@ -142,7 +143,7 @@ def test_a_pod_sandbox_on_the_bridge_is_removed_with_its_bridge_rules_and_mounts
     ip = status["status"]["network"]["ip"]
     assert ipaddress.ip_address(ip) in ipaddress.ip_network(node.network.subnet)
     sandbox_pid = int(status["info"]["pid"])
-    assert processes.cmdline(sandbox_pid) == ["/pause"]
+    wait_until("the sandbox to exec /pause", lambda: processes.cmdline(sandbox_pid) == ["/pause"], timeout=10)
     assert teardown.link_exists(node.network.bridge)
     assert teardown.network_rules(node.network.name), "the bridge and portmap plugins added no iptables rule"
     assert any("netns" in str(m) for m in teardown.mounts_below(node.layout.mount_roots()))

@@ -11,7 +11,7 @@ Nothing imports this package yet; ``prenv cluster up`` still runs KWOK nodes onl
   iptables rules, cgroups, files.
 
 In order: ``write_cni_conflist``, ``Containerd.start``, ``build_sandbox_image`` + ``import_image``,
-``Kubelet.start``; ``teardown`` undoes all of it (tests/integration/test_node_kubelet.py does exactly this
+``Kubelet.start``; ``teardown.teardown`` undoes all of it (tests/integration/test_node_kubelet.py does exactly this
 against the session's cluster).
 
 Linux only, and root only: containerd, runc, bridges and iptables need it.
@@ -24,7 +24,6 @@ from prenv.cluster.node.containerd import Containerd, render_config
 from prenv.cluster.node.images import SANDBOX_IMAGE, build_binary_image, build_sandbox_image, import_image
 from prenv.cluster.node.kubelet import Kubelet
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
-from prenv.cluster.node.teardown import Report, teardown
 
 __all__ = [
     "SANDBOX_IMAGE",
@@ -33,12 +32,10 @@ __all__ = [
     "KubeletSettings",
     "NodeLayout",
     "NodeNetwork",
-    "Report",
     "build_binary_image",
     "build_sandbox_image",
     "import_image",
     "render_config",
-    "teardown",
     "write_cni_conflist",
     "write_kubelet_config",
 ]
