@@ -1,11 +1,13 @@
 """End to end through the CLI: a file of three PRs → `prenv sync` → environments; push, close, and quiet cycles.
 
 Runs the real `prenv` console script against the real toolchain, the embedded cluster and PostgreSQL, with a
-``file://`` backend and, in a second test, an ``s3://`` backend on moto's server.
+``file://`` backend and, in a second test, an ``s3://`` backend on moto's server. TLS as in production:
+``tls.mode: wildcard``, the shared stack holding the certificate the cluster's CA signed, Traefik serving it.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -19,7 +21,9 @@ from kubernetes import client
 
 from devtools.localdb import LocalPostgres
 from prenv import db
-from tests.fixtures.preview import unique_pr
+from prenv.cluster import ClusterInfo
+from tests.fixtures.cluster import wait_for_certificate
+from tests.fixtures.preview import BASE_DOMAIN, shared_stack, unique_pr
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -68,7 +72,7 @@ class Driver:
         return json.loads(done.stdout)
 
 
-def run_lifecycle(d: Driver, cluster_api: client.ApiClient, postgres: LocalPostgres) -> None:
+def run_lifecycle(d: Driver, cluster: ClusterInfo, cluster_api: client.ApiClient, postgres: LocalPostgres) -> None:
     a, b, c, bad = unique_pr(), unique_pr(), unique_pr(), unique_pr()
     # A record with a control character in its title is skipped with a logged reason, never deployed.
     d.open([pr(a, "a"), pr(b, "b"), pr(c, "c"), {**pr(bad, "e"), "title": "line\nbreak"}])
@@ -86,7 +90,13 @@ def run_lifecycle(d: Driver, cluster_api: client.ApiClient, postgres: LocalPostg
     listed = {e["pr"]: e for e in d.json("list")}
     assert set(listed) == {a, b, c}
     assert listed[a]["status"] == "ready"
-    assert listed[a]["url"] == f"http://web-{a}.preview.test"
+    assert listed[a]["url"] == f"https://web-{a}.{BASE_DOMAIN}"
+    # Traefik presents the shared wildcard certificate (copied into pr-<a>) for the PR's host; a handshake only,
+    # the pods are KWOK's. The cluster's CA verifies the chain and the name.
+    wildcard = base64.b64decode(
+        client.CoreV1Api(cluster_api).read_namespaced_secret("prenv-wildcard-tls", f"pr-{a}").data["tls.crt"]
+    )
+    wait_for_certificate(cluster, f"web-{a}.{BASE_DOMAIN}", wildcard)
     assert set(listed[a]) == {"pr", "stack", "url", "sha", "status", "age_seconds", "error"}
     generation_a = apps.read_namespaced_deployment("web", f"pr-{a}").metadata.generation
 
@@ -115,22 +125,27 @@ def run_lifecycle(d: Driver, cluster_api: client.ApiClient, postgres: LocalPostg
 
 def test_three_prs_from_a_file_live_and_die_with_prenv_sync_on_a_file_backend(
     tmp_path: Path,
-    project_dir: Path,
+    wildcard_project_dir: Path,
     backend_url: str,
     preview_env: dict[str, str],
+    cluster: ClusterInfo,
     cluster_api: client.ApiClient,
     postgres: LocalPostgres,
 ) -> None:
-    run_lifecycle(Driver(tmp_path, project_dir, backend_url, preview_env), cluster_api, postgres)
+    with shared_stack(wildcard_project_dir, backend_url, preview_env):
+        d = Driver(tmp_path, wildcard_project_dir, backend_url, preview_env)
+        run_lifecycle(d, cluster, cluster_api, postgres)
 
 
 def test_the_same_lifecycle_on_an_s3_backend(
     tmp_path: Path,
-    project_dir: Path,
+    wildcard_project_dir: Path,
     preview_env: dict[str, str],
     s3_backend: str,
+    cluster: ClusterInfo,
     cluster_api: client.ApiClient,
     postgres: LocalPostgres,
 ) -> None:
     env = {**preview_env, **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}
-    run_lifecycle(Driver(tmp_path, project_dir, s3_backend, env), cluster_api, postgres)
+    with shared_stack(wildcard_project_dir, s3_backend, env):
+        run_lifecycle(Driver(tmp_path, wildcard_project_dir, s3_backend, env), cluster, cluster_api, postgres)
