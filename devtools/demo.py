@@ -3,11 +3,16 @@
 Starts a throwaway PostgreSQL (with a seed database every PR branches from) and the embedded cluster, deploys the
 shared stack, then runs the driver against a file source of three PRs and shows the environments; then pushes to
 one PR, closes another, and shows the result. ``make demo-down`` removes everything it started.
+
+TLS is as in production (``tls.mode: wildcard``): the cluster's CA signs ``*.<base domain>``, the shared stack holds
+that certificate and every PR namespace gets a copy, which Traefik serves. The demo runs a copy of the project
+(``.state/demo/project``) whose template differs from the shipped one only in ``tls`` and ``sharedStack``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import shutil
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -24,6 +29,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state"
 DEMO = STATE / "demo"
+PROJECT = DEMO / "project"
 SEED = "app_seed"
 console = Console(width=None if sys.stdout.isatty() else 110)
 
@@ -84,16 +90,19 @@ def up() -> None:
         pg = _postgres()
         pg.start()  # attaches to the server when a previous demo left it running
         _seed(pg.dsn)
-    with step("Kubernetes: starting the embedded cluster (etcd, kube-apiserver, controllers, KWOK)"):
+    with step("Kubernetes: starting the embedded cluster (etcd, kube-apiserver, controllers, KWOK, Traefik)"):
         info = _cluster().up(progress=lambda msg, secs: console.print(f"  {msg} ({secs:.1f}s)"))
         console.print(f"  kubeconfig: {info.kubeconfig}")
+    with step("TLS: the cluster's CA signs the wildcard certificate the shared stack will hold"):
+        cert = _wildcard_project(_cluster())
+        console.print(f"  certificate: {cert}\n  local CA:    {info.ca}")
     prs_file = DEMO / "prs.yaml"
     config_file = DEMO / "prenv.yaml"
     prs_file.write_text(yaml.safe_dump(PRS, sort_keys=False))
     config_file.write_text(
         yaml.safe_dump(
             {
-                "project_dir": str(ROOT),
+                "project_dir": str(PROJECT),
                 "source": {"type": "file", "file": {"path": str(prs_file)}},
                 "filters": {"labels": ["preview"]},
                 "state": {"backend": f"file://{STATE / 'pulumi'}"},
@@ -125,6 +134,27 @@ def up() -> None:
         f"     .venv/bin/prenv list -c {config_file}\n"
         "Stop everything with: make demo-down"
     )
+
+
+def _wildcard_project(cluster: Any) -> Path:
+    """The demo's project: the shipped one in ``tls.mode: wildcard``, and the shared stack's config naming the
+    certificate and key the cluster's CA made for the template's base domain. Returns the certificate's path."""
+    PROJECT.mkdir(parents=True, exist_ok=True)
+    for name in ("Pulumi.yaml", "__main__.py"):
+        shutil.copy(ROOT / name, PROJECT / name)
+    template = yaml.safe_load((ROOT / "Pulumi.preview.yaml").read_text())
+    template["config"]["prenv:tls"] = {"mode": "wildcard"}
+    template["config"]["prenv:sharedStack"] = "organization/prenv/shared"  # the DIY backend's name for it
+    (PROJECT / "Pulumi.preview.yaml").write_text(yaml.safe_dump(template, sort_keys=False))
+    pair = cluster.wildcard_certificate(template["config"]["prenv:baseDomain"])
+    # Merged into what is there: pulumi keeps the stack's encryption salt in the same file.
+    shared_file = PROJECT / "Pulumi.shared.yaml"
+    shared = yaml.safe_load(shared_file.read_text()) if shared_file.exists() else {}
+    shared.setdefault("config", {}).update(
+        {"prenv:wildcardCertFile": str(pair.cert), "prenv:wildcardKeyFile": str(pair.key)}
+    )
+    shared_file.write_text(yaml.safe_dump(shared, sort_keys=False))
+    return Path(pair.cert)
 
 
 def _seed(dsn: str) -> None:
@@ -160,8 +190,6 @@ def down() -> None:
         pg = _postgres()
         pg.stop()
         pg.remove()
-        import shutil
-
         for sub in ("pulumi", "demo"):
             shutil.rmtree(STATE / sub, ignore_errors=True)
         for empty in (STATE / "cluster", STATE):
