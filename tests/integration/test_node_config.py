@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from prenv.cluster.node import config, containerd, images, teardown
+from prenv.cluster.node import config, containerd, images, kubelet, teardown
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
 from prenv.errors import ClusterError, ConfigError
 
@@ -213,3 +213,19 @@ def test_a_network_whose_name_is_a_prefix_of_ours_is_not_ours() -> None:
     (nat,) = teardown.parse_iptables_save(IPTABLES_NAT.replace('\\"other\\"', '\\"prenv-2\\"'))
     touched = " ".join(" ".join(c) for c in teardown.cleanup_commands(nat, "prenv"))
     assert "1bb2c5e6f7a8b9c0d1e2f3a4" not in touched
+
+
+def test_cgroup_hierarchies_are_every_cgroup_v1_and_v2_mount() -> None:
+    mountinfo = (
+        "30 22 0:26 / /sys/fs/cgroup ro - tmpfs tmpfs ro,mode=755\n"
+        "31 30 0:27 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw,nsdelegate\n"
+        "32 30 0:28 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,xattr,name=systemd\n"
+        "33 30 0:29 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory\n"
+        "34 30 0:30 / /sys/fs/cgroup/cpu,cpuacct rw - cgroup cgroup rw,cpu,cpuacct\n"
+    )
+    assert kubelet.cgroup_hierarchies(mountinfo) == [
+        Path("/sys/fs/cgroup/cpu,cpuacct"),
+        Path("/sys/fs/cgroup/memory"),
+        Path("/sys/fs/cgroup/systemd"),
+        Path("/sys/fs/cgroup/unified"),
+    ]
