@@ -39,8 +39,10 @@ UPSTREAM: dict[str, str] = {
 # github.com/pulumi/pulumi/pkg/v3@v3.260.0: .info and .mod are served but the source .zip is 403
 # ("This module version is not available"), so that engine cannot be built here. Maps a pulumi pin to
 # the nearest release whose source is served; `status` reports the substitution. Remove an entry when
-# requirements.txt moves to a pin that builds.
-ENGINE_SOURCE_FALLBACK: dict[str, str] = {"3.260.0": "3.259.0"}
+# requirements.txt moves to a pin that builds. pkg/v3@v3.272.0 (the newest SDK on PyPI) is 403 too;
+# pkg/v3 and sdk/v3 v3.274.1 are served, and an engine a little ahead of its SDK is supported (the SDK
+# negotiates features with the engine), so the 3.272.0 SDK runs on the 3.274.1 engine.
+ENGINE_SOURCE_FALLBACK: dict[str, str] = {"3.260.0": "3.259.0", "3.272.0": "3.274.1"}
 
 # github.com/pulumi/pulumi-kubernetes/provider/v4 has no tags; this pseudo-version (commit f47bc2d6,
 # 2026-01-15) is the only one served. Its go.mod requires sdk/v4 v4.24.0 and it precedes the
