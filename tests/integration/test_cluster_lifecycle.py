@@ -124,3 +124,26 @@ def test_the_cli_prints_the_kubeconfig_and_the_status_contract(lifecycle_cluster
     assert down.returncode == 0, down.stderr
     stopped = _cli("status", "--json", state_dir=layout.state_dir, name=layout.name)
     assert stopped.returncode == 3 and json.loads(stopped.stdout)["state"] == "stopped"
+
+
+def test_a_cluster_whose_traefik_died_is_broken_and_up_restarts_it_on_the_same_ports(
+    lifecycle_cluster: EmbeddedCluster,
+) -> None:
+    info = lifecycle_cluster.up()
+    traefik = lifecycle_cluster.pids()["traefik"]
+    os.kill(traefik, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while "traefik" in lifecycle_cluster.pids():
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+
+    status = lifecycle_cluster.status()
+    assert status.state is ClusterState.BROKEN
+    assert status.missing == ("traefik",)
+
+    others = {name: pid for name, pid in lifecycle_cluster.pids().items()}
+    assert lifecycle_cluster.up() == info  # same ingress ports, same CA
+    after = lifecycle_cluster.pids()
+    assert {name: after[name] for name in others} == others
+    assert after["traefik"] != traefik
+    assert procs.listening_ports([info.ingress.http, info.ingress.https]) == {info.ingress.http, info.ingress.https}
