@@ -7,6 +7,7 @@ closed → torn down and the comment says so.
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import yaml
 from prenv import settings
 from prenv.service.runner import build_service, server
 from prenv.service.service import Service
-from tests.fixtures.preview import unique_pr
+from tests.fixtures.preview import shared_stack, unique_pr
 from testsupport.github_server import FakeGitHub
 from testsupport.service_harness import REPOSITORY, SECRET, encode, for_pr, headers, wait_for
 
@@ -27,18 +28,19 @@ pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 @pytest.fixture
 def real_service(
     tmp_path: Path,
-    project_dir: Path,
+    wildcard_project_dir: Path,
     backend_url: str,
     preview_env: dict[str, str],
     fake_github: FakeGitHub,
     monkeypatch: pytest.MonkeyPatch,
-) -> Service:
-    """The service `prenv serve` builds from a prenv.yaml: GitHub source on the fake server, real stacks."""
+) -> Iterator[Service]:
+    """The service `prenv serve` builds from a prenv.yaml: GitHub source on the fake server, real stacks, TLS in
+    wildcard mode (the shared stack holds the certificate the cluster's CA signed)."""
     config = tmp_path / "prenv.yaml"
     config.write_text(
         yaml.safe_dump(
             {
-                "project_dir": str(project_dir),
+                "project_dir": str(wildcard_project_dir),
                 "source": {"type": "github", "github": {"repository": REPOSITORY, "base_url": fake_github.base_url}},
                 "filters": {"labels": ["preview"]},
                 "state": {"backend": backend_url},
@@ -51,7 +53,8 @@ def real_service(
             monkeypatch.setenv(key, preview_env[key])
     monkeypatch.setenv("GITHUB_TOKEN", "ghp_fake_token_for_tests")
     monkeypatch.setenv("PRENV_WEBHOOK_SECRET", SECRET.decode())
-    return build_service(settings.load(config))
+    with shared_stack(wildcard_project_dir, backend_url, preview_env):
+        yield build_service(settings.load(config))
 
 
 def test_webhooks_bring_an_environment_up_update_it_and_tear_it_down_with_one_comment(
@@ -83,7 +86,7 @@ def test_webhooks_bring_an_environment_up_update_it_and_tear_it_down_with_one_co
             deliver(http, "labeled")
             wait_for(lambda: deployed_sha() == "1" * 40, timeout=240, what="the environment")
             wait_for(lambda: len(repo.comments.get(n, [])) == 1, timeout=30, what="the PR comment")
-            wait_for(lambda: f"web-{n}.preview.test" in repo.comments[n][0]["body"], timeout=30, what="URL")
+            wait_for(lambda: f"https://web-{n}.preview.test" in repo.comments[n][0]["body"], timeout=30, what="URL")
 
             fake_github.add_pull(REPOSITORY, n, sha="2" * 40, labels=["preview"])
             deliver(http, "synchronize")
