@@ -344,6 +344,8 @@ class EmbeddedCluster:
         if ingress is not None:
             ports |= {ingress.http, ingress.https}
         targets = [(pidfile, marker) for _, pidfile, marker in self._expected_processes(record)]
+        # A cluster started before Traefik served it may still run the ingress status publisher Traefik replaced.
+        targets.append((layout.root / "ingress-publisher.pid", "prenv.cluster.ingress_publisher"))
         pids = [(pid, marker) for pidfile, marker in targets if (pid := processes.read_pidfile(pidfile)) is not None]
         # One at a time, in reverse start order (kwokctl's own order): clients before the apiserver, the
         # apiserver before etcd, or the apiserver's graceful shutdown hangs on a vanished etcd. No kwokctl

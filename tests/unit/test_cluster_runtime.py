@@ -166,3 +166,18 @@ def test_a_garbled_kwok_record_is_reported_as_broken_not_raised(tmp_path: Path) 
     status = cluster.status()
     assert status.state is ClusterState.BROKEN
     assert "kwok.yaml" in status.detail
+
+
+def test_down_also_stops_the_ingress_publisher_of_a_cluster_started_before_traefik(tmp_path: Path) -> None:
+    cluster = EmbeddedCluster("gw0", tmp_path)
+    cluster.layout.root.mkdir(parents=True)
+    legacy = processes.spawn_detached(
+        [sys.executable, "-c", "import time; time.sleep(120)", "-m", "prenv.cluster.ingress_publisher"],
+        log=cluster.layout.root / "ingress-publisher.log",
+        pidfile=cluster.layout.root / "ingress-publisher.pid",
+        cwd=cluster.layout.root,
+    )
+    assert processes.is_alive(legacy, "prenv.cluster.ingress_publisher")
+    cluster.down(progress=lambda *_: None)
+    assert not processes.is_alive(legacy, "prenv.cluster.ingress_publisher")
+    assert not cluster.layout.root.exists()
