@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import shutil
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import ClassVar
 
 from prenv.toolchain import cache
+from prenv.toolchain.goenv import go_binary, go_env, ldflags
 from prenv.toolchain.runner import Runner, StepResult
 from prenv.toolchain.versions import Pins
 
@@ -96,6 +99,48 @@ class Recipe(ABC):
             return
         for tool in self.tools():
             cache.link(tool.path, cache.bin_dir() / tool.name)
+
+
+class ModuleRecipe(Recipe):
+    """A recipe whose tools are commands of one upstream Go module, built at a version pinned in Pins.
+
+    Subclasses set ``key``, ``module`` (the module path), ``pin`` (the Pins field with its version) and ``tools``
+    (the binaries), and implement ``build``.
+    """
+
+    module: ClassVar[str]
+    pin: ClassVar[str]
+    tools_built: ClassVar[tuple[str, ...]]
+
+    def version(self) -> str:
+        version: str = getattr(self.pins, self.pin)
+        return version
+
+    def tool_names(self) -> tuple[str, ...]:
+        return self.tools_built
+
+    def source(self) -> str:
+        return f"{self.module}@v{self.version()}"
+
+
+def go_build(
+    runner: Runner,
+    label: str,
+    *,
+    cwd: Path,
+    output: Path | str,
+    packages: Sequence[str],
+    flags: Sequence[tuple[str, str]] = (),
+    options: Sequence[str] = (),
+) -> StepResult:
+    """``go build -trimpath -ldflags <-X flags> -o <output> <packages>`` in ``cwd`` with the toolchain's Go
+    environment; ``output`` ending in ``/`` is a directory for several commands."""
+    return runner.run(
+        label,
+        [go_binary(), "build", *options, "-trimpath", "-ldflags", ldflags(*flags), "-o", str(output), *packages],
+        cwd=cwd,
+        env=go_env(),
+    )
 
 
 def install_file(src: Path, dest: Path, mode: int = 0o755) -> None:

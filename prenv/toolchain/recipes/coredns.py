@@ -14,50 +14,34 @@ from __future__ import annotations
 from prenv.toolchain import cache
 from prenv.toolchain.goenv import (
     download,
-    go_binary,
-    go_env,
-    ldflags,
     local_go_version,
     render_go_mod,
     write_if_changed,
 )
-from prenv.toolchain.recipes.base import Recipe
+from prenv.toolchain.recipes.base import ModuleRecipe, go_build
 from prenv.toolchain.runner import Runner, StepResult
 
 MODULE = "github.com/coredns/coredns"
 
 
-class CoreDns(Recipe):
+class CoreDns(ModuleRecipe):
     key = "coredns"
-
-    def version(self) -> str:
-        return self.pins.coredns
-
-    def tool_names(self) -> tuple[str, ...]:
-        return ("coredns",)
-
-    def source(self) -> str:
-        return f"{MODULE}@v{self.version()}"
+    module = MODULE
+    pin = "coredns"
+    tools_built = ("coredns",)
 
     def build(self, runner: Runner) -> StepResult:
         v = f"v{self.version()}"
         module = download(runner, MODULE, v)
         work = cache.work_dir(f"coredns-{self.version()}")
         write_if_changed(work / "go.mod", wrapper_go_mod(v, local_go_version()))
-        return runner.run(
+        return go_build(
+            runner,
             f"coredns {self.version()}: go build",
-            [
-                go_binary(),
-                "build",
-                "-trimpath",
-                "-ldflags",
-                ldflags(*version_flags(v, module.origin_hash)),
-                "-o",
-                self.binary("coredns"),
-                MODULE,
-            ],
             cwd=work,
-            env=go_env(),
+            output=self.binary("coredns"),
+            packages=[MODULE],
+            flags=version_flags(v, module.origin_hash),
         )
 
 

@@ -9,24 +9,18 @@ containerd 1.6 like any other release. Its go.mod has no replace or exclude line
 from __future__ import annotations
 
 from prenv.toolchain import cache
-from prenv.toolchain.goenv import go_binary, go_env, ldflags, local_go_version, render_go_mod, write_if_changed
-from prenv.toolchain.recipes.base import Recipe
+from prenv.toolchain.goenv import local_go_version, render_go_mod, write_if_changed
+from prenv.toolchain.recipes.base import ModuleRecipe, go_build
 from prenv.toolchain.runner import Runner, StepResult
 
 MODULE = "sigs.k8s.io/cri-tools"
 
 
-class Crictl(Recipe):
+class Crictl(ModuleRecipe):
     key = "crictl"
-
-    def version(self) -> str:
-        return self.pins.cri_tools
-
-    def tool_names(self) -> tuple[str, ...]:
-        return ("crictl",)
-
-    def source(self) -> str:
-        return f"{MODULE}@v{self.version()}"
+    module = MODULE
+    pin = "cri_tools"
+    tools_built = ("crictl",)
 
     def build(self, runner: Runner) -> StepResult:
         work = cache.work_dir(f"crictl-{self.version()}")
@@ -34,18 +28,11 @@ class Crictl(Recipe):
             work / "go.mod",
             render_go_mod("prenv.local/crictl", local_go_version(), {MODULE: f"v{self.version()}"}),
         )
-        return runner.run(
+        return go_build(
+            runner,
             f"crictl {self.version()}: go build",
-            [
-                go_binary(),
-                "build",
-                "-trimpath",
-                "-ldflags",
-                ldflags((f"{MODULE}/pkg/version.Version", self.version())),
-                "-o",
-                self.binary("crictl"),
-                f"{MODULE}/cmd/crictl",
-            ],
             cwd=work,
-            env=go_env(),
+            output=self.binary("crictl"),
+            packages=[f"{MODULE}/cmd/crictl"],
+            flags=[(f"{MODULE}/pkg/version.Version", self.version())],
         )

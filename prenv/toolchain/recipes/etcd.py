@@ -9,14 +9,11 @@ from __future__ import annotations
 
 from prenv.toolchain import cache
 from prenv.toolchain.goenv import (
-    go_binary,
-    go_env,
-    ldflags,
     local_go_version,
     render_go_mod,
     write_if_changed,
 )
-from prenv.toolchain.recipes.base import Recipe
+from prenv.toolchain.recipes.base import ModuleRecipe, go_build
 from prenv.toolchain.runner import Runner, StepResult
 
 MODULE = "go.etcd.io/etcd/server/v3"
@@ -34,17 +31,11 @@ func main() { etcdmain.Main(os.Args) }
 """
 
 
-class Etcd(Recipe):
+class Etcd(ModuleRecipe):
     key = "etcd"
-
-    def version(self) -> str:
-        return self.pins.etcd
-
-    def tool_names(self) -> tuple[str, ...]:
-        return ("etcd",)
-
-    def source(self) -> str:
-        return f"{MODULE}@v{self.version()}"
+    module = MODULE
+    pin = "etcd"
+    tools_built = ("etcd",)
 
     def build(self, runner: Runner) -> StepResult:
         work = cache.work_dir(f"etcd-{self.version()}")
@@ -53,18 +44,6 @@ class Etcd(Recipe):
             work / "go.mod",
             render_go_mod("prenv.local/etcd", local_go_version(), {MODULE: f"v{self.version()}"}),
         )
-        return runner.run(
-            f"etcd {self.version()}: go build",
-            [
-                go_binary(),
-                "build",
-                "-trimpath",
-                "-ldflags",
-                ldflags(),
-                "-o",
-                self.binary("etcd"),
-                ".",
-            ],
-            cwd=work,
-            env=go_env(),
+        return go_build(
+            runner, f"etcd {self.version()}: go build", cwd=work, output=self.binary("etcd"), packages=["."]
         )

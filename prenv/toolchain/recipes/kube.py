@@ -22,15 +22,12 @@ from prenv.toolchain import cache
 from prenv.toolchain.goenv import (
     GoMod,
     download,
-    go_binary,
-    go_env,
-    ldflags,
     local_go_version,
     parse_go_mod,
     render_go_mod,
     write_if_changed,
 )
-from prenv.toolchain.recipes.base import Recipe, move_binary
+from prenv.toolchain.recipes.base import ModuleRecipe, go_build, move_binary
 from prenv.toolchain.runner import Runner, StepResult
 
 MODULE = "k8s.io/kubernetes"
@@ -38,17 +35,11 @@ COMMANDS = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube
 VERSION_PACKAGES = ("k8s.io/component-base/version", "k8s.io/client-go/pkg/version")
 
 
-class Kube(Recipe):
+class Kube(ModuleRecipe):
     key = "kube"
-
-    def version(self) -> str:
-        return self.pins.kubernetes
-
-    def tool_names(self) -> tuple[str, ...]:
-        return COMMANDS
-
-    def source(self) -> str:
-        return f"{MODULE}@v{self.version()}"
+    module = MODULE
+    pin = "kubernetes"
+    tools_built = COMMANDS
 
     def build(self, runner: Runner) -> StepResult:
         v = f"v{self.version()}"
@@ -59,20 +50,13 @@ class Kube(Recipe):
         out = work / "out"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        result = runner.run(
+        result = go_build(
+            runner,
             f"kubernetes {self.version()}: go build {' '.join(COMMANDS)}",
-            [
-                go_binary(),
-                "build",
-                "-trimpath",
-                "-ldflags",
-                ldflags(*version_flags(self.version(), module.origin_hash)),
-                "-o",
-                f"{out}/",
-                *(f"{MODULE}/cmd/{c}" for c in COMMANDS),
-            ],
             cwd=work,
-            env=go_env(),
+            output=f"{out}/",
+            packages=[*(f"{MODULE}/cmd/{c}" for c in COMMANDS)],
+            flags=version_flags(self.version(), module.origin_hash),
         )
         for name in COMMANDS:
             move_binary(out / name, self.binary(name))

@@ -20,8 +20,8 @@ import stat
 from pathlib import Path
 
 from prenv.toolchain import cache
-from prenv.toolchain.goenv import download, go_binary, go_env, ldflags
-from prenv.toolchain.recipes.base import Recipe
+from prenv.toolchain.goenv import download, go_binary, go_env
+from prenv.toolchain.recipes.base import Recipe, go_build
 from prenv.toolchain.runner import Runner, StepResult
 from prenv.toolchain.versions import KUBERNETES_PROVIDER_MODULE, provider_pseudo_version
 
@@ -64,20 +64,13 @@ class KubernetesProvider(Recipe):
             env=go_env(),
         )
         generate_embeds(src / CMD, self.version())
-        return runner.run(
+        return go_build(
+            runner,
             f"{NAME} {self.version()}: go build",
-            [
-                go_binary(),
-                "build",
-                "-trimpath",
-                "-ldflags",
-                ldflags((VERSION_VAR, self.version())),
-                "-o",
-                self.binary(NAME),
-                f"./{CMD}",
-            ],
             cwd=src,
-            env=go_env(),
+            output=self.binary(NAME),
+            packages=[f"./{CMD}"],
+            flags=[(VERSION_VAR, self.version())],
         )
 
     def plugin_dir(self) -> Path:

@@ -13,30 +13,21 @@ import shutil
 from prenv.toolchain import cache
 from prenv.toolchain.goenv import (
     download,
-    go_binary,
-    go_env,
-    ldflags,
     local_go_version,
     render_go_mod,
     write_if_changed,
 )
-from prenv.toolchain.recipes.base import Recipe, move_binary
+from prenv.toolchain.recipes.base import ModuleRecipe, go_build, move_binary
 from prenv.toolchain.runner import Runner, StepResult
 
 MODULE = "sigs.k8s.io/kwok"
 
 
-class Kwok(Recipe):
+class Kwok(ModuleRecipe):
     key = "kwok"
-
-    def version(self) -> str:
-        return self.pins.kwok
-
-    def tool_names(self) -> tuple[str, ...]:
-        return ("kwok", "kwokctl")
-
-    def source(self) -> str:
-        return f"{MODULE}@v{self.version()}"
+    module = MODULE
+    pin = "kwok"
+    tools_built = ("kwok", "kwokctl")
 
     def stages_dir(self) -> str:
         return str(cache.tool_dir("kwok", self.version()) / "stages")
@@ -50,21 +41,12 @@ class Kwok(Recipe):
         out = work / "out"
         shutil.rmtree(out, ignore_errors=True)
         out.mkdir(parents=True)
-        result = runner.run(
+        result = go_build(
+            runner,
             f"kwok {self.version()}: go build kwok kwokctl",
-            [
-                go_binary(),
-                "build",
-                "-trimpath",
-                "-ldflags",
-                ldflags(),
-                "-o",
-                f"{out}/",
-                f"{MODULE}/cmd/kwok",
-                f"{MODULE}/cmd/kwokctl",
-            ],
             cwd=work,
-            env=go_env(),
+            output=f"{out}/",
+            packages=[f"{MODULE}/cmd/kwok", f"{MODULE}/cmd/kwokctl"],
         )
         for name in self.tool_names():
             move_binary(out / name, self.binary(name))

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from prenv.errors import ToolError
 from prenv.toolchain import cache
-from prenv.toolchain.goenv import download, go_binary, go_env, ldflags, parse_go_mod
-from prenv.toolchain.recipes.base import Recipe, install_file
+from prenv.toolchain.goenv import download, parse_go_mod
+from prenv.toolchain.recipes.base import Recipe, go_build, install_file
 from prenv.toolchain.recipes.pulumi_cli import engine_version
 from prenv.toolchain.runner import Runner, StepResult
 
@@ -70,21 +70,14 @@ class LanguageHost(Recipe):
         work.mkdir(parents=True)
         for name in source_files():
             shutil.copyfile(SOURCES / name, work / name)
-        result = runner.run(
+        result = go_build(
+            runner,
             f"{HOST} {self.version()}: go build",
-            [
-                go_binary(),
-                "build",
-                "-mod=readonly",
-                "-trimpath",
-                "-ldflags",
-                ldflags(("main.version", self.version())),
-                "-o",
-                self.binary(HOST),
-                ".",
-            ],
             cwd=work,
-            env=go_env(),
+            output=self.binary(HOST),
+            packages=["."],
+            flags=[("main.version", self.version())],
+            options=["-mod=readonly"],
         )
         sdk = download(runner, SDK, f"v{self.version()}")
         here = self.binary(HOST).parent

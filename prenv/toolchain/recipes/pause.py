@@ -12,8 +12,8 @@ from __future__ import annotations
 import hashlib
 
 from prenv.toolchain import cache
-from prenv.toolchain.goenv import go_binary, go_env, ldflags, local_go_version, render_go_mod, write_if_changed
-from prenv.toolchain.recipes.base import Recipe
+from prenv.toolchain.goenv import local_go_version, render_go_mod, write_if_changed
+from prenv.toolchain.recipes.base import Recipe, go_build
 from prenv.toolchain.runner import Runner, StepResult
 
 # Bump when MAIN_GO changes in a way the image should show (the image tag is this version).
@@ -79,18 +79,11 @@ class Pause(Recipe):
         work = cache.work_dir(f"pause-{VERSION}")
         write_if_changed(work / "main.go", MAIN_GO)
         write_if_changed(work / "go.mod", render_go_mod("prenv.local/pause", local_go_version(), {}))
-        return runner.run(
+        return go_build(
+            runner,
             f"pause {VERSION}: go build",
-            [
-                go_binary(),
-                "build",
-                "-trimpath",
-                "-ldflags",
-                ldflags(("main.version", VERSION)),
-                "-o",
-                self.binary("pause"),
-                ".",
-            ],
             cwd=work,
-            env=go_env(),
+            output=self.binary("pause"),
+            packages=["."],
+            flags=[("main.version", VERSION)],
         )

@@ -21,15 +21,12 @@ from prenv.toolchain import cache
 from prenv.toolchain.goenv import (
     GoMod,
     download,
-    go_binary,
-    go_env,
-    ldflags,
     local_go_version,
     parse_go_mod,
     render_go_mod,
     write_if_changed,
 )
-from prenv.toolchain.recipes.base import Recipe
+from prenv.toolchain.recipes.base import Recipe, go_build
 from prenv.toolchain.runner import Runner, StepResult
 from prenv.toolchain.versions import Pins
 
@@ -73,20 +70,13 @@ class PulumiCli(Recipe):
         out.parent.mkdir(parents=True, exist_ok=True)
         if out.is_symlink():
             out.unlink()
-        return runner.run(
+        return go_build(
+            runner,
             f"pulumi {self.version()}: go build",
-            [
-                go_binary(),
-                "build",
-                "-trimpath",
-                "-ldflags",
-                ldflags((VERSION_VAR, v)),
-                "-o",
-                out,
-                f"{PKG}/cmd/pulumi",
-            ],
             cwd=work,
-            env=go_env(),
+            output=out,
+            packages=[f"{PKG}/cmd/pulumi"],
+            flags=[(VERSION_VAR, v)],
         )
 
 

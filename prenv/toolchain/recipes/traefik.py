@@ -15,32 +15,23 @@ from prenv.toolchain import cache
 from prenv.toolchain.goenv import (
     GoMod,
     download,
-    go_binary,
-    go_env,
-    ldflags,
     local_go_version,
     parse_go_mod,
     render_go_mod,
     write_if_changed,
 )
-from prenv.toolchain.recipes.base import Recipe
+from prenv.toolchain.recipes.base import ModuleRecipe, go_build
 from prenv.toolchain.runner import Runner, StepResult
 
 MODULE = "github.com/traefik/traefik/v3"
 COMMAND = f"{MODULE}/cmd/traefik"
 
 
-class Traefik(Recipe):
+class Traefik(ModuleRecipe):
     key = "traefik"
-
-    def version(self) -> str:
-        return self.pins.traefik
-
-    def tool_names(self) -> tuple[str, ...]:
-        return ("traefik",)
-
-    def source(self) -> str:
-        return f"{MODULE}@v{self.version()}"
+    module = MODULE
+    pin = "traefik"
+    tools_built = ("traefik",)
 
     def build(self, runner: Runner) -> StepResult:
         v = f"v{self.version()}"
@@ -48,20 +39,13 @@ class Traefik(Recipe):
         upstream = parse_go_mod(module.go_mod.read_text(encoding="utf-8"))
         work = cache.work_dir(f"traefik-{self.version()}")
         write_if_changed(work / "go.mod", wrapper_go_mod(v, upstream, local_go_version()))
-        return runner.run(
+        return go_build(
+            runner,
             f"traefik {self.version()}: go build",
-            [
-                go_binary(),
-                "build",
-                "-trimpath",
-                "-ldflags",
-                ldflags(*version_flags(v)),
-                "-o",
-                self.binary("traefik"),
-                COMMAND,
-            ],
             cwd=work,
-            env=go_env(),
+            output=self.binary("traefik"),
+            packages=[COMMAND],
+            flags=version_flags(v),
         )
 
 
