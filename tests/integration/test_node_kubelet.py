@@ -1,7 +1,7 @@
 """A kubelet from ``make tools`` registers with the embedded cluster and runs a pod on this machine for real.
 
-The node is built from prenv.cluster.node's pieces next to the session's (KWOK) cluster: containerd with our
-config, the sandbox image built here, the bridge CNI list, the kubelet with our config and its own cgroup root.
+The node is ``prenv.cluster.node.RealNode`` next to the session's (KWOK) cluster: containerd with our config, the
+sandbox image built here, the bridge CNI list, the kubelet with our config and its own cgroup root.
 The pod runs the locally imported sandbox image (nothing can be pulled), gets an address on the test's own
 bridge, and the node's teardown then leaves no process, mount, bridge, iptables rule, cgroup or file behind.
 Traffic goes only to the pod's address on that bridge.
@@ -16,8 +16,7 @@ import shutil
 import socket
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -25,24 +24,13 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
-from prenv import toolchain
 from prenv.cluster import ClusterInfo, processes
-from prenv.cluster.node import config, images, kubelet, teardown
-from prenv.cluster.node.containerd import Containerd
-from prenv.cluster.node.layout import NodeLayout, NodeNetwork
+from prenv.cluster.node import images, kubelet, teardown
+from prenv.cluster.node.layout import NodeNetwork
+from prenv.cluster.node.node import RealNode
 from prenv.toolchain.versions import load_pins
 
 pytestmark = pytest.mark.integration
-
-
-@dataclass(frozen=True)
-class RealNode:
-    name: str
-    layout: NodeLayout
-    network: NodeNetwork
-    cgroup_root: str
-    containerd: Containerd
-    kubelet: kubelet.Kubelet
 
 
 def cluster_ca(kubeconfig: Path) -> Path:
@@ -53,54 +41,32 @@ def cluster_ca(kubeconfig: Path) -> Path:
 
 
 @pytest.fixture
-def real_node(cluster: ClusterInfo, cluster_api: client.ApiClient) -> Iterator[RealNode]:
+def real_node(cluster_api: client.ApiClient) -> Iterator[RealNode]:
+    # Not tmp_path: containerd's socket path must stay under 108 bytes, and pytest's paths carry the test name.
     root = Path(tempfile.mkdtemp(prefix="prenv-node-", dir="/tmp"))
     suffix = secrets.token_hex(3)
-    layout = NodeLayout(root / "node")
     network = NodeNetwork(
         name=f"prenv-k-{suffix}", bridge=f"pk{suffix}", subnet=f"10.251.{secrets.randbelow(250)}.0/24"
     )
-    settings = config.KubeletSettings(
-        client_ca_file=cluster_ca(cluster.kubeconfig),
-        cluster_dns=("10.96.0.10",),
-        port=_free_port(),
-        healthz_port=_free_port(),
-        cgroup_root=f"/prenv-test-{suffix}",
-    )
-    node = RealNode(
-        name=f"real-{suffix}",
-        layout=layout,
-        network=network,
-        cgroup_root=settings.cgroup_root,
-        containerd=Containerd(layout, sandbox_image=images.SANDBOX_IMAGE),
-        kubelet=kubelet.Kubelet(
-            layout, network, node_name=f"real-{suffix}", kubeconfig=cluster.kubeconfig, settings=settings
-        ),
-    )
+    node = RealNode(root / "node", name=f"real-{suffix}", network=network)
     try:
         yield node
     finally:
         with contextlib.suppress(Exception):  # a safety net for a test that failed half-way, whatever the error
-            teardown.teardown(layout, network, cgroup_root=settings.cgroup_root)
+            node.down()
         with contextlib.suppress(ApiException):
             client.CoreV1Api(cluster_api).delete_node(node.name)
         shutil.rmtree(root, ignore_errors=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait(what: str, check: object, timeout: float, node: RealNode) -> None:
+def wait(what: str, check: Callable[[], bool], timeout: float, node: RealNode) -> None:
     deadline = time.monotonic() + timeout
     while True:
         with contextlib.suppress(ApiException):
-            if check():  # type: ignore[operator]
+            if check():
                 return
         if time.monotonic() > deadline:
-            tail = "\n".join(node.kubelet.log.read_text(errors="replace").splitlines()[-40:])
+            tail = "\n".join(node.layout.kubelet_log.read_text(errors="replace").splitlines()[-40:])
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}; kubelet log tail:\n{tail}")
         time.sleep(0.5)
 
@@ -111,14 +77,11 @@ def node_ready(core: client.CoreV1Api, name: str) -> bool:
 
 
 def test_a_kubelet_built_here_registers_runs_a_local_image_pod_on_the_bridge_and_leaves_nothing(
-    real_node: RealNode, cluster_api: client.ApiClient, cluster_namespace: str
+    cluster: ClusterInfo, real_node: RealNode, cluster_api: client.ApiClient, cluster_namespace: str
 ) -> None:
     core = client.CoreV1Api(cluster_api)
-    config.write_cni_conflist(real_node.layout, real_node.network)
-    archive = images.build_sandbox_image(toolchain.tool_path("pause"), real_node.layout.images_dir / "pause.tar")
-    containerd_pid = real_node.containerd.start()
-    images.import_image(real_node.containerd, archive, images.SANDBOX_IMAGE)
-    kubelet_pid = real_node.kubelet.start(toolchain.tool_path("kubelet"))
+    started = real_node.up(kubeconfig=cluster.kubeconfig, client_ca=cluster_ca(cluster.kubeconfig))
+    assert started.node_ip == real_node.network.gateway
 
     wait("the node to be Ready", lambda: node_ready(core, real_node.name), 120, real_node)
     registered = core.read_node(real_node.name)
@@ -159,10 +122,10 @@ def test_a_kubelet_built_here_registers_runs_a_local_image_pod_on_the_bridge_and
     shims = teardown.shim_pids(real_node.layout.containerd_socket)
     assert len(shims) == 1  # one runc shim serves a pod: its sandbox and its container
 
-    report = teardown.teardown(real_node.layout, real_node.network, cgroup_root=real_node.cgroup_root)
+    report = real_node.down()
 
     assert report.left == []
-    alive = [p for p in [kubelet_pid, containerd_pid, *shims] if processes.is_alive(p, "")]
+    alive = [p for p in [started.kubelet, started.containerd, *shims] if processes.is_alive(p, "")]
     assert alive == []
     assert teardown.mounts_below(real_node.layout.mount_roots()) == []
     assert not teardown.link_exists(real_node.network.bridge)

@@ -8,11 +8,9 @@ Nothing imports this package yet; ``prenv cluster up`` still runs KWOK nodes onl
 - :mod:`.config` - the kubelet configuration and the bridge CNI network list;
 - :mod:`.kubelet` - what the kubelet needs before it starts (bridge with the node IP, cgroup root) and its process;
 - :mod:`.teardown` - removes what a node leaves behind: kubelet, containers, shims, mounts, the bridge, CNI
-  iptables rules, cgroups, files.
-
-In order: ``write_cni_conflist``, ``Containerd.start``, ``build_sandbox_image`` + ``import_image``,
-``Kubelet.start``; ``teardown.teardown`` undoes all of it (tests/integration/test_node_kubelet.py does exactly this
-against the session's cluster).
+  iptables rules, cgroups, files;
+- :mod:`.node` - :class:`RealNode`, the one door: ``up()`` does the above in order, ``down()`` tears it down
+  (tests/integration/test_node_kubelet.py runs it against the session's cluster).
 
 Linux only, and root only: containerd, runc, bridges and iptables need it.
 """
@@ -24,6 +22,7 @@ from prenv.cluster.node.containerd import Containerd, render_config
 from prenv.cluster.node.images import SANDBOX_IMAGE, build_binary_image, build_sandbox_image, import_image
 from prenv.cluster.node.kubelet import Kubelet
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
+from prenv.cluster.node.node import NodeProcesses, RealNode
 
 __all__ = [
     "SANDBOX_IMAGE",
@@ -32,6 +31,8 @@ __all__ = [
     "KubeletSettings",
     "NodeLayout",
     "NodeNetwork",
+    "NodeProcesses",
+    "RealNode",
     "build_binary_image",
     "build_sandbox_image",
     "import_image",

@@ -1,0 +1,106 @@
+"""One real node, up and down: the door the embedded cluster is meant to use.
+
+``RealNode(root, name=...).up(kubeconfig=..., client_ca=...)`` writes the CNI list, starts containerd, builds
+and imports the sandbox image (once), and starts the kubelet, which then registers itself with the API server
+(waiting for the Node to be Ready is the caller's job: it has the API client). ``down()`` is
+:func:`prenv.cluster.node.teardown.teardown` with this node's network and cgroup root; it works after a crash
+too, and from nothing but the node's directory and name.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from prenv.cluster.node import config, images, teardown
+from prenv.cluster.node.containerd import Containerd
+from prenv.cluster.node.kubelet import Kubelet
+from prenv.cluster.node.layout import NodeLayout, NodeNetwork
+
+ToolPath = Callable[[str], Path]
+
+
+@dataclass(frozen=True, slots=True)
+class NodeProcesses:
+    """What :meth:`RealNode.up` started (or found running)."""
+
+    containerd: int
+    kubelet: int
+    node_ip: str
+
+
+def _default_tool_path(name: str) -> Path:
+    from prenv.toolchain import tool_path
+
+    return tool_path(name)
+
+
+class RealNode:
+    """A kubelet on containerd with the bridge CNI, all of it below ``root`` (e.g. ``<cluster dir>/node``)."""
+
+    def __init__(
+        self,
+        root: Path,
+        *,
+        name: str,
+        network: NodeNetwork | None = None,
+        cgroup_root: str | None = None,
+        tool_path: ToolPath | None = None,
+    ) -> None:
+        self.name = name
+        self.layout = NodeLayout(root)
+        self.network = network or NodeNetwork()
+        self.cgroup_root = cgroup_root or f"/prenv-{name}"
+        self._tool_path = tool_path or _default_tool_path
+        self.containerd = Containerd(self.layout, sandbox_image=images.SANDBOX_IMAGE)
+
+    def kubelet(self, kubeconfig: Path, settings: config.KubeletSettings) -> Kubelet:
+        return Kubelet(self.layout, self.network, node_name=self.name, kubeconfig=kubeconfig, settings=settings)
+
+    def up(
+        self,
+        *,
+        kubeconfig: Path,
+        client_ca: Path,
+        cluster_dns: tuple[str, ...] = ("10.96.0.10",),
+        kubelet_port: int = 10250,
+    ) -> NodeProcesses:
+        """Start what is not running yet; return the pids. The kubelet's API listens on the node IP (the bridge
+        gateway), so its port only has to be free there; its health port is a free one on 127.0.0.1."""
+        config.write_cni_conflist(self.layout, self.network)
+        containerd_pid = self.containerd.start()
+        if images.SANDBOX_IMAGE not in images.images(self.containerd):
+            archive = images.build_sandbox_image(self._tool_path("pause"), self.layout.images_dir / "pause.tar")
+            images.import_image(self.containerd, archive, images.SANDBOX_IMAGE)
+        settings = config.KubeletSettings(
+            client_ca_file=client_ca,
+            cluster_dns=cluster_dns,
+            port=kubelet_port,
+            healthz_port=_free_port(),
+            cgroup_root=self.cgroup_root,
+        )
+        kubelet_pid = self.kubelet(kubeconfig, settings).start(self._tool_path("kubelet"))
+        return NodeProcesses(containerd=containerd_pid, kubelet=kubelet_pid, node_ip=self.network.gateway)
+
+    def import_image(self, archive: Path, ref: str) -> None:
+        """Make an image (an archive from :func:`prenv.cluster.node.images.build_binary_image`) usable by pods."""
+        images.import_image(self.containerd, archive, ref)
+
+    def down(self, *, remove_files: bool = True) -> teardown.Report:
+        """Stop and remove everything of the node (see :mod:`prenv.cluster.node.teardown`)."""
+        crictl: Path | None
+        try:
+            crictl = self._tool_path("crictl")
+        except Exception:  # a missing toolchain must not stop a teardown: CNI rules are then removed by hand
+            crictl = None
+        return teardown.teardown(
+            self.layout, self.network, crictl=crictl, cgroup_root=self.cgroup_root, remove_files=remove_files
+        )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
