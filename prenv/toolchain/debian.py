@@ -1,8 +1,9 @@
-"""The Debian packages the real node runs on: containerd, runc, the CNI plugins, iptables and umoci.
+"""The Debian packages the real node runs on: containerd, runc, the CNI plugins, iptables, umoci, ipset, nftables.
 
 These are not built from Go: Debian's containerd 1.6 and runc are known to work on this kind of machine
-(cgroup v1 hybrid hierarchy), the CNI plugins and iptables are what the bridge network needs, and umoci
-builds the OCI images the node runs without a registry (prenv.cluster.node.images). So
+(cgroup v1 hybrid hierarchy), the CNI plugins and iptables are what the bridge network needs, umoci
+builds the OCI images the node runs without a registry (prenv.cluster.node.images), and ``kube-proxy
+--cleanup`` fails without ``ipset`` and ``nft`` (it clears its IPVS and nftables modes too). So
 ``make tools`` only checks that they are installed. As root it installs the missing ones itself
 (``apt-get update``, then ``apt-get install -y``, non-interactive); otherwise it stops with the exact
 command to run, since installing system packages is the user's decision.
@@ -20,7 +21,15 @@ from typing import Protocol
 
 from prenv.errors import ToolError
 
-NODE_PACKAGES: tuple[str, ...] = ("containerd", "runc", "containernetworking-plugins", "iptables", "umoci")
+NODE_PACKAGES: tuple[str, ...] = (
+    "containerd",
+    "runc",
+    "containernetworking-plugins",
+    "iptables",
+    "umoci",
+    "ipset",
+    "nftables",
+)
 
 # Debian's containernetworking-plugins install here, not in the usual /opt/cni/bin.
 CNI_BIN_DIR = "/usr/lib/cni"

@@ -1,10 +1,12 @@
-"""A kubelet from ``make tools`` registers with the embedded cluster and runs a pod on this machine for real.
+"""A kubelet from ``make tools`` registers with the embedded cluster and runs a pod on this machine for real, and
+kube-proxy makes a ClusterIP Service reach it.
 
 The node is ``prenv.cluster.node.RealNode`` next to the session's (KWOK) cluster: containerd with our config, the
 sandbox image built here, the bridge CNI list, the kubelet with our config and its own cgroup root.
 The pod runs the locally imported sandbox image (nothing can be pulled), gets an address on the test's own
-bridge, and the node's teardown then leaves no process, mount, bridge, iptables rule, cgroup or file behind.
-Traffic goes only to the pod's address on that bridge.
+bridge, and the node's teardown then leaves no process, mount, bridge, iptables rule (the KUBE-* and CNI-* sets
+are as before), cgroup or file behind. Traffic goes only to the pod's address on that bridge, and to the
+Service's ClusterIP once kube-proxy's DNAT to that address is in place.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import ipaddress
 import secrets
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -71,6 +74,23 @@ def wait(what: str, check: Callable[[], bool], timeout: float, node: RealNode) -
         time.sleep(0.5)
 
 
+def k8s_and_cni_rules() -> set[str]:
+    """Every KUBE-* and CNI-* chain and rule in iptables and ip6tables, counters left out."""
+    found = set()
+    for save in ("iptables-save", "ip6tables-save"):
+        out = subprocess.run([save], capture_output=True, text=True, check=True, timeout=60).stdout
+        for line in out.splitlines():
+            if ("KUBE-" in line or "CNI-" in line) and not line.startswith("#"):
+                found.add(f"{save}: {line.split(' [')[0] if line.startswith(':') else line}")
+    return found
+
+
+def dnat_in_place(cluster_ip: str, pod_ip: str) -> bool:
+    """Whether kube-proxy's rules send ``cluster_ip:80`` to ``pod_ip:80``."""
+    rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, check=True).stdout
+    return f"-d {cluster_ip}/32" in rules and f"--to-destination {pod_ip}:80" in rules
+
+
 def node_ready(core: client.CoreV1Api, name: str) -> bool:
     node = core.read_node(name)
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
@@ -80,7 +100,9 @@ def test_a_kubelet_built_here_registers_runs_a_local_image_pod_on_the_bridge_and
     cluster: ClusterInfo, real_node: RealNode, cluster_api: client.ApiClient, cluster_namespace: str
 ) -> None:
     core = client.CoreV1Api(cluster_api)
+    rules_before = k8s_and_cni_rules()
     started = real_node.up(kubeconfig=cluster.kubeconfig, client_ca=cluster_ca(cluster.kubeconfig))
+    proxy_pid = real_node.start_proxy(kubeconfig=cluster.kubeconfig)
     assert started.node_ip == real_node.network.gateway
 
     wait("the node to be Ready", lambda: node_ready(core, real_node.name), 120, real_node)
@@ -92,7 +114,7 @@ def test_a_kubelet_built_here_registers_runs_a_local_image_pod_on_the_bridge_and
     core.create_namespaced_pod(
         cluster_namespace,
         {
-            "metadata": {"name": "sleeper"},
+            "metadata": {"name": "sleeper", "labels": {"app": "sleeper"}},
             "spec": {
                 "nodeName": real_node.name,
                 "containers": [{"name": "main", "image": images.SANDBOX_IMAGE, "imagePullPolicy": "Never"}],
@@ -122,10 +144,22 @@ def test_a_kubelet_built_here_registers_runs_a_local_image_pod_on_the_bridge_and
     shims = teardown.shim_pids(real_node.layout.containerd_socket)
     assert len(shims) == 1  # one runc shim serves a pod: its sandbox and its container
 
+    # kube-proxy turns a ClusterIP Service into a DNAT to the pod. Connect to the ClusterIP only once that rule is
+    # in place: without it the packet would follow the default route off this machine.
+    service = core.create_namespaced_service(
+        cluster_namespace,
+        {"metadata": {"name": "sleeper"}, "spec": {"selector": {"app": "sleeper"}, "ports": [{"port": 80}]}},
+    )
+    cluster_ip = service.spec.cluster_ip
+    wait("kube-proxy's DNAT to the pod", lambda: dnat_in_place(cluster_ip, ip), 60, real_node)
+    with pytest.raises(ConnectionRefusedError), socket.create_connection((cluster_ip, 80), timeout=5):
+        pass
+
     report = real_node.down()
 
     assert report.left == []
-    alive = [p for p in [started.kubelet, started.containerd, *shims] if processes.is_alive(p, "")]
+    assert k8s_and_cni_rules() == rules_before
+    alive = [p for p in [started.kubelet, started.containerd, proxy_pid, *shims] if processes.is_alive(p, "")]
     assert alive == []
     assert teardown.mounts_below(real_node.layout.mount_roots()) == []
     assert not teardown.link_exists(real_node.network.bridge)

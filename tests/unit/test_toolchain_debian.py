@@ -44,11 +44,12 @@ def test_nothing_is_run_when_every_package_is_installed() -> None:
     machine = Machine(set(debian.NODE_PACKAGES))
     assert debian.ensure(machine, installed=machine.installed, is_root=True) == []
     assert machine.commands == []
-    assert machine.notes == ["debian packages: containerd runc containernetworking-plugins iptables umoci installed"]
+    assert machine.notes == [f"debian packages: {' '.join(debian.NODE_PACKAGES)} installed"]
+    assert {"containerd", "runc", "containernetworking-plugins", "iptables"} <= set(debian.NODE_PACKAGES)
 
 
 def test_root_refreshes_the_index_then_installs_only_the_missing_packages_without_prompts() -> None:
-    machine = Machine({"iptables", "umoci"})
+    machine = Machine({"iptables", "umoci", "ipset", "nftables"})
     installed = debian.ensure(machine, installed=machine.installed, is_root=True)
     assert installed == ["containerd", "runc", "containernetworking-plugins"]
     assert machine.commands == [
@@ -60,7 +61,7 @@ def test_root_refreshes_the_index_then_installs_only_the_missing_packages_withou
 
 
 def test_without_root_nothing_is_run_and_the_error_is_the_exact_apt_get_line() -> None:
-    machine = Machine({"runc", "iptables", "umoci"})
+    machine = Machine({"runc", "iptables", "umoci", "ipset", "nftables"})
     with pytest.raises(ToolError) as e:
         debian.ensure(machine, installed=machine.installed, is_root=False)
     assert machine.commands == []

@@ -14,6 +14,7 @@ containerd's); a shim removes its socket when it exits.
     ├── cni/net.d/        the network list (one file)
     ├── cni/ipam/         host-local's allocations
     ├── images/           image archives built for import
+    ├── kube-proxy/       config.yaml, kube-proxy.pid, kube-proxy.log
     ├── pod-logs/         the kubelet's podLogsDir
     └── kubelet/          config.yaml, kubelet.pid, kubelet.log, root/ (mounts: volumes), volume-plugins/
 """
@@ -144,6 +145,22 @@ class NodeLayout:
     @property
     def kubelet_log(self) -> Path:
         return self.kubelet_dir / "kubelet.log"
+
+    @property
+    def proxy_dir(self) -> Path:
+        return self.root / "kube-proxy"
+
+    @property
+    def proxy_config(self) -> Path:
+        return self.proxy_dir / "config.yaml"
+
+    @property
+    def proxy_pidfile(self) -> Path:
+        return self.proxy_dir / "kube-proxy.pid"
+
+    @property
+    def proxy_log(self) -> Path:
+        return self.proxy_dir / "kube-proxy.log"
 
     def mount_roots(self) -> tuple[Path, ...]:
         """Directories below which every mount the node makes lives (overlay rootfs, shm, netns)."""

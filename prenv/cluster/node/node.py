@@ -18,6 +18,7 @@ from prenv.cluster.node import config, images, teardown
 from prenv.cluster.node.containerd import Containerd
 from prenv.cluster.node.kubelet import Kubelet
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
+from prenv.cluster.node.proxy import KubeProxy
 
 ToolPath = Callable[[str], Path]
 
@@ -88,16 +89,28 @@ class RealNode:
         """Make an image (an archive from :func:`prenv.cluster.node.images.build_binary_image`) usable by pods."""
         images.import_image(self.containerd, archive, ref)
 
+    def start_proxy(self, *, kubeconfig: Path) -> int:
+        """Start kube-proxy for this node (ClusterIP Services as iptables rules); at most one per machine."""
+        return KubeProxy(self.layout, self.network, node_name=self.name, kubeconfig=kubeconfig).start(
+            self._tool_path("kube-proxy"), healthz_port=_free_port(), metrics_port=_free_port()
+        )
+
     def down(self, *, remove_files: bool = True) -> teardown.Report:
         """Stop and remove everything of the node (see :mod:`prenv.cluster.node.teardown`)."""
-        crictl: Path | None
-        try:
-            crictl = self._tool_path("crictl")
-        except Exception:  # a missing toolchain must not stop a teardown: CNI rules are then removed by hand
-            crictl = None
         return teardown.teardown(
-            self.layout, self.network, crictl=crictl, cgroup_root=self.cgroup_root, remove_files=remove_files
+            self.layout,
+            self.network,
+            crictl=self._optional_tool("crictl"),
+            kube_proxy=self._optional_tool("kube-proxy"),
+            cgroup_root=self.cgroup_root,
+            remove_files=remove_files,
         )
+
+    def _optional_tool(self, name: str) -> Path | None:
+        try:
+            return self._tool_path(name)
+        except Exception:  # a missing toolchain must not stop a teardown; it does what it can without the tool
+            return None
 
 
 def _free_port() -> int:

@@ -5,7 +5,8 @@ running, their root filesystems and network namespaces stay mounted, and since n
 bridge, its veths, host-local's allocations and the bridge/portmap plugins' iptables rules stay too. Teardown
 works from what is on the machine, not from what we remember starting, in this order:
 
-0. the kubelet, so that nothing restarts what follows;
+0. the kubelet, so that nothing restarts what follows, and kube-proxy (``kube-proxy --cleanup`` removes its
+   KUBE-* rules);
 1. pod sandboxes through CRI (``crictl stopp``/``rmp``) while containerd still answers, so the CNI plugins
    get their DEL and remove their own rules; then every task and container left in every namespace;
 2. containerd itself;
@@ -14,7 +15,11 @@ works from what is on the machine, not from what we remember starting, in this o
 4. every mount below the node's directories, deepest first (overlay root filesystems, shm, netns);
 5. the bridge and any veth still attached to it, and the kubelet's cgroup root with every pod cgroup below it;
 6. iptables rules whose comment names our CNI network, the ``CNI-…`` chains they jump to, and portmap's
-   shared ``CNI-HOSTPORT-…`` chains once no other network uses them;
+   shared ``CNI-HOSTPORT-…`` chains once no other network uses them; then, when the kubelet ran here, every
+   ``KUBE-…`` chain left in iptables and ip6tables: the kubelet creates ``KUBE-FIREWALL`` (which drops traffic
+   to 127.0.0.0/8 from other addresses), ``KUBE-KUBELET-CANARY`` and ``KUBE-IPTABLES-HINT`` and never removes
+   them, and ``kube-proxy --cleanup`` leaves its canaries and ``KUBE-MARK-MASQ``. Those chains are
+   machine-wide, like kube-proxy's cleanup: one real node per machine;
 7. the node's directory, only once nothing is mounted below it (a recursive delete through a bind mount would
    delete the mounted files).
 
@@ -39,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prenv.cluster import processes
-from prenv.cluster.node import kubelet
+from prenv.cluster.node import kubelet, proxy
 from prenv.cluster.node.containerd import Containerd
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
 from prenv.errors import ClusterError
@@ -66,12 +71,19 @@ def teardown(
     *,
     crictl: Path | None = None,
     cgroup_root: str | None = None,
+    kube_proxy: Path | None = None,
     remove_files: bool = True,
 ) -> Report:
     """Remove every process, mount, link, rule, cgroup (below ``cgroup_root``, the kubelet's) and (with
     ``remove_files``) file of the node; raise ClusterError naming what is left if anything could not be removed."""
     report = Report()
+    kubelet_ran = layout.kubelet_config.exists()
     _stop_kubelet(layout, report)
+    try:
+        if proxy.stop_and_clean(layout, kube_proxy):
+            report.removed.append("kube-proxy and its rules")
+    except ClusterError as e:
+        report.left.append(str(e))
     containerd = Containerd(layout, sandbox_image="")
     if containerd.pid() is not None:
         if crictl is not None:
@@ -85,6 +97,8 @@ def teardown(
     if cgroup_root:
         report.left += [f"cgroup {c}" for c in kubelet.remove_cgroup_root(cgroup_root)]
     _delete_iptables_rules(network.name, report)
+    if kubelet_ran:
+        _delete_kube_chains(report)
     left_mounts = mounts_below(layout.mount_roots())
     if left_mounts:
         report.left += [f"mount {m}" for m in left_mounts]
@@ -351,6 +365,32 @@ def _delete_iptables_rules(network: str, report: Report) -> None:
                 report.removed.append(f"iptables {' '.join(command)}")
     leftover = network_rules(network)
     report.left += [f"iptables {line}" for line in leftover]
+
+
+def chain_cleanup_commands(table: Table, chains: frozenset[str]) -> list[list[str]]:
+    """Remove ``chains`` from ``table``: first every rule elsewhere that jumps to one, then flush, then delete."""
+    present = sorted(chains & set(table.chains))
+    jumps = [r for r in table.rules if r.target in chains and r.chain not in chains]
+    commands = [["-t", table.name, "-D", r.chain, *r.args] for r in jumps]
+    commands += [["-t", table.name, "-F", c] for c in present]
+    commands += [["-t", table.name, "-X", c] for c in present]
+    return commands
+
+
+def kube_chains(table: Table) -> frozenset[str]:
+    return frozenset(c for c in table.chains if c.startswith("KUBE-"))
+
+
+def _delete_kube_chains(report: Report) -> None:
+    for save, tool in (("iptables-save", "iptables"), ("ip6tables-save", "ip6tables")):
+        if shutil.which(save) is None:
+            continue
+        for table in parse_iptables_save(_run([save])[1]):
+            for command in chain_cleanup_commands(table, kube_chains(table)):
+                if _run([tool, "-w", "5", *command])[0] == 0:
+                    report.removed.append(f"{tool} {' '.join(command)}")
+        for table in parse_iptables_save(_run([save])[1]):
+            report.left += [f"{tool} -t {table.name} chain {c}" for c in sorted(kube_chains(table))]
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------------
