@@ -1,5 +1,5 @@
-"""A kubelet from ``make tools`` registers with the embedded cluster and runs a pod on this machine for real, and
-kube-proxy makes a ClusterIP Service reach it.
+"""A kubelet from ``make tools`` registers with the embedded cluster and runs a pod on this machine for real,
+kube-proxy makes a ClusterIP Service reach it, and CoreDNS on the node IP resolves the Service's name.
 
 The node is ``prenv.cluster.node.RealNode`` next to the session's (KWOK) cluster: containerd with our config, the
 sandbox image built here, the bridge CNI list, the kubelet with our config and its own cgroup root.
@@ -16,6 +16,7 @@ import ipaddress
 import secrets
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
 import time
@@ -91,6 +92,33 @@ def dnat_in_place(cluster_ip: str, pod_ip: str) -> bool:
     return f"-d {cluster_ip}/32" in rules and f"--to-destination {pod_ip}:80" in rules
 
 
+def dns_query(server: str, name: str) -> tuple[int, list[str]]:
+    """One A query over UDP to ``server``:53; ``(rcode, addresses)``. Hand-made: no DNS library is a dependency."""
+    qname = b"".join(bytes([len(label)]) + label.encode() for label in name.rstrip(".").split(".")) + b"\0"
+    tid = secrets.randbelow(65536)
+    query = struct.pack(">HHHHHH", tid, 0x0100, 1, 0, 0, 0) + qname + struct.pack(">HH", 1, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.settimeout(5)
+        s.sendto(query, (server, 53))
+        reply = s.recv(4096)
+    assert struct.unpack(">H", reply[:2])[0] == tid
+    rcode, answers = reply[3] & 0x0F, struct.unpack(">H", reply[6:8])[0]
+    offset, addresses = 12 + len(qname) + 4, []
+    for _ in range(answers):
+        if reply[offset] & 0xC0 == 0xC0:  # a compressed name: a pointer
+            offset += 2
+        else:
+            while reply[offset]:
+                offset += reply[offset] + 1
+            offset += 1
+        rtype, _, _, length = struct.unpack(">HHIH", reply[offset : offset + 10])
+        offset += 10
+        if rtype == 1:
+            addresses.append(socket.inet_ntoa(reply[offset : offset + length]))
+        offset += length
+    return rcode, addresses
+
+
 def node_ready(core: client.CoreV1Api, name: str) -> bool:
     node = core.read_node(name)
     return any(c.type == "Ready" and c.status == "True" for c in node.status.conditions or [])
@@ -155,11 +183,21 @@ def test_a_kubelet_built_here_registers_runs_a_local_image_pod_on_the_bridge_and
     with pytest.raises(ConnectionRefusedError), socket.create_connection((cluster_ip, 80), timeout=5):
         pass
 
+    # CoreDNS on the node IP (the pods' DNS server) answers the cluster's names and refuses all others.
+    dns_pid = real_node.start_dns(kubeconfig=cluster.kubeconfig)
+    wait("CoreDNS to be ready", real_node.dns_ready, 60, real_node)
+    gateway = real_node.network.gateway
+    assert dns_query(gateway, f"sleeper.{cluster_namespace}.svc.cluster.local") == (0, [cluster_ip])
+    assert dns_query(gateway, "kubernetes.default.svc.cluster.local")[0] == 0
+    assert dns_query(gateway, f"nothing.{cluster_namespace}.svc.cluster.local") == (3, [])  # NXDOMAIN
+    assert dns_query(gateway, "example.com")[0] == 5  # REFUSED: not forwarded anywhere
+
     report = real_node.down()
 
     assert report.left == []
     assert k8s_and_cni_rules() == rules_before
-    alive = [p for p in [started.kubelet, started.containerd, proxy_pid, *shims] if processes.is_alive(p, "")]
+    pids = [started.kubelet, started.containerd, proxy_pid, dns_pid, *shims]
+    alive = [p for p in pids if processes.is_alive(p, "")]
     assert alive == []
     assert teardown.mounts_below(real_node.layout.mount_roots()) == []
     assert not teardown.link_exists(real_node.network.bridge)

@@ -15,6 +15,7 @@ containerd's); a shim removes its socket when it exits.
     ├── cni/ipam/         host-local's allocations
     ├── images/           image archives built for import
     ├── kube-proxy/       config.yaml, kube-proxy.pid, kube-proxy.log
+    ├── coredns/          Corefile, coredns.pid, coredns.log, ready-port
     ├── pod-logs/         the kubelet's podLogsDir
     └── kubelet/          config.yaml, kubelet.pid, kubelet.log, root/ (mounts: volumes), volume-plugins/
 """
@@ -161,6 +162,22 @@ class NodeLayout:
     @property
     def proxy_log(self) -> Path:
         return self.proxy_dir / "kube-proxy.log"
+
+    @property
+    def dns_dir(self) -> Path:
+        return self.root / "coredns"
+
+    @property
+    def corefile(self) -> Path:
+        return self.dns_dir / "Corefile"
+
+    @property
+    def dns_pidfile(self) -> Path:
+        return self.dns_dir / "coredns.pid"
+
+    @property
+    def dns_log(self) -> Path:
+        return self.dns_dir / "coredns.log"
 
     def mount_roots(self) -> tuple[Path, ...]:
         """Directories below which every mount the node makes lives (overlay rootfs, shm, netns)."""

@@ -14,8 +14,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from prenv.cluster.node import config, images, teardown
+from prenv.cluster.node import config, dns, images, teardown
 from prenv.cluster.node.containerd import Containerd
+from prenv.cluster.node.dns import CoreDns
 from prenv.cluster.node.kubelet import Kubelet
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
 from prenv.cluster.node.proxy import KubeProxy
@@ -65,11 +66,13 @@ class RealNode:
         *,
         kubeconfig: Path,
         client_ca: Path,
-        cluster_dns: tuple[str, ...] = ("10.96.0.10",),
+        cluster_dns: tuple[str, ...] | None = None,
         kubelet_port: int = 10250,
     ) -> NodeProcesses:
         """Start what is not running yet; return the pids. The kubelet's API listens on the node IP (the bridge
-        gateway), so its port only has to be free there; its health port is a free one on 127.0.0.1."""
+        gateway), so its port only has to be free there; its health port is a free one on 127.0.0.1. Pods are
+        given the node IP as their DNS server unless ``cluster_dns`` says otherwise: that is where
+        :meth:`start_dns` makes CoreDNS listen."""
         config.write_cni_conflist(self.layout, self.network)
         containerd_pid = self.containerd.start()
         if images.SANDBOX_IMAGE not in images.images(self.containerd):
@@ -77,7 +80,7 @@ class RealNode:
             images.import_image(self.containerd, archive, images.SANDBOX_IMAGE)
         settings = config.KubeletSettings(
             client_ca_file=client_ca,
-            cluster_dns=cluster_dns,
+            cluster_dns=cluster_dns or (self.network.gateway,),
             port=kubelet_port,
             healthz_port=_free_port(),
             cgroup_root=self.cgroup_root,
@@ -94,6 +97,15 @@ class RealNode:
         return KubeProxy(self.layout, self.network, node_name=self.name, kubeconfig=kubeconfig).start(
             self._tool_path("kube-proxy"), healthz_port=_free_port(), metrics_port=_free_port()
         )
+
+    def start_dns(self, *, kubeconfig: Path) -> int:
+        """Start CoreDNS on the node IP, port 53 (see :mod:`prenv.cluster.node.dns`); wait with :meth:`dns_ready`."""
+        return CoreDns(self.layout, self.network, kubeconfig=kubeconfig).start(
+            self._tool_path("coredns"), health_port=_free_port(), ready_port=_free_port()
+        )
+
+    def dns_ready(self) -> bool:
+        return dns.ready(self.layout)
 
     def down(self, *, remove_files: bool = True) -> teardown.Report:
         """Stop and remove everything of the node (see :mod:`prenv.cluster.node.teardown`)."""

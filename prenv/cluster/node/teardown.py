@@ -5,8 +5,8 @@ running, their root filesystems and network namespaces stay mounted, and since n
 bridge, its veths, host-local's allocations and the bridge/portmap plugins' iptables rules stay too. Teardown
 works from what is on the machine, not from what we remember starting, in this order:
 
-0. the kubelet, so that nothing restarts what follows, and kube-proxy (``kube-proxy --cleanup`` removes its
-   KUBE-* rules);
+0. the kubelet, so that nothing restarts what follows, CoreDNS, and kube-proxy (``kube-proxy --cleanup``
+   removes its KUBE-* rules);
 1. pod sandboxes through CRI (``crictl stopp``/``rmp``) while containerd still answers, so the CNI plugins
    get their DEL and remove their own rules; then every task and container left in every namespace;
 2. containerd itself;
@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from prenv.cluster import processes
-from prenv.cluster.node import kubelet, proxy
+from prenv.cluster.node import dns, kubelet, proxy
 from prenv.cluster.node.containerd import Containerd
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
 from prenv.errors import ClusterError
@@ -79,6 +79,11 @@ def teardown(
     report = Report()
     kubelet_ran = layout.kubelet_config.exists()
     _stop_kubelet(layout, report)
+    try:
+        if dns.stop(layout):
+            report.removed.append("coredns")
+    except ClusterError as e:
+        report.left.append(str(e))
     try:
         if proxy.stop_and_clean(layout, kube_proxy):
             report.removed.append("kube-proxy and its rules")
