@@ -7,10 +7,13 @@ Nothing imports this package yet; ``prenv cluster up`` still runs KWOK nodes onl
 - :mod:`.images` - OCI images built locally with umoci (the sandbox image first) and imported into containerd;
 - :mod:`.config` - the kubelet configuration and the bridge CNI network list;
 - :mod:`.kubelet` - what the kubelet needs before it starts (bridge with the node IP, cgroup root) and its process;
+- :mod:`.proxy` - kube-proxy (iptables mode, bound to loopback and the node IP) and its ``--cleanup``;
+- :mod:`.dns` - CoreDNS on the node IP serving the cluster domain only (the pods' DNS server);
 - :mod:`.teardown` - removes what a node leaves behind: kubelet, containers, shims, mounts, the bridge, CNI
   iptables rules, cgroups, files;
-- :mod:`.node` - :class:`RealNode`, the one door: ``up()`` does the above in order, ``down()`` tears it down
-  (tests/integration/test_node_kubelet.py runs it against the session's cluster).
+- :mod:`.node` - :class:`RealNode`, the one door: ``up()`` does the above in order, ``start_proxy()`` and
+  ``start_dns()`` add kube-proxy and CoreDNS, ``down()`` tears it all down (tests/integration/test_node_kubelet.py
+  runs it against the session's cluster).
 
 Linux only, and root only: containerd, runc, bridges and iptables need it.
 """
