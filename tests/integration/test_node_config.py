@@ -229,3 +229,19 @@ def test_cgroup_hierarchies_are_every_cgroup_v1_and_v2_mount() -> None:
         Path("/sys/fs/cgroup/systemd"),
         Path("/sys/fs/cgroup/unified"),
     ]
+
+
+def test_kernel_settings_are_recorded_once_and_written_back(tmp_path: Path) -> None:
+    proc_sys = tmp_path / "sys"
+    for key, value in {"kernel/panic": "1", "vm/overcommit_memory": "0", "net/ipv4/ip_forward": "0"}.items():
+        (proc_sys / key).parent.mkdir(parents=True, exist_ok=True)
+        (proc_sys / key).write_text(f"{value}\n")
+    layout = NodeLayout(tmp_path / "node")
+    kubelet.record_kernel_settings(layout, proc_sys)
+    (proc_sys / "kernel/panic").write_text("10\n")  # what the kubelet does
+    (proc_sys / "net/ipv4/ip_forward").write_text("1\n")  # what the bridge plugin does
+    assert kubelet.record_kernel_settings(layout, proc_sys)["kernel/panic"] == "1"  # a second start keeps the first
+    assert kubelet.restore_kernel_settings(layout, proc_sys) == []
+    assert (proc_sys / "kernel/panic").read_text().strip() == "1"
+    assert (proc_sys / "net/ipv4/ip_forward").read_text().strip() == "0"
+    assert (proc_sys / "vm/overcommit_memory").read_text().strip() == "0"

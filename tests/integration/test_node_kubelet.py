@@ -86,6 +86,10 @@ def k8s_and_cni_rules() -> set[str]:
     return found
 
 
+def kernel_settings() -> dict[str, str]:
+    return {key: (Path("/proc/sys") / key).read_text().strip() for key in kubelet.KERNEL_SETTINGS}
+
+
 def dnat_in_place(cluster_ip: str, pod_ip: str) -> bool:
     """Whether kube-proxy's rules send ``cluster_ip:80`` to ``pod_ip:80``."""
     rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, check=True).stdout
@@ -129,6 +133,7 @@ def test_a_kubelet_built_here_registers_runs_a_local_image_pod_on_the_bridge_and
 ) -> None:
     core = client.CoreV1Api(cluster_api)
     rules_before = k8s_and_cni_rules()
+    settings_before = kernel_settings()
     started = real_node.up(kubeconfig=cluster.kubeconfig, client_ca=cluster_ca(cluster.kubeconfig))
     proxy_pid = real_node.start_proxy(kubeconfig=cluster.kubeconfig)
     assert started.node_ip == real_node.network.gateway
@@ -196,6 +201,7 @@ def test_a_kubelet_built_here_registers_runs_a_local_image_pod_on_the_bridge_and
 
     assert report.left == []
     assert k8s_and_cni_rules() == rules_before
+    assert kernel_settings() == settings_before
     pids = [started.kubelet, started.containerd, proxy_pid, dns_pid, *shims]
     alive = [p for p in pids if processes.is_alive(p, "")]
     assert alive == []

@@ -12,12 +12,14 @@ The kubelet cannot create three things itself, so :meth:`Kubelet.start` does:
   /var/lib/kubelet, /var/log/pods or /usr/libexec.
 
 The kubelet tunes kernel settings at start (``vm.overcommit_memory=1``, ``kernel.panic=10``,
-``kernel.panic_on_oops=1``, …) as on any node; they are not restored by teardown.
+``kernel.panic_on_oops=1``, …) as on any node, and the bridge plugin turns on ``net.ipv4.ip_forward``. The values
+from before are recorded once (:func:`record_kernel_settings`) and put back by teardown.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import json
 import logging
 import subprocess
 from pathlib import Path
@@ -30,6 +32,46 @@ from prenv.errors import ClusterError
 logger = logging.getLogger(__name__)
 
 CGROUP_MOUNT_ROOT = Path("/sys/fs/cgroup")
+
+# What the kubelet (setupKernelTunables) and the bridge CNI plugin change on the machine, under /proc/sys.
+KERNEL_SETTINGS = (
+    "vm/overcommit_memory",
+    "vm/panic_on_oom",
+    "kernel/panic",
+    "kernel/panic_on_oops",
+    "kernel/keys/root_maxkeys",
+    "kernel/keys/root_maxbytes",
+    "net/ipv4/ip_forward",
+)
+PROC_SYS = Path("/proc/sys")
+
+
+def record_kernel_settings(layout: NodeLayout, proc_sys: Path = PROC_SYS) -> dict[str, str]:
+    """Remember the current values, unless an earlier start already did (those are the machine's own)."""
+    path = layout.kernel_settings
+    if path.exists():
+        return dict(json.loads(path.read_text(encoding="utf-8")))
+    values = {key: (proc_sys / key).read_text().strip() for key in KERNEL_SETTINGS if (proc_sys / key).exists()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(values, indent=2) + "\n", encoding="utf-8")
+    return values
+
+
+def restore_kernel_settings(layout: NodeLayout, proc_sys: Path = PROC_SYS) -> list[str]:
+    """Write the recorded values back; return the settings that could not be restored."""
+    try:
+        values = json.loads(layout.kernel_settings.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return []
+    failed = []
+    for key, value in values.items():
+        target = proc_sys / key
+        try:
+            if target.read_text().strip() != value:
+                target.write_text(f"{value}\n")
+        except OSError:
+            failed.append(key)
+    return failed
 
 
 def cgroup_hierarchies(mountinfo: str | None = None) -> list[Path]:

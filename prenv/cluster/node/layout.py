@@ -14,6 +14,7 @@ containerd's); a shim removes its socket when it exits.
     ├── cni/net.d/        the network list (one file)
     ├── cni/ipam/         host-local's allocations
     ├── images/           image archives built for import
+    ├── kernel-settings.json  sysctls as they were before the kubelet and CNI changed them
     ├── kube-proxy/       config.yaml, kube-proxy.pid, kube-proxy.log
     ├── coredns/          Corefile, coredns.pid, coredns.log, ready-port
     ├── pod-logs/         the kubelet's podLogsDir
@@ -178,6 +179,11 @@ class NodeLayout:
     @property
     def dns_log(self) -> Path:
         return self.dns_dir / "coredns.log"
+
+    @property
+    def kernel_settings(self) -> Path:
+        """The machine's kernel settings from before the node changed them (restored by teardown)."""
+        return self.root / "kernel-settings.json"
 
     def mount_roots(self) -> tuple[Path, ...]:
         """Directories below which every mount the node makes lives (overlay rootfs, shm, netns)."""

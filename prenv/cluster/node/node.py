@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from prenv.cluster.node import config, dns, images, teardown
+from prenv.cluster.node import config, dns, images, kubelet, teardown
 from prenv.cluster.node.containerd import Containerd
 from prenv.cluster.node.dns import CoreDns
 from prenv.cluster.node.kubelet import Kubelet
@@ -58,7 +58,7 @@ class RealNode:
         self._tool_path = tool_path or _default_tool_path
         self.containerd = Containerd(self.layout, sandbox_image=images.SANDBOX_IMAGE)
 
-    def kubelet(self, kubeconfig: Path, settings: config.KubeletSettings) -> Kubelet:
+    def kubelet_for(self, kubeconfig: Path, settings: config.KubeletSettings) -> Kubelet:
         return Kubelet(self.layout, self.network, node_name=self.name, kubeconfig=kubeconfig, settings=settings)
 
     def up(
@@ -73,6 +73,7 @@ class RealNode:
         gateway), so its port only has to be free there; its health port is a free one on 127.0.0.1. Pods are
         given the node IP as their DNS server unless ``cluster_dns`` says otherwise: that is where
         :meth:`start_dns` makes CoreDNS listen."""
+        kubelet.record_kernel_settings(self.layout)
         config.write_cni_conflist(self.layout, self.network)
         containerd_pid = self.containerd.start()
         if images.SANDBOX_IMAGE not in images.images(self.containerd):
@@ -85,7 +86,7 @@ class RealNode:
             healthz_port=_free_port(),
             cgroup_root=self.cgroup_root,
         )
-        kubelet_pid = self.kubelet(kubeconfig, settings).start(self._tool_path("kubelet"))
+        kubelet_pid = self.kubelet_for(kubeconfig, settings).start(self._tool_path("kubelet"))
         return NodeProcesses(containerd=containerd_pid, kubelet=kubelet_pid, node_ip=self.network.gateway)
 
     def import_image(self, archive: Path, ref: str) -> None:

@@ -20,7 +20,8 @@ works from what is on the machine, not from what we remember starting, in this o
    to 127.0.0.0/8 from other addresses), ``KUBE-KUBELET-CANARY`` and ``KUBE-IPTABLES-HINT`` and never removes
    them, and ``kube-proxy --cleanup`` leaves its canaries and ``KUBE-MARK-MASQ``. Those chains are
    machine-wide, like kube-proxy's cleanup: one real node per machine;
-7. the node's directory, only once nothing is mounted below it (a recursive delete through a bind mount would
+7. the kernel settings the kubelet and the bridge plugin changed, back to what ``RealNode.up`` recorded;
+8. the node's directory, only once nothing is mounted below it (a recursive delete through a bind mount would
    delete the mounted files).
 
 Each step tolerates "already gone", so teardown can run again after a partial one; what it could not remove is
@@ -104,6 +105,7 @@ def teardown(
     _delete_iptables_rules(network.name, report)
     if kubelet_ran:
         _delete_kube_chains(report)
+    report.left += [f"kernel setting {k}" for k in kubelet.restore_kernel_settings(layout)]
     left_mounts = mounts_below(layout.mount_roots())
     if left_mounts:
         report.left += [f"mount {m}" for m in left_mounts]
