@@ -34,6 +34,7 @@ TOOLS: tuple[str, ...] = (
     "kwok",
     "kwokctl",
     "pause",
+    "probe",
     "crictl",
     "coredns",
     "traefik",

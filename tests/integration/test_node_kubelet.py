@@ -20,6 +20,7 @@ import struct
 import subprocess
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from prenv import toolchain
 from prenv.cluster import ClusterInfo, processes
 from prenv.cluster.node import images, kubelet, teardown
 from prenv.cluster.node.layout import NodeNetwork
@@ -90,10 +92,10 @@ def kernel_settings() -> dict[str, str]:
     return {key: (Path("/proc/sys") / key).read_text().strip() for key in kubelet.KERNEL_SETTINGS}
 
 
-def dnat_in_place(cluster_ip: str, pod_ip: str) -> bool:
-    """Whether kube-proxy's rules send ``cluster_ip:80`` to ``pod_ip:80``."""
+def dnat_in_place(cluster_ip: str, pod_ip: str, port: int = 80) -> bool:
+    """Whether kube-proxy's rules send ``cluster_ip`` to ``pod_ip:port``."""
     rules = subprocess.run(["iptables-save", "-t", "nat"], capture_output=True, text=True, check=True).stdout
-    return f"-d {cluster_ip}/32" in rules and f"--to-destination {pod_ip}:80" in rules
+    return f"-d {cluster_ip}/32" in rules and f"--to-destination {pod_ip}:{port}" in rules
 
 
 def dns_query(server: str, name: str) -> tuple[int, list[str]]:
@@ -210,3 +212,62 @@ def test_a_kubelet_built_here_registers_runs_a_local_image_pod_on_the_bridge_and
     assert teardown.network_rules(real_node.network.name) == []
     assert not any((h / real_node.cgroup_root.strip("/")).exists() for h in kubelet.cgroup_hierarchies())
     assert not real_node.layout.root.exists()
+
+
+def test_a_pod_reaches_another_through_its_service_name(
+    cluster: ClusterInfo, real_node: RealNode, cluster_api: client.ApiClient, cluster_namespace: str
+) -> None:
+    """Inside the pod: its resolver asks CoreDNS on the node IP, kube-proxy sends the ClusterIP to the other pod."""
+    core = client.CoreV1Api(cluster_api)
+    real_node.up(kubeconfig=cluster.kubeconfig, client_ca=cluster_ca(cluster.kubeconfig))
+    real_node.start_proxy(kubeconfig=cluster.kubeconfig)
+    real_node.start_dns(kubeconfig=cluster.kubeconfig)
+    probe = "prenv.local/probe:1.0"
+    archive = images.build_binary_image(
+        toolchain.tool_path("probe"), probe, real_node.layout.images_dir / "probe.tar", path_in_image="/probe"
+    )
+    real_node.import_image(archive, probe)
+    wait("the node to be Ready", lambda: node_ready(core, real_node.name), 120, real_node)
+
+    for name in ("client", "server"):
+        core.create_namespaced_pod(
+            cluster_namespace,
+            {
+                "metadata": {"name": name, "labels": {"app": name}},
+                "spec": {
+                    "nodeName": real_node.name,
+                    "containers": [{"name": "probe", "image": probe, "imagePullPolicy": "Never"}],
+                    "terminationGracePeriodSeconds": 1,
+                },
+            },
+        )
+    service = core.create_namespaced_service(
+        cluster_namespace,
+        {
+            "metadata": {"name": "server"},
+            "spec": {"selector": {"app": "server"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
+    subnet = ipaddress.ip_network(real_node.network.subnet)
+
+    def address(name: str) -> str | None:
+        pod = core.read_namespaced_pod(name, cluster_namespace)
+        ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+        ip = pod.status.pod_ip
+        return ip if ready and ip and ipaddress.ip_address(ip) in subnet else None  # only the kubelet's, see above
+
+    wait("both pods Ready on our bridge", lambda: bool(address("client") and address("server")), 120, real_node)
+    client_ip, server_ip = address("client"), address("server")
+    assert client_ip and server_ip
+    wait("kube-proxy's DNAT", lambda: dnat_in_place(service.spec.cluster_ip, server_ip, 8080), 60, real_node)
+    wait("CoreDNS to be ready", real_node.dns_ready, 60, real_node)
+
+    name = f"server.{cluster_namespace}.svc.cluster.local."
+    with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
+        f"http://{client_ip}:8080/fetch?url=http://{name}/", timeout=30
+    ) as response:
+        body = response.read().decode()
+    assert response.status == 200
+    assert body == "probe server\n"
+
+    assert real_node.down().left == []

@@ -82,6 +82,7 @@ def test_build_selection_follows_build_order_accepts_tool_or_recipe_names_and_ad
         "random-provider",
         "kube",
         "pause",
+        "probe",
         "crictl",
         "coredns",
         "traefik",

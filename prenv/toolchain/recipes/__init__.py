@@ -18,6 +18,7 @@ from prenv.toolchain.recipes.kubernetes_provider import KubernetesProvider
 from prenv.toolchain.recipes.kwok import Kwok
 from prenv.toolchain.recipes.language_host import LanguageHost
 from prenv.toolchain.recipes.pause import Pause
+from prenv.toolchain.recipes.probe import Probe
 from prenv.toolchain.recipes.pulumi_cli import PulumiCli
 from prenv.toolchain.recipes.random_provider import RandomProvider
 from prenv.toolchain.recipes.traefik import Traefik
@@ -34,6 +35,7 @@ ORDER: tuple[type[Recipe], ...] = (
     RandomProvider,
     Kube,
     Pause,
+    Probe,
     Crictl,
     CoreDns,
     Traefik,
