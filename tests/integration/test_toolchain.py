@@ -239,6 +239,7 @@ def node_tool_versions() -> list[tuple[str, list[str], str]]:
         ("traefik", ["version"], f"v{pins.traefik}"),
         ("crictl", ["--version"], f"crictl version {pins.cri_tools}"),
         ("pause", ["-v"], "prenv-pause 1.0"),
+        ("probe", ["-v"], "prenv-probe 1.0"),
     ]
 
 
