@@ -33,7 +33,10 @@ from prenv.cluster.node.containerd import Containerd
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
 from prenv.procs import free_port, wait_until
 
-pytestmark = pytest.mark.integration
+# One group: under `make test` (pytest-xdist, --dist loadgroup) these run one after another in one worker. The
+# kubelet's and kube-proxy's iptables chains are machine-wide, and the kubelet test compares the machine's rules
+# before and after; a node test in another worker would change them in between.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("real-node")]
 
 
 @dataclass(frozen=True)

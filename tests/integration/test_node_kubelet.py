@@ -36,7 +36,10 @@ from prenv.cluster.node.layout import NodeNetwork
 from prenv.cluster.node.node import RealNode
 from prenv.toolchain.versions import load_pins
 
-pytestmark = pytest.mark.integration
+# One group: under `make test` (pytest-xdist, --dist loadgroup) these run one after another in one worker. The
+# kubelet's and kube-proxy's iptables chains are machine-wide, and the kubelet test compares the machine's rules
+# before and after; a node test in another worker would change them in between.
+pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("real-node")]
 
 
 def cluster_ca(kubeconfig: Path) -> Path:
