@@ -10,6 +10,7 @@ Traffic goes only to addresses on the test's own bridge.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
 import json
 import os
@@ -33,10 +34,23 @@ from prenv.cluster.node.containerd import Containerd
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
 from prenv.procs import free_port, wait_until
 
-# One group: under `make test` (pytest-xdist, --dist loadgroup) these run one after another in one worker. The
-# kubelet's and kube-proxy's iptables chains are machine-wide, and the kubelet test compares the machine's rules
-# before and after; a node test in another worker would change them in between.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("real-node")]
+pytestmark = pytest.mark.integration
+
+# Real-node tests run one at a time on a machine, whichever pytest-xdist worker or session they are in: the kubelet's
+# and kube-proxy's iptables chains are machine-wide (kube-proxy --cleanup removes all of them) and the kubelet test
+# compares the machine's rules before and after. A lock file rather than `xdist_group`: pytest-xdist 3.8 groups by
+# rewriting ``item._nodeid``, which pytest 9 no longer reads, so `--dist loadgroup` does not group here.
+NODE_TEST_LOCK = Path("/tmp/prenv-real-node-tests.lock")
+
+
+@contextlib.contextmanager
+def one_node_at_a_time() -> Iterator[None]:
+    with NODE_TEST_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)
@@ -48,6 +62,11 @@ class Node:
 
 @pytest.fixture
 def node() -> Iterator[Node]:
+    with one_node_at_a_time():
+        yield from _node()
+
+
+def _node() -> Iterator[Node]:
     # Not tmp_path: containerd's socket path must stay under 108 bytes, and pytest's paths carry the test name.
     root = Path(tempfile.mkdtemp(prefix="prenv-node-", dir="/tmp"))
     suffix = secrets.token_hex(3)

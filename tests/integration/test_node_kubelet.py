@@ -12,7 +12,9 @@ Service's ClusterIP once kube-proxy's DNAT to that address is in place.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import ipaddress
+import json
 import secrets
 import shutil
 import socket
@@ -36,10 +38,23 @@ from prenv.cluster.node.layout import NodeNetwork
 from prenv.cluster.node.node import RealNode
 from prenv.toolchain.versions import load_pins
 
-# One group: under `make test` (pytest-xdist, --dist loadgroup) these run one after another in one worker. The
-# kubelet's and kube-proxy's iptables chains are machine-wide, and the kubelet test compares the machine's rules
-# before and after; a node test in another worker would change them in between.
-pytestmark = [pytest.mark.integration, pytest.mark.xdist_group("real-node")]
+pytestmark = pytest.mark.integration
+
+# Real-node tests run one at a time on a machine, whichever pytest-xdist worker or session they are in: the kubelet's
+# and kube-proxy's iptables chains are machine-wide (kube-proxy --cleanup removes all of them) and the kubelet test
+# compares the machine's rules before and after. A lock file rather than `xdist_group`: pytest-xdist 3.8 groups by
+# rewriting ``item._nodeid``, which pytest 9 no longer reads, so `--dist loadgroup` does not group here.
+NODE_TEST_LOCK = Path("/tmp/prenv-real-node-tests.lock")
+
+
+@contextlib.contextmanager
+def one_node_at_a_time() -> Iterator[None]:
+    with NODE_TEST_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def cluster_ca(kubeconfig: Path) -> Path:
@@ -51,6 +66,11 @@ def cluster_ca(kubeconfig: Path) -> Path:
 
 @pytest.fixture
 def real_node(cluster_api: client.ApiClient) -> Iterator[RealNode]:
+    with one_node_at_a_time():
+        yield from _real_node(cluster_api)
+
+
+def _real_node(cluster_api: client.ApiClient) -> Iterator[RealNode]:
     # Not tmp_path: containerd's socket path must stay under 108 bytes, and pytest's paths carry the test name.
     root = Path(tempfile.mkdtemp(prefix="prenv-node-", dir="/tmp"))
     suffix = secrets.token_hex(3)
@@ -273,4 +293,91 @@ def test_a_pod_reaches_another_through_its_service_name(
     assert response.status == 200
     assert body == "probe server\n"
 
+    assert real_node.down().left == []
+
+
+def test_the_clusters_traefik_serves_a_pod_on_the_real_node_through_an_ingress(
+    cluster: ClusterInfo, real_node: RealNode, cluster_api: client.ApiClient, cluster_namespace: str
+) -> None:
+    """Ingress → Traefik (a host process) → the pod's address on our bridge: the page a reviewer would open."""
+    core = client.CoreV1Api(cluster_api)
+    real_node.up(kubeconfig=cluster.kubeconfig, client_ca=cluster_ca(cluster.kubeconfig))
+    probe = "prenv.local/probe:1.0"
+    archive = images.build_binary_image(
+        toolchain.tool_path("probe"), probe, real_node.layout.images_dir / "probe.tar", path_in_image="/probe"
+    )
+    real_node.import_image(archive, probe)
+    wait("the node to be Ready", lambda: node_ready(core, real_node.name), 120, real_node)
+    core.create_namespaced_pod(
+        cluster_namespace,
+        {
+            "metadata": {"name": "web", "labels": {"app": "web"}},
+            "spec": {
+                "nodeName": real_node.name,
+                "containers": [{"name": "probe", "image": probe, "imagePullPolicy": "Never"}],
+                "terminationGracePeriodSeconds": 1,
+            },
+        },
+    )
+    core.create_namespaced_service(
+        cluster_namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 8080}]},
+        },
+    )
+    subnet = ipaddress.ip_network(real_node.network.subnet)
+    discovery = client.DiscoveryV1Api(cluster_api)
+
+    def endpoints() -> list[str]:
+        # Raw JSON: the client's model refuses a slice whose endpoints are still null.
+        response = discovery.list_namespaced_endpoint_slice(
+            cluster_namespace, label_selector="kubernetes.io/service-name=web", _preload_content=False
+        )
+        slices = json.loads(response.data)["items"]
+        return [a for s in slices for e in s.get("endpoints") or [] for a in e.get("addresses", [])]
+
+    # Only once the Service's endpoints are the kubelet's address on our bridge (not KWOK's made-up one) does the
+    # Ingress exist, so Traefik never learns an address off this machine.
+    wait(
+        "the Service's endpoints to be the pod on our bridge",
+        lambda: (a := endpoints()) != [] and all(ipaddress.ip_address(x) in subnet for x in a),
+        120,
+        real_node,
+    )
+    host = f"web-{real_node.name}.node.test"
+    client.NetworkingV1Api(cluster_api).create_namespaced_ingress(
+        cluster_namespace,
+        {
+            "metadata": {"name": "web"},
+            "spec": {
+                "rules": [
+                    {
+                        "host": host,
+                        "http": {
+                            "paths": [
+                                {
+                                    "path": "/",
+                                    "pathType": "Prefix",
+                                    "backend": {"service": {"name": "web", "port": {"number": 80}}},
+                                }
+                            ]
+                        },
+                    }
+                ]
+            },
+        },
+    )
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    request = urllib.request.Request(f"http://127.0.0.1:{cluster.ingress.http}/", headers={"Host": host})
+
+    def page() -> str | None:
+        try:
+            with opener.open(request, timeout=5) as response:
+                return response.read().decode() if response.status == 200 else None
+        except OSError:  # 404 until Traefik has the route
+            return None
+
+    wait("Traefik to serve the pod", lambda: page() is not None, 60, real_node)
+    assert page() == "probe web\n"
     assert real_node.down().left == []
