@@ -1,27 +1,22 @@
-"""Images for the real node without a registry: built locally with umoci, imported into containerd with ``ctr``.
+"""Images for the real node without a registry: archives built by prenv.cluster.images, imported into the node's
+containerd with ``ctr``.
 
-Nothing can be pulled on these machines, so every image a pod runs, starting with the sandbox ("pause")
-image, is an OCI layout made by Debian's umoci (``init``, ``new``, ``insert``, ``config``), packed into a tar
-and imported with ``ctr images import``. A single static binary is all our images hold: the sandbox process
-(built by ``make tools``) and, later, the example app.
-
-The OCI layout tags the image with its tag only (umoci takes no repository name); ``--base-name`` at import
-turns that tag into the full reference, e.g. ``prenv.local/pause:1.0``.
+Nothing can be pulled on these machines, so every image a pod runs, starting with the sandbox ("pause") image, is
+an OCI archive made locally (prenv.cluster.images, over Debian's umoci) and imported with ``ctr images import``. A
+single static binary is all our images hold: the sandbox process and the probe (built by ``make tools``), the
+example app (``make images``).
 """
 
 from __future__ import annotations
 
 import logging
-import shutil
-import subprocess
-import tarfile
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from prenv.cluster.images import ImageSpec, build_image
 from prenv.cluster.node.containerd import K8S_NAMESPACE, Containerd
-from prenv.errors import ClusterError
+from prenv.errors import ClusterError, ToolError
 from prenv.toolchain.recipes import pause
 
 logger = logging.getLogger(__name__)
@@ -63,29 +58,20 @@ def build_binary_image(
     env: Sequence[str] = (),
 ) -> Path:
     """Write an OCI image archive at ``dest`` whose only file is ``binary`` (at ``path_in_image``), run as
-    ``user`` with ``args``; return ``dest``. Needs umoci on PATH (a Debian package ``make tools`` installs)."""
-    image = ImageRef.parse(ref)
-    if shutil.which("umoci") is None:
-        raise ClusterError("umoci is not installed; run `make tools` (it installs the node's Debian packages)")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="prenv-image-", dir=dest.parent) as tmp:
-        layout = Path(tmp) / "oci"
-        target = f"{layout}:{image.tag}"
-        _umoci("init", "--layout", str(layout))
-        _umoci("new", "--image", target)
-        _umoci("insert", "--image", target, "--history.created_by", f"prenv: {binary.name}", str(binary), path_in_image)
-        config = ["config", "--image", target, "--config.user", user, "--config.entrypoint", path_in_image]
-        for arg in args:
-            config += ["--config.cmd", arg]
-        for pair in env:
-            config += ["--config.env", pair]
-        _umoci(*config)
-        partial = dest.with_name(f".{dest.name}.tmp")
-        with tarfile.open(partial, "w") as archive:
-            for entry in sorted(layout.iterdir()):
-                archive.add(entry, arcname=entry.name)
-        partial.replace(dest)
-    logger.info("built image %s at %s", image, dest)
+    ``user`` with ``args``; return ``dest``. The build is prenv.cluster.images' (umoci, reproducible digests)."""
+    ImageRef.parse(ref)
+    spec = ImageSpec(
+        ref=ref,
+        entrypoint=(path_in_image, *args),
+        files={path_in_image: binary},
+        env=dict(pair.split("=", 1) for pair in env),
+        user=user,
+    )
+    try:
+        build_image(spec, dest)
+    except ToolError as e:
+        raise ClusterError(str(e)) from e
+    logger.info("built image %s at %s", ref, dest)
     return dest
 
 
@@ -105,9 +91,3 @@ def import_image(containerd: Containerd, archive: Path, ref: str, *, namespace: 
 def images(containerd: Containerd, *, namespace: str = K8S_NAMESPACE) -> list[str]:
     """The image references containerd has in ``namespace``."""
     return [line for line in containerd.ctr("images", "ls", "-q", namespace=namespace).splitlines() if line]
-
-
-def _umoci(*args: str) -> None:
-    proc = subprocess.run(["umoci", *args], capture_output=True, text=True, check=False, timeout=120)
-    if proc.returncode != 0:
-        raise ClusterError(f"`umoci {args[0]}` failed (exit {proc.returncode}): {proc.stderr.strip()[-500:]}")
