@@ -10,7 +10,6 @@ Traffic goes only to addresses on the test's own bridge.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import json
 import os
@@ -33,24 +32,9 @@ from prenv.cluster.node import config, images, teardown
 from prenv.cluster.node.containerd import Containerd
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
 from prenv.procs import free_port, wait_until
+from tests.fixtures.node import one_node_at_a_time
 
 pytestmark = pytest.mark.integration
-
-# Real-node tests run one at a time on a machine, whichever pytest-xdist worker or session they are in: the kubelet's
-# and kube-proxy's iptables chains are machine-wide (kube-proxy --cleanup removes all of them) and the kubelet test
-# compares the machine's rules before and after. A lock file rather than `xdist_group`: pytest-xdist 3.8 groups by
-# rewriting ``item._nodeid``, which pytest 9 no longer reads, so `--dist loadgroup` does not group here.
-NODE_TEST_LOCK = Path("/tmp/prenv-real-node-tests.lock")
-
-
-@contextlib.contextmanager
-def one_node_at_a_time() -> Iterator[None]:
-    with NODE_TEST_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,6 @@ Service's ClusterIP once kube-proxy's DNAT to that address is in place.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import ipaddress
 import json
 import secrets
@@ -37,24 +36,9 @@ from prenv.cluster.node import images, kubelet, teardown
 from prenv.cluster.node.layout import NodeNetwork
 from prenv.cluster.node.node import RealNode
 from prenv.toolchain.versions import load_pins
+from tests.fixtures.node import one_node_at_a_time
 
 pytestmark = pytest.mark.integration
-
-# Real-node tests run one at a time on a machine, whichever pytest-xdist worker or session they are in: the kubelet's
-# and kube-proxy's iptables chains are machine-wide (kube-proxy --cleanup removes all of them) and the kubelet test
-# compares the machine's rules before and after. A lock file rather than `xdist_group`: pytest-xdist 3.8 groups by
-# rewriting ``item._nodeid``, which pytest 9 no longer reads, so `--dist loadgroup` does not group here.
-NODE_TEST_LOCK = Path("/tmp/prenv-real-node-tests.lock")
-
-
-@contextlib.contextmanager
-def one_node_at_a_time() -> Iterator[None]:
-    with NODE_TEST_LOCK.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def cluster_ca(kubeconfig: Path) -> Path:

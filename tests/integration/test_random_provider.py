@@ -19,6 +19,8 @@ import pulumi
 import pytest
 from pulumi import automation as auto
 
+from tests.fixtures.toolchain import inline_stack
+
 pytestmark = pytest.mark.integration
 
 PROJECT = "random-check"
@@ -101,18 +103,7 @@ def test_a_random_password_is_secret_stable_and_destroyed_offline(
         password = pulumi_random.RandomPassword("pw", length=24, special=False)
         pulumi.export("password", password.result)
 
-    backend = tmp_path / "state"
-    backend.mkdir()
-    stack = auto.create_or_select_stack(
-        stack_name="dev",
-        project_name=PROJECT,
-        program=program,
-        opts=auto.LocalWorkspaceOptions(
-            work_dir=str(tmp_path),
-            pulumi_command=pulumi_command,
-            env_vars={**pulumi_env, "PULUMI_BACKEND_URL": backend.as_uri()},
-        ),
-    )
+    stack = inline_stack(tmp_path, PROJECT, program, pulumi_command=pulumi_command, pulumi_env=pulumi_env)
     output: list[str] = []
     up = stack.up(on_output=output.append)
     password = up.outputs["password"]

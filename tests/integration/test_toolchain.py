@@ -22,6 +22,7 @@ from pulumi import automation as auto
 from prenv import toolchain
 from prenv.toolchain import debian
 from prenv.toolchain.versions import load_pins
+from tests.fixtures.toolchain import inline_stack
 
 pytestmark = pytest.mark.integration
 
@@ -91,22 +92,8 @@ def no_download_lines(text: str) -> None:
 def test_automation_api_up_is_secret_then_idempotent_then_destroyed_and_removed(
     tmp_path: Path, pulumi_env: dict[str, str], pulumi_command: auto.PulumiCommand
 ) -> None:
-    backend = tmp_path / "state"
-    backend.mkdir()
     output: list[str] = []
-    stack = auto.create_or_select_stack(
-        stack_name="dev",
-        project_name=PROJECT,
-        program=program,
-        opts=auto.LocalWorkspaceOptions(
-            work_dir=str(tmp_path),
-            pulumi_command=pulumi_command,
-            env_vars={**pulumi_env, "PULUMI_BACKEND_URL": backend.as_uri()},
-            project_settings=auto.ProjectSettings(
-                name=PROJECT, runtime="python", backend=auto.ProjectBackend(url=backend.as_uri())
-            ),
-        ),
-    )
+    stack = inline_stack(tmp_path, PROJECT, program, pulumi_command=pulumi_command, pulumi_env=pulumi_env)
     on_output: Callable[[str], None] = output.append
 
     up = stack.up(on_output=on_output)
@@ -211,18 +198,7 @@ def test_kubernetes_provider_loads_from_pulumi_home_and_previews_without_a_clust
             "ns", metadata={"name": "toolchain-check"}, opts=pulumi.ResourceOptions(provider=provider)
         )
 
-    backend = tmp_path / "state"
-    backend.mkdir()
-    stack = auto.create_or_select_stack(
-        stack_name="dev",
-        project_name=PROJECT,
-        program=k8s_program,
-        opts=auto.LocalWorkspaceOptions(
-            work_dir=str(tmp_path),
-            pulumi_command=pulumi_command,
-            env_vars={**pulumi_env, "PULUMI_BACKEND_URL": backend.as_uri()},
-        ),
-    )
+    stack = inline_stack(tmp_path, PROJECT, k8s_program, pulumi_command=pulumi_command, pulumi_env=pulumi_env)
     output: list[str] = []
     preview = stack.preview(on_output=output.append)
     assert preview.change_summary == {"create": 3}  # stack, provider, namespace

@@ -7,6 +7,7 @@ to a second or two.
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
@@ -15,7 +16,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from prenv.toolchain import cache
-from prenv.toolchain.goenv import go_binary, go_env, ldflags
+from prenv.toolchain.goenv import go_binary, go_env, ldflags, local_go_version, render_go_mod, write_if_changed
 from prenv.toolchain.runner import Runner, StepResult
 from prenv.toolchain.versions import Pins
 
@@ -121,6 +122,40 @@ class ModuleRecipe(Recipe):
 
     def source(self) -> str:
         return f"{self.module}@v{self.version()}"
+
+
+class OwnProgramRecipe(Recipe):
+    """A recipe for a one-file Go program of ours (``main.go`` held in the recipe's module as ``main_go``), built
+    with no dependencies into a binary named ``key``; its digest follows the source, so editing it rebuilds."""
+
+    main_go: ClassVar[str]
+    program_version: ClassVar[str]
+    on_path = False  # an image ingredient, not a command
+
+    def version(self) -> str:
+        return self.program_version
+
+    def tool_names(self) -> tuple[str, ...]:
+        return (self.key,)
+
+    def source(self) -> str:
+        return f"{type(self).__module__} (ours)"
+
+    def digest(self) -> str:
+        return hashlib.sha256(self.main_go.encode()).hexdigest()[:16]
+
+    def build(self, runner: Runner) -> StepResult:
+        work = cache.work_dir(f"{self.key}-{self.version()}")
+        write_if_changed(work / "main.go", self.main_go)
+        write_if_changed(work / "go.mod", render_go_mod(f"prenv.local/{self.key}", local_go_version(), {}))
+        return go_build(
+            runner,
+            f"{self.key} {self.version()}: go build",
+            cwd=work,
+            output=self.binary(self.key),
+            packages=["."],
+            flags=[("main.version", self.version())],
+        )
 
 
 def go_build(

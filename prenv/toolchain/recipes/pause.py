@@ -9,12 +9,7 @@ digest (and thus "already built") follows it.
 
 from __future__ import annotations
 
-import hashlib
-
-from prenv.toolchain import cache
-from prenv.toolchain.goenv import local_go_version, render_go_mod, write_if_changed
-from prenv.toolchain.recipes.base import Recipe, go_build
-from prenv.toolchain.runner import Runner, StepResult
+from prenv.toolchain.recipes.base import OwnProgramRecipe
 
 # Bump when MAIN_GO changes in a way the image should show (the image tag is this version).
 VERSION = "1.0"
@@ -59,31 +54,7 @@ var version = "dev"
 """
 
 
-class Pause(Recipe):
+class Pause(OwnProgramRecipe):
     key = "pause"
-    on_path = False  # an image ingredient, not a command
-
-    def version(self) -> str:
-        return VERSION
-
-    def tool_names(self) -> tuple[str, ...]:
-        return ("pause",)
-
-    def source(self) -> str:
-        return "prenv.toolchain.recipes.pause (ours)"
-
-    def digest(self) -> str:
-        return hashlib.sha256(MAIN_GO.encode()).hexdigest()[:16]
-
-    def build(self, runner: Runner) -> StepResult:
-        work = cache.work_dir(f"pause-{VERSION}")
-        write_if_changed(work / "main.go", MAIN_GO)
-        write_if_changed(work / "go.mod", render_go_mod("prenv.local/pause", local_go_version(), {}))
-        return go_build(
-            runner,
-            f"pause {VERSION}: go build",
-            cwd=work,
-            output=self.binary("pause"),
-            packages=["."],
-            flags=[("main.version", VERSION)],
-        )
+    main_go = MAIN_GO
+    program_version = VERSION

@@ -10,12 +10,7 @@ digest follows it, as for the pause process.
 
 from __future__ import annotations
 
-import hashlib
-
-from prenv.toolchain import cache
-from prenv.toolchain.goenv import local_go_version, render_go_mod, write_if_changed
-from prenv.toolchain.recipes.base import Recipe, go_build
-from prenv.toolchain.runner import Runner, StepResult
+from prenv.toolchain.recipes.base import OwnProgramRecipe
 
 VERSION = "1.0"
 
@@ -77,31 +72,7 @@ func main() {
 """
 
 
-class Probe(Recipe):
+class Probe(OwnProgramRecipe):
     key = "probe"
-    on_path = False  # an image ingredient, not a command
-
-    def version(self) -> str:
-        return VERSION
-
-    def tool_names(self) -> tuple[str, ...]:
-        return ("probe",)
-
-    def source(self) -> str:
-        return "prenv.toolchain.recipes.probe (ours)"
-
-    def digest(self) -> str:
-        return hashlib.sha256(MAIN_GO.encode()).hexdigest()[:16]
-
-    def build(self, runner: Runner) -> StepResult:
-        work = cache.work_dir(f"probe-{VERSION}")
-        write_if_changed(work / "main.go", MAIN_GO)
-        write_if_changed(work / "go.mod", render_go_mod("prenv.local/probe", local_go_version(), {}))
-        return go_build(
-            runner,
-            f"probe {VERSION}: go build",
-            cwd=work,
-            output=self.binary("probe"),
-            packages=["."],
-            flags=[("main.version", VERSION)],
-        )
+    main_go = MAIN_GO
+    program_version = VERSION
