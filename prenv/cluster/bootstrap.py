@@ -27,6 +27,10 @@ logger = logging.getLogger(__name__)
 
 MANAGED_BY = {"app.kubernetes.io/managed-by": "prenv"}
 INGRESS_NAMESPACE = "ingress-nginx"
+# KWOK gives the pods of a fake node addresses from the node's podCIDR, 10.244.<index>.0/24: all inside this range,
+# which no real node uses, and which a cluster with real nodes routes to a blackhole (prenv.cluster.node.routes).
+FAKE_POD_RANGE = "10.244.0.0/16"
+
 # Traefik's Kubernetes Ingress provider serves only IngressClasses naming this controller.
 INGRESS_CONTROLLER = "traefik.io/ingress-controller"
 
@@ -71,7 +75,7 @@ def node_manifest(name: str, index: int, spec: NodeSpec, kubelet_version: str) -
             },
         },
         # A pod CIDR per node gives pods distinct, realistic IPs.
-        "spec": {"podCIDR": f"10.244.{index}.0/24", "podCIDRs": [f"10.244.{index}.0/24"]},
+        "spec": {"podCIDR": f"10.244.{index}.0/24", "podCIDRs": [f"10.244.{index}.0/24"]},  # in FAKE_POD_RANGE
         "status": {
             # Kept by KWOK's node-initialize stage (it fills in only missing addresses); pods get it as hostIP.
             "addresses": [

@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 
 from prenv.cluster.layout import DEFAULT_NAME
-from prenv.cluster.records import ClusterState
+from prenv.cluster.records import ClusterState, NodeKinds
 from prenv.cluster.runtime import EmbeddedCluster
 from prenv.errors import PrenvError
 
@@ -39,11 +39,19 @@ def _fail(e: PrenvError) -> typer.Exit:
     return typer.Exit(1)
 
 
+NodesOption = typer.Option(
+    NodeKinds.KWOK,
+    "--nodes",
+    help="kwok: simulated nodes only; real: one real node (kubelet on containerd, kube-proxy, CoreDNS; needs root); "
+    "both. Fixed when the cluster is created.",
+)
+
+
 @app.command()
-def up(name: str = NameOption, state_dir: Path | None = StateDirOption) -> None:
+def up(name: str = NameOption, state_dir: Path | None = StateDirOption, nodes: NodeKinds = NodesOption) -> None:
     """Start the cluster (or report that it runs) and print its kubeconfig path."""
     try:
-        info = EmbeddedCluster(name, state_dir).up(progress=_progress)
+        info = EmbeddedCluster(name, state_dir, node_kinds=nodes).up(progress=_progress)
     except PrenvError as e:
         raise _fail(e) from e
     typer.echo(str(info.kubeconfig))

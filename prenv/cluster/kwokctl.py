@@ -46,6 +46,22 @@ PORT_OPTIONS: tuple[str, ...] = (
 )
 BIND_ADDRESS = "127.0.0.1"
 SERVICE_CIDR = "10.96.0.0/16"  # room for 65,000 Services, as in kubeadm's default
+FAKE_NODE_ANNOTATION = "kwok.x-k8s.io/node=fake"
+
+COMPONENT_ARGS: tuple[tuple[str, str, str], ...] = (
+    # kube-apiserver's default service range is a /24: about 250 Services, 125 two-service environments.
+    ("kube-apiserver", "service-cluster-ip-range", SERVICE_CIDR),
+    # Reach a kubelet (logs, exec) at its node's InternalIP, never by resolving the node's name through the
+    # machine's DNS (a lookup that leaves the machine and fails).
+    ("kube-apiserver", "kubelet-preferred-address-types", "InternalIP"),
+    # KWOK fakes the status of its own nodes and their pods only; by default (kwokctl passes
+    # --manage-all-nodes=true, which these later flags override) it also fakes a real node's, giving its pods
+    # made-up addresses off this machine. Our fake nodes carry the annotation (prenv.cluster.bootstrap).
+    ("kwok-controller", "manage-all-nodes", "false"),
+    ("kwok-controller", "manage-nodes-with-annotation-selector", FAKE_NODE_ANNOTATION),
+)
+"""``(component, flag, value)`` added to kwokctl's own flags. In the options file (``componentsPatches``), not as
+``--extra-args``: kwokctl 0.8 panics ("index out of range") with four ``--extra-args``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,13 +247,21 @@ def environment(layout: ClusterLayout, tools: Toolset, base: Mapping[str, str] |
 
 
 def options_document(ports: Mapping[str, int]) -> str:
-    """The KwokctlConfiguration we pass with ``--config``: fixed ports, and loopback only (kwokctl's default
-    binds every component to 0.0.0.0)."""
+    """The KwokctlConfiguration we pass with ``--config``: fixed ports, loopback only (kwokctl's default binds
+    every component to 0.0.0.0), and our component flags (``COMPONENT_ARGS``)."""
     unknown = set(ports) - set(PORT_OPTIONS)
     if unknown:
         raise ValueError(f"unknown port options: {sorted(unknown)}")
     options: dict[str, object] = {"bindAddress": BIND_ADDRESS, **ports}
-    document = {"apiVersion": "config.kwok.x-k8s.io/v1alpha1", "kind": "KwokctlConfiguration", "options": options}
+    patches: dict[str, list[dict[str, str]]] = {}
+    for component, key, value in COMPONENT_ARGS:
+        patches.setdefault(component, []).append({"key": key, "value": value})
+    document = {
+        "apiVersion": "config.kwok.x-k8s.io/v1alpha1",
+        "kind": "KwokctlConfiguration",
+        "options": options,
+        "componentsPatches": [{"name": name, "extraArgs": args} for name, args in patches.items()],
+    }
     return yaml.safe_dump(document, sort_keys=False)
 
 
@@ -263,9 +287,6 @@ def create_command(layout: ClusterLayout, tools: Toolset, *, dry_run: bool = Fal
         "--secure-port=true",
         "--kube-authorization=true",
         "--kube-admission=true",
-        # kube-apiserver's default service range is a /24: about 250 Services, 125 two-service environments.
-        "--extra-args",
-        f"kube-apiserver=service-cluster-ip-range={SERVICE_CIDR}",
         # kwokctl polls until the apiserver serves; we wait for readiness ourselves, with a better error.
         "--timeout",
         "180s",

@@ -114,6 +114,16 @@ class ClusterLayout:
         return self.root / "traefik.log"
 
     @property
+    def node_dir(self) -> Path:
+        """The real node's files (``prenv.cluster.node.NodeLayout``), when the cluster has one."""
+        return self.root / "node"
+
+    @property
+    def nodes_file(self) -> Path:
+        """Which kinds of nodes the cluster was created with, so that ``status`` and ``down`` know them too."""
+        return self.root / "nodes.json"
+
+    @property
     def tls_dir(self) -> Path:
         return self.root / "tls"
 

@@ -32,6 +32,22 @@ class IngressPorts:
     https: int
 
 
+class NodeKinds(enum.StrEnum):
+    """Which nodes ``prenv cluster up --nodes`` starts: a real node (kubelet on containerd), KWOK's fake ones, both."""
+
+    REAL = "real"
+    KWOK = "kwok"
+    BOTH = "both"
+
+    @property
+    def real(self) -> bool:
+        return self in (NodeKinds.REAL, NodeKinds.BOTH)
+
+    @property
+    def kwok(self) -> bool:
+        return self in (NodeKinds.KWOK, NodeKinds.BOTH)
+
+
 @dataclass(frozen=True, slots=True)
 class NodeCounts:
     """How many nodes of each kind the cluster has: ``real`` run containers (kubelet), ``kwok`` are simulated."""

@@ -3,7 +3,8 @@
 It strings the other modules together: ``kwokctl`` starts etcd, kube-apiserver, kube-controller-manager,
 kube-scheduler and the KWOK controller; ``bootstrap`` creates the fake nodes and the ingress footprint and
 waits for readiness; ``pki`` makes the local CA; ``traefik`` configures the ingress controller we run next to
-it; ``processes`` proves that everything stopped.
+it; ``processes`` proves that everything stopped. With ``node_kinds`` naming real nodes, ``prenv.cluster.node``
+starts a kubelet on containerd (plus kube-proxy and CoreDNS) next to the control plane, under the cluster's dir.
 The CLI and the pytest fixture both use this class, so tests exercise exactly what developers run.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import logging
 import os
 import shutil
@@ -19,12 +21,16 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import yaml
+from kubernetes import client
 
 from prenv import procs
 from prenv.cluster import bootstrap, kwokctl, pki, processes, traefik
 from prenv.cluster.bootstrap import NodeSpec
 from prenv.cluster.layout import DEFAULT_NAME, ClusterLayout
-from prenv.cluster.records import ClusterInfo, ClusterState, ClusterStatus, IngressPorts, NodeCounts
+from prenv.cluster.node import routes
+from prenv.cluster.node.layout import NodeLayout, NodeNetwork
+from prenv.cluster.node.node import RealNode
+from prenv.cluster.records import ClusterInfo, ClusterState, ClusterStatus, IngressPorts, NodeCounts, NodeKinds
 from prenv.errors import ClusterError
 
 logger = logging.getLogger(__name__)
@@ -34,6 +40,9 @@ Progress = Callable[[str, float], None]
 
 READY_TIMEOUT = 120.0
 STOP_GRACE = 10.0
+REAL_NODE_NETWORK = NodeNetwork(name="prenv", bridge="prenv0", subnet="10.245.0.0/24")
+"""The real node's pod network: outside KWOK's fake pod range (``bootstrap.FAKE_POD_RANGE``) and the Services'."""
+REAL_NODE_PROCESSES = ("containerd", "kubelet", "kube-proxy", "coredns")
 
 
 def _log_progress(step: str, elapsed: float) -> None:
@@ -50,6 +59,9 @@ class EmbeddedCluster:
         ingress_class: the IngressClass created and served by Traefik.
         ingress_ip: the address Traefik publishes in ``status.loadBalancer``.
         tool_path: how to find a binary by name; defaults to ``prenv.toolchain.tool_path``.
+        node_kinds: ``kwok`` (the default: fake nodes only), ``real`` (one real node, no fake ones) or ``both``.
+            Recorded when the cluster is created; an existing cluster keeps the kinds it was created with.
+        node_network: the real node's bridge and pod subnet (default ``REAL_NODE_NETWORK``).
     """
 
     def __init__(
@@ -61,12 +73,65 @@ class EmbeddedCluster:
         ingress_class: str = "nginx",
         ingress_ip: str = "127.0.0.1",
         tool_path: kwokctl.ToolPath | None = None,
+        node_kinds: NodeKinds | str = NodeKinds.KWOK,
+        node_network: NodeNetwork | None = None,
     ) -> None:
         self.layout = ClusterLayout.of(name, state_dir)
         self.nodes = nodes or NodeSpec()
         self.ingress_class = ingress_class
         self.ingress_ip = ingress_ip
         self._tool_path = tool_path
+        self.node_kinds = NodeKinds(node_kinds)
+        self.node_network = node_network or REAL_NODE_NETWORK
+        self._apply_recorded_kinds()
+
+    # ------------------------------------------------------------------------------------------- node kinds
+
+    def _apply_recorded_kinds(self) -> None:
+        """An existing cluster's node kinds, fake node count and node network win over the constructor's."""
+        try:
+            recorded = json.loads(self.layout.nodes_file.read_text())
+            kinds = NodeKinds(recorded["kinds"])
+            kwok = int(recorded["kwok"])
+            network = NodeNetwork(**recorded["network"]) if recorded.get("network") else None
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+        self.node_kinds = kinds
+        self.nodes = NodeSpec(
+            count=kwok, cpu=self.nodes.cpu, memory=self.nodes.memory, pods=self.nodes.pods, prefix=self.nodes.prefix
+        )
+        if network is not None:
+            self.node_network = network
+
+    def _record_kinds(self) -> None:
+        if not self.node_kinds.kwok:
+            self.nodes = NodeSpec(
+                count=0, cpu=self.nodes.cpu, memory=self.nodes.memory, pods=self.nodes.pods, prefix=self.nodes.prefix
+            )
+        network = self.node_network
+        document = {
+            "kinds": self.node_kinds.value,
+            "kwok": self.nodes.count,
+            "network": {"name": network.name, "bridge": network.bridge, "subnet": network.subnet}
+            if self.node_kinds.real
+            else None,
+        }
+        self.layout.nodes_file.write_text(json.dumps(document) + "\n")
+
+    @property
+    def real_node_name(self) -> str:
+        return f"{self.name}-node"
+
+    def real_node(self) -> RealNode | None:
+        """The cluster's real node, if it has one (its processes may or may not run)."""
+        if not self.node_kinds.real:
+            return None
+        return RealNode(
+            self.layout.node_dir,
+            name=self.real_node_name,
+            network=self.node_network,
+            tool_path=self._tool_path,
+        )
 
     @property
     def name(self) -> str:
@@ -119,10 +184,18 @@ class EmbeddedCluster:
         """``(name, pidfile, command-line marker)`` of every process the cluster runs, in start order."""
         expected = [(c.name, c.pidfile, str(c.binary)) for c in (record.components if record else ())]
         expected.append(("traefik", self.layout.traefik_pidfile, traefik.marker(self.layout.traefik_config)))
+        if self.node_kinds.real:
+            node = NodeLayout(self.layout.node_dir)
+            expected += [
+                (REAL_NODE_PROCESSES[0], node.containerd_pidfile, str(node.containerd_config)),
+                (REAL_NODE_PROCESSES[1], node.kubelet_pidfile, str(node.kubelet_config)),
+                (REAL_NODE_PROCESSES[2], node.proxy_pidfile, str(node.proxy_config)),
+                (REAL_NODE_PROCESSES[3], node.dns_pidfile, str(node.corefile)),
+            ]
         return expected
 
     def _node_counts(self) -> NodeCounts:
-        return NodeCounts(real=0, kwok=self.nodes.count)
+        return NodeCounts(real=1 if self.node_kinds.real else 0, kwok=self.nodes.count)
 
     def _server(self) -> str | None:
         try:
@@ -146,7 +219,7 @@ class EmbeddedCluster:
             context=self.layout.context,
             state_dir=self.layout.root,
             ports=tuple(sorted({*record.ports.values(), ingress.http, ingress.https})),
-            nodes=self.nodes.names(),
+            nodes=(*self.nodes.names(), *((self.real_node_name,) if self.node_kinds.real else ())),
             ingress_class=self.ingress_class,
             ingress_ip=self.ingress_ip,
             ingress=ingress,
@@ -198,6 +271,7 @@ class EmbeddedCluster:
                 self._restart(tools, step)
             else:
                 self._create(tools, step)
+                self._record_kinds()
             try:
                 self._bootstrap(tools, step)
             except ClusterError as e:
@@ -251,14 +325,17 @@ class EmbeddedCluster:
             pki.ensure_ca(self.layout.tls_dir, f"prenv local CA ({self.name})")
             ports = self._start_traefik(tools)
             step(
-                f"{self.nodes.count} nodes and IngressClass {self.ingress_class} in place; Traefik on "
+                f"{self.nodes.count} fake nodes and IngressClass {self.ingress_class} in place; Traefik on "
                 f"http://127.0.0.1:{ports.http} and https://127.0.0.1:{ports.https}"
             )
             names = self.nodes.names()
-            bootstrap.wait_until(
-                "nodes Ready and schedulable", lambda: bootstrap.nodes_ready(api, names), timeout=READY_TIMEOUT
-            )
-            step(f"nodes Ready and schedulable: {', '.join(names)}")
+            if names:
+                bootstrap.wait_until(
+                    "nodes Ready and schedulable", lambda: bootstrap.nodes_ready(api, names), timeout=READY_TIMEOUT
+                )
+                step(f"nodes Ready and schedulable: {', '.join(names)}")
+            if self.node_kinds.real:
+                self._start_real_node(api, step)
             bootstrap.wait_until(
                 "ServiceAccount default/default",
                 lambda: bootstrap.default_service_account(api),
@@ -272,6 +349,31 @@ class EmbeddedCluster:
                 timeout=READY_TIMEOUT,
             )
             step("Traefik serving")
+
+    def _start_real_node(self, api: client.ApiClient, step: Callable[[str], None]) -> None:
+        """containerd, the kubelet, kube-proxy and CoreDNS; with fake nodes too, KWOK's pod range blackholed first
+        (before kube-proxy programs DNAT rules to made-up pod addresses)."""
+        node = self.real_node()
+        assert node is not None
+        if self.node_kinds.kwok:
+            routes.add_blackhole(bootstrap.FAKE_POD_RANGE)
+            step(f"KWOK's pod range {bootstrap.FAKE_POD_RANGE} routed to a blackhole")
+        kubeconfig = self.layout.kubeconfig
+        started = node.up(kubeconfig=kubeconfig, client_ca=_cluster_ca(kubeconfig))
+        node.start_proxy(kubeconfig=kubeconfig)
+        node.start_dns(kubeconfig=kubeconfig)
+        step(f"real node {node.name}: containerd, kubelet, kube-proxy and CoreDNS on {started.node_ip}")
+        try:
+            bootstrap.wait_until(
+                f"real node {node.name} Ready",
+                lambda: bootstrap.nodes_ready(api, (node.name,)),
+                timeout=READY_TIMEOUT,
+                interval=0.5,
+            )
+            bootstrap.wait_until("CoreDNS ready", node.dns_ready, timeout=READY_TIMEOUT, interval=0.5)
+        except ClusterError as e:
+            raise ClusterError(f"{e}; see {node.layout.kubelet_log} and {node.layout.dns_log}") from e
+        step(f"real node {node.name} Ready, CoreDNS serving on {started.node_ip}:53")
 
     def _start_traefik(self, tools: kwokctl.Toolset) -> IngressPorts:
         """Start Traefik unless it runs; its ports are chosen on the first start and kept in its config file."""
@@ -343,13 +445,26 @@ class EmbeddedCluster:
         ingress = traefik.read_ports(layout.traefik_config)
         if ingress is not None:
             ports |= {ingress.http, ingress.https}
-        targets = [(pidfile, marker) for _, pidfile, marker in self._expected_processes(record)]
+        # The real node's processes are the node teardown's to stop (below), not a bare kill's.
+        targets = [
+            (pidfile, marker)
+            for name, pidfile, marker in self._expected_processes(record)
+            if name not in REAL_NODE_PROCESSES
+        ]
         # A cluster started before Traefik served it may still run the ingress status publisher Traefik replaced.
         targets.append((layout.root / "ingress-publisher.pid", "prenv.cluster.ingress_publisher"))
         pids = [(pid, marker) for pidfile, marker in targets if (pid := processes.read_pidfile(pidfile)) is not None]
         # One at a time, in reverse start order (kwokctl's own order): clients before the apiserver, the
         # apiserver before etcd, or the apiserver's graceful shutdown hangs on a vanished etcd. No kwokctl
         # needed, so down works even when the toolchain is gone.
+        node = self.real_node()
+        if node is not None and layout.node_dir.exists():
+            # Before the control plane: the node's teardown stops what talks to the apiserver first, and it
+            # removes what a bare kill would leave (shims, mounts, bridge, iptables chains).
+            node.down()
+            step(f"real node {node.name} torn down")
+        if self.node_kinds.real and self.node_kinds.kwok:
+            routes.remove_blackhole(bootstrap.FAKE_POD_RANGE)
         killed = [pid for target in reversed(pids) for pid in processes.terminate([target], grace=STOP_GRACE)]
         step(f"stopped {len(pids)} process(es)" + (f" ({len(killed)} needed SIGKILL)" if killed else ""))
         busy = procs.wait_port_released(ports, timeout=STOP_GRACE)
@@ -383,3 +498,11 @@ class EmbeddedCluster:
             if remove:
                 path.unlink(missing_ok=True)
             f.close()
+
+
+def _cluster_ca(kubeconfig: Path) -> Path:
+    """The CA file the cluster's kubeconfig trusts: the kubelet trusts it for clients too (kwokctl writes a path,
+    relative to the kubeconfig or not)."""
+    conf = yaml.safe_load(kubeconfig.read_text())
+    path = Path(conf["clusters"][0]["cluster"]["certificate-authority"])
+    return path if path.is_absolute() else kubeconfig.parent / path

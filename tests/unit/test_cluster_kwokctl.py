@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import stat
 from pathlib import Path
 
 import pytest
 import yaml
 
-from prenv.cluster import kwokctl
+from prenv.cluster import bootstrap, kwokctl
 from prenv.cluster.layout import ClusterLayout
 from prenv.errors import ToolError
 
@@ -95,9 +96,14 @@ def test_create_gives_kwokctl_every_binary_and_our_work_dir_so_it_downloads_noth
     assert "KUBECONFIG" not in env
 
 
-def test_create_gives_the_apiserver_a_service_range_for_thousands_of_environments(bindir: Path, tmp_path: Path) -> None:
-    argv = list(kwokctl.create_command(ClusterLayout.of("gw0", tmp_path), _tools(bindir)).argv)
-    assert argv[argv.index("--extra-args") + 1] == "kube-apiserver=service-cluster-ip-range=10.96.0.0/16"
+def _component_args(component: str) -> dict[str, str]:
+    document = yaml.safe_load(kwokctl.options_document({"kubeApiserverPort": 1}))
+    patches = [p for p in document["componentsPatches"] if p["name"] == component]
+    return {a["key"]: a["value"] for p in patches for a in p["extraArgs"]}
+
+
+def test_create_gives_the_apiserver_a_service_range_for_thousands_of_environments() -> None:
+    assert _component_args("kube-apiserver")["service-cluster-ip-range"] == "10.96.0.0/16"
 
 
 def test_create_turns_on_admission_and_keeps_away_from_the_users_kubeconfig(bindir: Path, tmp_path: Path) -> None:
@@ -119,6 +125,7 @@ def test_the_options_fix_every_port_and_bind_to_loopback_only() -> None:
     document = yaml.safe_load(kwokctl.options_document(ports))
     assert document["kind"] == "KwokctlConfiguration"
     assert document["options"] == {"bindAddress": "127.0.0.1", **ports}
+    assert {p["name"] for p in document["componentsPatches"]} == {"kube-apiserver", "kwok-controller"}
     with pytest.raises(ValueError, match="unknown"):
         kwokctl.options_document({"dashboardPort": 1})
 
@@ -197,3 +204,24 @@ def test_a_kustomization_naming_a_missing_file_is_a_tool_error(tmp_path: Path) -
     (tmp_path / "stages" / "fast" / "kustomization.yaml").write_text("resources:\n- gone.yaml\n")
     with pytest.raises(ToolError, match="missing"):
         kwokctl.stage_configs(tmp_path)
+
+
+def test_kwok_manages_only_its_annotated_fake_nodes() -> None:
+    """kwokctl passes kwok --manage-all-nodes=true; its components' patches come after it, and the last flag wins."""
+    args = _component_args("kwok-controller")
+    assert args["manage-all-nodes"] == "false"
+    assert args["manage-nodes-with-annotation-selector"] == "kwok.x-k8s.io/node=fake"
+
+
+def test_the_apiserver_reaches_kubelets_by_internal_ip_only() -> None:
+    assert _component_args("kube-apiserver")["kubelet-preferred-address-types"] == "InternalIP"
+
+
+def test_the_fake_nodes_carry_the_annotation_kwok_selects_and_pod_cidrs_in_the_blackholed_range() -> None:
+    key, value = kwokctl.FAKE_NODE_ANNOTATION.split("=")
+    spec = bootstrap.NodeSpec(count=3)
+    for index, name in enumerate(spec.names()):
+        manifest = bootstrap.node_manifest(name, index, spec, "v1.33.0")
+        assert manifest["metadata"]["annotations"][key] == value
+        cidr = ipaddress.ip_network(manifest["spec"]["podCIDR"])
+        assert cidr.subnet_of(ipaddress.ip_network(bootstrap.FAKE_POD_RANGE))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import stat
 import sys
@@ -12,10 +13,12 @@ import pytest
 from typer.testing import CliRunner
 
 from prenv import procs
-from prenv.cluster import EmbeddedCluster, pki, processes, traefik
+from prenv.cluster import EmbeddedCluster, bootstrap, kwokctl, pki, processes, traefik
 from prenv.cluster.cli import app
 from prenv.cluster.layout import ClusterLayout
-from prenv.cluster.records import ClusterState, IngressPorts
+from prenv.cluster.node import routes
+from prenv.cluster.records import ClusterState, IngressPorts, NodeCounts, NodeKinds
+from prenv.cluster.runtime import REAL_NODE_NETWORK
 
 LISTENER = f"""#!{sys.executable}
 import socket, sys, time
@@ -181,3 +184,96 @@ def test_down_also_stops_the_ingress_publisher_of_a_cluster_started_before_traef
     cluster.down(progress=lambda *_: None)
     assert not processes.is_alive(legacy, "prenv.cluster.ingress_publisher")
     assert not cluster.layout.root.exists()
+
+
+def _record_nodes(layout: ClusterLayout, kinds: str, kwok: int) -> None:
+    layout.root.mkdir(parents=True, exist_ok=True)
+    network = {"name": "prenv-t", "bridge": "pt0", "subnet": "10.251.7.0/24"} if kinds != "kwok" else None
+    layout.nodes_file.write_text(json.dumps({"kinds": kinds, "kwok": kwok, "network": network}))
+
+
+def test_the_default_is_kwok_nodes_only(tmp_path: Path) -> None:
+    cluster = EmbeddedCluster("gw0", tmp_path)
+    assert cluster.node_kinds is NodeKinds.KWOK
+    assert cluster.real_node() is None
+    assert cluster.status().nodes == NodeCounts(real=0, kwok=2)
+
+
+@pytest.mark.parametrize(
+    ("kinds", "kwok", "expected"),
+    [("real", 0, NodeCounts(real=1, kwok=0)), ("both", 2, NodeCounts(real=1, kwok=2)), ("kwok", 5, NodeCounts(0, 5))],
+    ids=["real", "both", "kwok"],
+)
+def test_a_created_cluster_keeps_the_node_kinds_it_was_created_with(
+    tmp_path: Path, kinds: str, kwok: int, expected: NodeCounts
+) -> None:
+    layout = ClusterLayout.of("gw0", tmp_path)
+    _record_nodes(layout, kinds, kwok)
+    cluster = EmbeddedCluster("gw0", tmp_path)  # asks for the default, kwok
+    assert cluster.node_kinds is NodeKinds(kinds)
+    assert cluster.status().nodes == expected
+    result = CliRunner().invoke(app, ["status", "--json", "--name", "gw0", "--state-dir", str(tmp_path)])
+    assert json.loads(result.stdout)["nodes"] == {"real": expected.real, "kwok": expected.kwok}
+    node = cluster.real_node()
+    if expected.real:
+        assert node is not None
+        assert node.layout.root == layout.node_dir
+        assert node.network.bridge == "pt0"
+    else:
+        assert node is None
+
+
+def test_real_nodes_create_no_fake_nodes(tmp_path: Path) -> None:
+    cluster = EmbeddedCluster("gw0", tmp_path, node_kinds="real")
+    cluster.layout.root.mkdir(parents=True)
+    cluster._record_kinds()
+    assert cluster.nodes.count == 0
+    assert json.loads(cluster.layout.nodes_file.read_text())["kinds"] == "real"
+
+
+def test_a_dead_kubelet_makes_a_cluster_with_a_real_node_broken(tmp_path: Path) -> None:
+    layout = ClusterLayout.of("gw0", tmp_path)
+    port = procs.free_ports(1)[0]
+    scripts = _fake_cluster(layout, port)
+    _record_nodes(layout, "real", 0)
+    cluster = EmbeddedCluster("gw0", tmp_path)
+    try:
+        _start(layout, "etcd", scripts["etcd"])
+        _start(layout, "kube-apiserver", scripts["kube-apiserver"], str(port))
+        status = cluster.status()
+        assert status.state is ClusterState.BROKEN
+        assert {"containerd", "kubelet", "kube-proxy", "coredns"} <= set(status.missing)
+        assert not set(cluster.pids()) & {"containerd", "kubelet"}
+    finally:
+        for name in ("etcd", "kube-apiserver"):
+            pid = processes.read_pidfile(layout.pids_dir / f"{name}.pid")
+            if pid is not None:
+                processes.terminate([(pid, "")], grace=2)
+
+
+def test_the_real_nodes_network_stays_clear_of_kwoks_pod_range_and_the_services() -> None:
+    subnet = ipaddress.ip_network(REAL_NODE_NETWORK.subnet)
+    assert not subnet.overlaps(ipaddress.ip_network(bootstrap.FAKE_POD_RANGE))
+    assert not subnet.overlaps(ipaddress.ip_network(kwokctl.SERVICE_CIDR))
+
+
+def test_up_offers_real_kwok_and_both_and_refuses_anything_else(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app, ["up", "--nodes", "fake", "--state-dir", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "--nodes" in result.output
+
+
+@pytest.mark.parametrize(
+    ("table", "clash"),
+    [
+        ("default via 192.0.2.1 dev eth0\n192.0.2.0/24 dev eth0 proto kernel scope link src 192.0.2.2\n", []),
+        ("blackhole 10.244.0.0/16\n", []),
+        ("10.244.3.0/24 dev br0 scope link\n", ["10.244.3.0/24 dev br0 scope link"]),
+        ("10.0.0.0/8 via 192.0.2.9 dev eth0\n", ["10.0.0.0/8 via 192.0.2.9 dev eth0"]),
+    ],
+    ids=["host-only", "ours", "inside", "around"],
+)
+def test_the_fake_pod_range_is_blackholed_only_where_the_machine_routes_none_of_it(
+    table: str, clash: list[str]
+) -> None:
+    assert routes.overlapping_routes("10.244.0.0/16", table) == clash

@@ -1,6 +1,7 @@
-"""Groundwork for the embedded cluster's real node: containerd, the sandbox image, kubelet and CNI config, teardown.
+"""The embedded cluster's real node: containerd, the sandbox image, kubelet and CNI config, teardown.
 
-Nothing imports this package yet; ``prenv cluster up`` still runs KWOK nodes only. Each module owns one piece:
+``prenv cluster up --nodes real|both`` (``prenv.cluster.runtime.EmbeddedCluster(node_kinds=...)``) starts one under
+the cluster's dir; the default, ``--nodes kwok``, does not use this package. Each module owns one piece:
 
 - :mod:`.layout` - where the node's files live under the cluster's state dir, and its network (bridge, subnet);
 - :mod:`.containerd` - containerd's config (CRI plugin, cgroupfs, runc, CNI) and its process;
@@ -9,6 +10,7 @@ Nothing imports this package yet; ``prenv cluster up`` still runs KWOK nodes onl
 - :mod:`.kubelet` - what the kubelet needs before it starts (bridge with the node IP, cgroup root) and its process;
 - :mod:`.proxy` - kube-proxy (iptables mode, bound to loopback and the node IP) and its ``--cleanup``;
 - :mod:`.dns` - CoreDNS on the node IP serving the cluster domain only (the pods' DNS server);
+- :mod:`.routes` - the blackhole route for KWOK's fake pod range when real and fake nodes share a cluster;
 - :mod:`.teardown` - removes what a node leaves behind: kubelet, containers, shims, mounts, the bridge, CNI
   iptables rules, cgroups, files;
 - :mod:`.node` - :class:`RealNode`, the one door: ``up()`` does the above in order, ``start_proxy()`` and
