@@ -3,7 +3,7 @@
 The test starts its own cluster in ``tmp_path`` (not the session's: the node kinds are fixed when a cluster is
 created), runs a pod of a locally built image on the real node, fetches its page from the pod's address on the
 node's bridge (the only address besides loopback that gets traffic), and checks that ``down`` leaves no process,
-bridge, mount or KUBE-/CNI- iptables chain behind.
+bridge, mount or KUBE-/CNI- iptables chain behind. A second test runs ``--nodes both``.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import contextlib
 import ipaddress
 import json
 import secrets
+import subprocess
 import time
 import urllib.request
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from prenv.cluster import bootstrap, processes
 from prenv.cluster.cli import app
 from prenv.cluster.node import images, teardown
 from prenv.cluster.node.layout import NodeNetwork
-from prenv.cluster.records import ClusterState
+from prenv.cluster.records import ClusterState, NodeCounts
 from prenv.cluster.runtime import EmbeddedCluster
 from tests.fixtures.node import one_node_at_a_time
 from tests.integration.test_node_kubelet import k8s_and_cni_rules
@@ -119,3 +120,48 @@ def test_up_nodes_real(tmp_path_factory: pytest.TempPathFactory) -> None:
         assert k8s_and_cni_rules() == rules_before
         assert not cluster.layout.root.exists()
         assert EmbeddedCluster("rn", state_dir).status().state is ClusterState.STOPPED
+
+
+def _blackholes() -> str:
+    return subprocess.run(["ip", "-4", "route", "show", "type", "blackhole"], capture_output=True, text=True).stdout
+
+
+def test_up_nodes_both(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Fake and real nodes side by side: KWOK's pod range is blackholed while the cluster runs, KWOK leaves the real
+    node to its kubelet, and a dead kubelet makes the cluster broken until ``up`` starts it again."""
+    state_dir = tmp_path_factory.mktemp("rb")
+    suffix = secrets.token_hex(3)
+    network = NodeNetwork(
+        name=f"prenv-c-{suffix}", bridge=f"pc{suffix}", subnet=f"10.251.{secrets.randbelow(250)}.0/24"
+    )
+    with one_node_at_a_time():
+        assert bootstrap.FAKE_POD_RANGE not in _blackholes()
+        cluster = EmbeddedCluster("rb", state_dir, node_kinds="both", node_network=network)
+        try:
+            info = cluster.up(progress=lambda *_: None)
+            assert cluster.status().nodes == NodeCounts(real=1, kwok=2)
+            assert f"blackhole {bootstrap.FAKE_POD_RANGE}" in _blackholes()
+            node = cluster.real_node()
+            assert node is not None
+            with contextlib.closing(bootstrap.api_client(info.kubeconfig)) as api:
+                core = client.CoreV1Api(api)
+                assert sorted(n.metadata.name for n in core.list_node().items) == sorted(info.nodes)
+                assert bootstrap.nodes_ready(api, info.nodes)
+                real = core.read_node(node.name)
+                # The kubelet's own status, not one KWOK made up: the real runtime, the node IP on our bridge.
+                assert real.status.node_info.container_runtime_version.startswith("containerd://")
+                assert {a.address for a in real.status.addresses if a.type == "InternalIP"} == {network.gateway}
+
+            kubelet = cluster.pids()["kubelet"]
+            processes.terminate([(kubelet, str(node.layout.kubelet_config))], grace=5)
+            status = cluster.status()
+            assert status.state is ClusterState.BROKEN
+            assert status.missing == ("kubelet",)
+            cluster.up(progress=lambda *_: None)
+            assert cluster.status().state is ClusterState.RUNNING
+            assert cluster.pids()["kubelet"] != kubelet
+        finally:
+            cluster.down()
+        assert bootstrap.FAKE_POD_RANGE not in _blackholes()
+        assert not teardown.link_exists(network.bridge)
+        assert not cluster.layout.root.exists()
