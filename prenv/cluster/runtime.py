@@ -31,7 +31,7 @@ from prenv.cluster.node import routes
 from prenv.cluster.node.layout import NodeLayout, NodeNetwork
 from prenv.cluster.node.node import RealNode
 from prenv.cluster.records import ClusterInfo, ClusterState, ClusterStatus, IngressPorts, NodeCounts, NodeKinds
-from prenv.errors import ClusterError
+from prenv.errors import ClusterError, ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -185,7 +185,10 @@ class EmbeddedCluster:
         expected = [(c.name, c.pidfile, str(c.binary)) for c in (record.components if record else ())]
         expected.append(("traefik", self.layout.traefik_pidfile, traefik.marker(self.layout.traefik_config)))
         if self.node_kinds.real:
-            node = NodeLayout(self.layout.node_dir)
+            try:
+                node = NodeLayout(self.layout.node_dir)
+            except ConfigError:  # a state dir too deep for containerd's socket: up refuses it before starting
+                return expected
             expected += [
                 (REAL_NODE_PROCESSES[0], node.containerd_pidfile, str(node.containerd_config)),
                 (REAL_NODE_PROCESSES[1], node.kubelet_pidfile, str(node.kubelet_config)),
@@ -254,6 +257,8 @@ class EmbeddedCluster:
         def step(text: str) -> None:
             report(text, time.monotonic() - started)
 
+        if self.node_kinds.real:
+            NodeLayout(self.layout.node_dir)  # ConfigError now, before anything starts, if the dir is too deep
         with self._locked():
             status = self.status()
             if status.state is ClusterState.RUNNING:
@@ -457,8 +462,8 @@ class EmbeddedCluster:
         # One at a time, in reverse start order (kwokctl's own order): clients before the apiserver, the
         # apiserver before etcd, or the apiserver's graceful shutdown hangs on a vanished etcd. No kwokctl
         # needed, so down works even when the toolchain is gone.
-        node = self.real_node()
-        if node is not None and layout.node_dir.exists():
+        node = self.real_node() if layout.node_dir.exists() else None
+        if node is not None:
             # Before the control plane: the node's teardown stops what talks to the apiserver first, and it
             # removes what a bare kill would leave (shims, mounts, bridge, iptables chains).
             node.down()

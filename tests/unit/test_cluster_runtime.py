@@ -19,6 +19,7 @@ from prenv.cluster.layout import ClusterLayout
 from prenv.cluster.node import routes
 from prenv.cluster.records import ClusterState, IngressPorts, NodeCounts, NodeKinds
 from prenv.cluster.runtime import REAL_NODE_NETWORK
+from prenv.errors import ConfigError
 
 LISTENER = f"""#!{sys.executable}
 import socket, sys, time
@@ -205,8 +206,9 @@ def test_the_default_is_kwok_nodes_only(tmp_path: Path) -> None:
     ids=["real", "both", "kwok"],
 )
 def test_a_created_cluster_keeps_the_node_kinds_it_was_created_with(
-    tmp_path: Path, kinds: str, kwok: int, expected: NodeCounts
+    tmp_path_factory: pytest.TempPathFactory, kinds: str, kwok: int, expected: NodeCounts
 ) -> None:
+    tmp_path = tmp_path_factory.mktemp("k")  # short: containerd's socket path below it must stay under 108 bytes
     layout = ClusterLayout.of("gw0", tmp_path)
     _record_nodes(layout, kinds, kwok)
     cluster = EmbeddedCluster("gw0", tmp_path)  # asks for the default, kwok
@@ -231,7 +233,8 @@ def test_real_nodes_create_no_fake_nodes(tmp_path: Path) -> None:
     assert json.loads(cluster.layout.nodes_file.read_text())["kinds"] == "real"
 
 
-def test_a_dead_kubelet_makes_a_cluster_with_a_real_node_broken(tmp_path: Path) -> None:
+def test_a_dead_kubelet_makes_a_cluster_with_a_real_node_broken(tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp_path = tmp_path_factory.mktemp("k")
     layout = ClusterLayout.of("gw0", tmp_path)
     port = procs.free_ports(1)[0]
     scripts = _fake_cluster(layout, port)
@@ -277,3 +280,15 @@ def test_the_fake_pod_range_is_blackholed_only_where_the_machine_routes_none_of_
     table: str, clash: list[str]
 ) -> None:
     assert routes.overlapping_routes("10.244.0.0/16", table) == clash
+
+
+def test_up_refuses_a_real_node_under_a_state_dir_too_deep_for_containerd_before_starting_anything(
+    tmp_path: Path,
+) -> None:
+    deep = tmp_path / ("d" * 80)
+    cluster = EmbeddedCluster("gw0", deep, node_kinds="real")
+    with pytest.raises(ConfigError, match="too deep"):
+        cluster.up(progress=lambda *_: None)
+    assert not cluster.layout.root.exists()
+    assert cluster.status().state is ClusterState.STOPPED
+    cluster.down(progress=lambda *_: None)
