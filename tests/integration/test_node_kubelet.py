@@ -168,9 +168,9 @@ def test_a_kubelet_built_here_registers_runs_a_local_image_pod_on_the_bridge_and
     subnet = ipaddress.ip_network(real_node.network.subnet)
 
     def ready_on_our_bridge() -> bool:
-        # KWOK, as kwokctl starts it today (--manage-all-nodes=true), fakes the status of pods on every node,
-        # this one included (Ready, IP 10.0.0.x), until the kubelet's status sync overwrites it within ~10 s.
-        # Only a status with an address on our bridge is the kubelet's, and only that address may get traffic.
+        # KWOK now manages only its annotated fake nodes, but a status from anyone but the kubelet (KWOK faked
+        # Ready with a 10.0.0.x address before it was told so) must never get traffic: only a status with an
+        # address on our bridge is the kubelet's, and only that address may be contacted.
         pod = core.read_namespaced_pod("sleeper", cluster_namespace)
         ready = any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
         return ready and pod.status.pod_ip is not None and ipaddress.ip_address(pod.status.pod_ip) in subnet
