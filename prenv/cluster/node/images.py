@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from prenv.cluster.images import ImageSpec, build_image
+from prenv.cluster.images import PAUSE_REPOSITORY, ImageSpec, build_image, pause_image, split_ref
 from prenv.cluster.node.containerd import K8S_NAMESPACE, Containerd
 from prenv.errors import ClusterError, ToolError
 from prenv.toolchain.recipes import pause
@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 
 # The sandbox image containerd's CRI plugin uses for every pod. "prenv.local" is not a registry anyone could
 # pull from, which is the point: it can only be there because we imported it.
-SANDBOX_IMAGE = f"prenv.local/pause:{pause.VERSION}"
+SANDBOX_IMAGE = f"{PAUSE_REPOSITORY}:{pause.VERSION}"
 
 # The official pause image runs as nobody too; the sandbox needs no privilege beyond holding namespaces.
 NOBODY = "65535:65535"
@@ -38,9 +38,10 @@ class ImageRef:
 
     @classmethod
     def parse(cls, ref: str) -> ImageRef:
-        repository, sep, tag = ref.rpartition(":")
-        if not sep or not repository or not tag or "/" in tag or "@" in ref:
-            raise ClusterError(f"image reference {ref!r} must be <repository>:<tag>")
+        try:
+            repository, tag = split_ref(ref)
+        except ValueError:
+            raise ClusterError(f"image reference {ref!r} must be <repository>:<tag>") from None
         return cls(repository, tag)
 
     def __str__(self) -> str:
@@ -77,7 +78,11 @@ def build_binary_image(
 
 def build_sandbox_image(pause_binary: Path, dest: Path) -> Path:
     """The sandbox image archive around the pause process ``make tools`` built (``tool_path("pause")``)."""
-    return build_binary_image(pause_binary, SANDBOX_IMAGE, dest, path_in_image="/pause")
+    try:
+        pause_image(pause_binary, dest, pause.VERSION)
+    except ToolError as e:
+        raise ClusterError(str(e)) from e
+    return dest
 
 
 def import_image(containerd: Containerd, archive: Path, ref: str, *, namespace: str = K8S_NAMESPACE) -> None:
