@@ -86,10 +86,17 @@ def build_image_gate(s: Settings) -> ImageGate | None:
 
 
 def pulumi_environment(s: Settings) -> dict[str, str]:
-    """The environment every pulumi run gets: the toolchain's, plus the admin DSN the program needs."""
+    """The environment every pulumi run gets: the toolchain's, a secrets passphrase when the backend may use the
+    development one (ConfigError when a shared backend has none: prenv.gateway.secrets), the admin DSN the program
+    needs."""
+    from prenv.gateway.secrets import secrets_env
     from prenv.toolchain import pulumi_env
+    from prenv.toolchain.env import DEV_PASSPHRASE
 
-    env = {**os.environ, **pulumi_env()}
+    env = {**os.environ, **pulumi_env(dev_passphrase=False)}
+    env.update(
+        secrets_env(s.state.backend, env, secrets_provider=s.state.secrets_provider, dev_passphrase=DEV_PASSPHRASE)
+    )
     if s.database.admin_dsn is not None:
         env["PRENV_DATABASE_ADMIN_DSN"] = s.database.admin_dsn.get_secret_value()
     return env
@@ -104,13 +111,15 @@ def build_gateway(s: Settings) -> PulumiGateway:
         pulumi_environment(s),
         pulumi_root=cache_dir(),
         stale_lock_seconds=s.reconcile.stale_lock_seconds,
+        secrets_provider=s.state.secrets_provider,
     )
 
 
 def build_parts(s: Settings, *, source: PullRequestSource | None = None) -> Parts:
     """The template and its hash, the stack gateway and the PR source (``source`` replaces the configured one)."""
+    gateway = build_gateway(s)  # first: a backend without its secrets is refused before anything else is read
     tmpl = stackconfig.load_template(template.read_template_file(s.project_dir))
-    return Parts(s, tmpl, stackconfig.template_hash(tmpl), build_gateway(s), source or build_source(s))
+    return Parts(s, tmpl, stackconfig.template_hash(tmpl), gateway, source or build_source(s))
 
 
 def build_reconciler(

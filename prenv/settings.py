@@ -104,6 +104,9 @@ class ImageGateSettings(_Section):
 
 class StateSettings(_Section):
     backend: str = "file://.state/pulumi"  # file://, s3://bucket?region=…&endpoint=…, or https://api.pulumi.com
+    # A cloud KMS for new stacks' secrets (awskms://…, gcpkms://…, azurekeyvault://…, hashivault://…); without one, a
+    # DIY backend other than file:// needs PULUMI_CONFIG_PASSPHRASE(_FILE) (prenv.gateway.secrets).
+    secrets_provider: str | None = None
 
 
 class DatabaseSettings(_Section):
@@ -308,7 +311,7 @@ def _resolve(s: Settings, base: Path) -> Settings:
         update={
             "project_dir": rel(s.project_dir),
             "source": source,
-            "state": StateSettings(backend=backend),
+            "state": s.state.model_copy(update={"backend": backend}),
             "serve": s.serve.model_copy(update={"webhook_secret_file": rel(secret_file) if secret_file else None}),
         }
     )

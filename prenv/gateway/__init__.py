@@ -8,6 +8,7 @@ a backend URL. Inside, one module per job:
     cloud.py       CloudGateway: Pulumi Cloud and https:// backends, through the Automation API
     backend.py     reading a DIY backend's checkpoints, locks and history
     locks.py       when a crashed run's lock may be removed
+    secrets.py     which secrets manager a backend gets; no public passphrase on a shared backend
     classify.py    a failed pulumi command → summary and retry decision
     redact.py      secrets out of pulumi's output
     fake.py        FakeGateway, in memory, for reconciler tests
@@ -38,6 +39,7 @@ def gateway_for(
     stale_lock_seconds: float = 900.0,
     s3_client: Any = None,
     extra_config: Callable[[DesiredEnvironment], dict[str, str]] | None = None,
+    secrets_provider: str | None = None,
 ) -> PulumiGateway:
     """The stack gateway for ``backend_url``: DiyGateway for ``file://`` and ``s3://``, CloudGateway for ``https://``.
 
@@ -49,6 +51,8 @@ def gateway_for(
         stale_lock_seconds: (DIY) a lock older than this is removed whoever holds it.
         s3_client: (s3://) a boto3 S3 client to read the backend with; built from the URL when None.
         extra_config: more stack config for a PR, written with its PR values.
+        secrets_provider: a cloud KMS URL new stacks encrypt their secrets with (None: the passphrase, or Pulumi
+            Cloud's own); see prenv.gateway.secrets.
     """
     # Imported here: the reconciler imports this package for StackGateway and needs no pulumi to plan.
     from prenv.gateway.backend import store_for
@@ -57,7 +61,14 @@ def gateway_for(
 
     store = store_for(backend_url, s3_client=s3_client)
     if store is None:
-        return CloudGateway(project_dir, backend_url, env, pulumi_root=pulumi_root, extra_config=extra_config)
+        return CloudGateway(
+            project_dir,
+            backend_url,
+            env,
+            pulumi_root=pulumi_root,
+            extra_config=extra_config,
+            secrets_provider=secrets_provider,
+        )
     return DiyGateway(
         project_dir,
         backend_url,
@@ -66,4 +77,5 @@ def gateway_for(
         pulumi_root=pulumi_root,
         stale_lock_seconds=stale_lock_seconds,
         extra_config=extra_config,
+        secrets_provider=secrets_provider,
     )

@@ -49,8 +49,16 @@ class DiyGateway(PulumiGateway):
         pulumi_root: Path | None = None,
         stale_lock_seconds: float = 900.0,
         extra_config: Callable[[DesiredEnvironment], dict[str, str]] | None = None,
+        secrets_provider: str | None = None,
     ) -> None:
-        super().__init__(project_dir, backend_url, env, pulumi_root=pulumi_root, extra_config=extra_config)
+        super().__init__(
+            project_dir,
+            backend_url,
+            env,
+            pulumi_root=pulumi_root,
+            extra_config=extra_config,
+            secrets_provider=secrets_provider,
+        )
         if isinstance(store, FileStore):
             store.root.mkdir(parents=True, exist_ok=True)  # pulumi refuses a file:// backend that does not exist
         self.backend = DiyBackend(store, "prenv")

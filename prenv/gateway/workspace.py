@@ -67,6 +67,7 @@ class PulumiGateway(ABC):
         env: the environment of every pulumi process (toolchain, kubeconfig, the admin DSN the program needs).
         pulumi_root: where the pulumi CLI is installed (None: on PATH).
         extra_config: more stack config for a PR, written with its PR values.
+        secrets_provider: a cloud KMS URL that new stacks encrypt their secrets with (prenv.gateway.secrets).
     """
 
     def __init__(
@@ -77,8 +78,10 @@ class PulumiGateway(ABC):
         *,
         pulumi_root: Path | None = None,
         extra_config: Callable[[DesiredEnvironment], dict[str, str]] | None = None,
+        secrets_provider: str | None = None,
     ) -> None:
         self.project_dir = project_dir
+        self.secrets_provider = secrets_provider
         self.backend_url = backend_url
         self.env = {**env, "PULUMI_BACKEND_URL": backend_url}
         self.pulumi_root = pulumi_root
@@ -168,7 +171,12 @@ class PulumiGateway(ABC):
     # -- shared helpers --------------------------------------------------------------------------------------
 
     def _workspace(self) -> auto.LocalWorkspace:
-        return auto.LocalWorkspace(work_dir=str(self.project_dir), env_vars=dict(self.env), pulumi_command=self._cmd)
+        return auto.LocalWorkspace(
+            work_dir=str(self.project_dir),
+            env_vars=dict(self.env),
+            pulumi_command=self._cmd,
+            secrets_provider=self.secrets_provider,
+        )
 
     def _select(self, name: str, *, create: bool, exists: bool | None = None) -> auto.Stack:
         """Select the stack, creating it when ``create``. ``exists`` (when known) saves create_or_select's failing

@@ -26,8 +26,12 @@ def venv_bin() -> Path:
     return Path(sys.executable).parent if sys.prefix == sys.base_prefix else Path(sys.prefix) / "bin"
 
 
-def pulumi_env() -> dict[str, str]:
-    """Variables to merge over os.environ for any pulumi command or Automation API workspace."""
+def pulumi_env(*, dev_passphrase: bool = True) -> dict[str, str]:
+    """Variables to merge over os.environ for any pulumi command or Automation API workspace.
+
+    ``dev_passphrase=False`` leaves the passphrase decision to the caller: the driver refuses the development
+    passphrase for shared backends (prenv.gateway.secrets).
+    """
     path = [str(cache.bin_dir()), str(venv_bin())]
     rest = [p for p in os.environ.get("PATH", "").split(os.pathsep) if p and p not in path]
     env = {
@@ -36,7 +40,7 @@ def pulumi_env() -> dict[str, str]:
         "PULUMI_SKIP_UPDATE_CHECK": "true",
         "PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION": "true",
     }
-    if not _passphrase_configured():
+    if dev_passphrase and not _passphrase_configured():
         env["PULUMI_CONFIG_PASSPHRASE"] = DEV_PASSPHRASE
     return env
 

@@ -146,6 +146,11 @@ def test_the_same_lifecycle_on_an_s3_backend(
     cluster_api: client.ApiClient,
     postgres: LocalPostgres,
 ) -> None:
-    env = {**preview_env, **{k: v for k, v in os.environ.items() if k.startswith("AWS_")}}
+    # A shared backend refuses the public development passphrase (prenv.gateway.secrets): this one sets its own.
+    env = {
+        **preview_env,
+        **{k: v for k, v in os.environ.items() if k.startswith("AWS_")},
+        "PULUMI_CONFIG_PASSPHRASE": "e2e-s3-" + os.urandom(12).hex(),
+    }
     with shared_stack(wildcard_project_dir, s3_backend, env):
         run_lifecycle(Driver(tmp_path, wildcard_project_dir, s3_backend, env), cluster, cluster_api, postgres)
