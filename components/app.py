@@ -3,6 +3,11 @@
 The image is ``<repository>:<tag>`` (tag ``pr-<n>`` unless the PR sets one). The commit sha is a pod annotation, so
 every push rolls the pods even when the tag is stable. Credentials reach the containers only through Secrets
 (``DATABASE_URL`` from the database Secret, staging secrets via ``envFrom``); nothing secret is put in plain env.
+
+Every container gets ``PUBLIC_URL``, ``PRENV_PR``, ``PRENV_SHA`` and ``PORT`` (its service's port, unless the
+template's env sets ``PORT`` itself). A Deployment that is not available within ``rollout_timeout`` fails the up (a
+crashing image, a failing readiness probe) instead of pulumi's ten minutes. Containers report their last log lines
+as the termination message when they fail (``FallbackToLogsOnError``), so the driver can say why from the API alone.
 """
 
 from __future__ import annotations
@@ -25,8 +30,10 @@ class PreviewAppArgs:
     image_tag: str
     pull_policy: str
     sha: str
+    pr: int
     public_url: str
     labels: dict[str, str]
+    rollout_timeout: str = "3m"  # a pulumi custom timeout: 90s, 3m
     database_secret: pulumi.Input[str] | None = None  # name of a Secret with key DATABASE_URL
     env_secret: pulumi.Input[str] | None = None  # name of a Secret whose keys become env vars
 
@@ -56,7 +63,10 @@ class PreviewApp(pulumi.ComponentResource):
                         ),
                     ),
                 ),
-                opts=pulumi.ResourceOptions(parent=self),
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    custom_timeouts=pulumi.CustomTimeouts(create=args.rollout_timeout, update=args.rollout_timeout),
+                ),
             )
             self.services[svc.name] = k8s.core.v1.Service(
                 f"{name}-{svc.name}-svc",
@@ -71,7 +81,13 @@ class PreviewApp(pulumi.ComponentResource):
 
 
 def _container(svc: ServiceSpec, args: PreviewAppArgs) -> k8s.core.v1.ContainerArgs:
-    env = [k8s.core.v1.EnvVarArgs(name="PUBLIC_URL", value=args.public_url)]
+    given = {
+        "PUBLIC_URL": args.public_url,
+        "PRENV_PR": str(args.pr),
+        "PRENV_SHA": args.sha,
+        **({} if "PORT" in svc.env else {"PORT": str(svc.port)}),
+    }
+    env = [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in given.items()]
     env += [k8s.core.v1.EnvVarArgs(name=k, value=v) for k, v in sorted(svc.env.items())]
     if args.database_secret is not None:
         env.append(
@@ -99,6 +115,7 @@ def _container(svc: ServiceSpec, args: PreviewAppArgs) -> k8s.core.v1.ContainerA
             requests={"cpu": r.cpu, "memory": r.memory},
             limits={"cpu": r.cpu_limit, "memory": r.memory_limit},
         ),
+        termination_message_policy="FallbackToLogsOnError",
         readiness_probe=_probe(svc.readiness, svc.port),
         liveness_probe=_probe(svc.liveness, svc.port),
     )

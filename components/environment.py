@@ -1,5 +1,8 @@
 """PreviewEnvironment: everything one PR gets — namespace, database, secrets, app and ingress — from one StackConfig.
 
+The app is the built-in shape (``app.kind: services``, components/app.py) or the team's own chart, Kustomize
+directory or manifests (components/workload.py), checked by ``workload.prepare`` before this component is built.
+
 Outputs ``url``, ``namespace``, ``database`` and ``sha``; the driver records the sha and config hash it deployed so an
 unchanged PR costs no pulumi run.
 """
@@ -17,6 +20,7 @@ from components.ingress import PreviewIngress, PreviewIngressArgs
 from components.meta import metadata
 from components.namespace import PreviewNamespace, PreviewNamespaceArgs
 from components.secrets import PreviewSecrets, PreviewSecretsArgs
+from components.workload import Prepared, PreviewWorkload, PreviewWorkloadArgs
 from prenv import naming
 from prenv.stackconfig import StackConfig
 
@@ -31,6 +35,7 @@ class PreviewEnvironmentArgs:
     app_secrets: dict[str, str] | None = None  # fetched staging secrets, when a secrets source is configured
     wildcard_cert: pulumi.Input[str] | None = None
     wildcard_key: pulumi.Input[str] | None = None
+    workload: Prepared | None = None  # app.kind helm, kustomize or manifests: checked by workload.prepare first
 
 
 class PreviewEnvironment(pulumi.ComponentResource):
@@ -79,6 +84,7 @@ class PreviewEnvironment(pulumi.ComponentResource):
         in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
 
         database_secret: pulumi.Output[str] | None = None
+        app_inputs: list[pulumi.Resource] = []  # Secrets the app reads, created before a workload's objects
         if db is not None:
             secret = k8s.core.v1.Secret(
                 f"{name}-database-secret",
@@ -87,49 +93,71 @@ class PreviewEnvironment(pulumi.ComponentResource):
                 opts=in_ns,
             )
             database_secret = secret.metadata.name
+            app_inputs.append(secret)
 
         env_secret: pulumi.Output[str] | None = None
         if args.app_secrets is not None:
-            env_secret = PreviewSecrets(
+            secrets = PreviewSecrets(
                 f"{name}-secrets",
                 PreviewSecretsArgs(namespace=ns.name, labels=common, values=args.app_secrets),
                 in_ns,
-            ).name
+            )
+            env_secret = secrets.name
+            app_inputs.append(secrets)
 
-        public = t.public_service
-        app = PreviewApp(
-            f"{name}-app",
-            PreviewAppArgs(
-                namespace=ns.name,
-                services=t.services,
-                image_repository=t.image.repository,
-                image_tag=cfg.image_tag,
-                pull_policy=t.image.pull_policy,
-                sha=cfg.pr.sha,
-                public_url=cfg.url,
-                labels=common,
-                database_secret=database_secret,
-                env_secret=env_secret,
-            ),
-            in_ns,
-        )
-        PreviewIngress(
-            f"{name}-ingress",
-            PreviewIngressArgs(
-                namespace=ns.name,
-                host=cfg.host,
-                service=public.name,
-                class_name=t.ingress.class_name,
-                tls_mode=t.tls.mode,
-                labels=common,
-                annotations=t.ingress.annotations,
-                issuer=t.tls.issuer,
-                issuer_kind=t.tls.issuer_kind,
-                wildcard_cert=args.wildcard_cert,
-                wildcard_key=args.wildcard_key,
-            ),
-            pulumi.ResourceOptions(parent=self, depends_on=[app.services[public.name]]),
-        )
+        route: tuple[str, int | str, pulumi.Resource] | None  # service, port, what the Ingress waits for
+        if t.app.kind == "services":
+            public = t.public_service
+            app = PreviewApp(
+                f"{name}-app",
+                PreviewAppArgs(
+                    namespace=ns.name,
+                    services=t.services,
+                    image_repository=t.image.repository,
+                    image_tag=cfg.image_tag,
+                    pull_policy=t.image.pull_policy,
+                    sha=cfg.pr.sha,
+                    pr=cfg.pr.pr,
+                    public_url=cfg.url,
+                    labels=common,
+                    database_secret=database_secret,
+                    env_secret=env_secret,
+                    rollout_timeout=t.rollout_timeout,
+                ),
+                in_ns,
+            )
+            route = (public.name, "http", app.services[public.name])
+        else:
+            if args.workload is None:
+                raise ValueError(f"app.kind {t.app.kind} needs the prepared workload (components.workload.prepare)")
+            workload = PreviewWorkload(
+                f"{name}-workload",
+                PreviewWorkloadArgs(
+                    prepared=args.workload, namespace=cfg.namespace, labels=common, depends_on=[ns, *app_inputs]
+                ),
+                in_ns,
+            )
+            route = (t.app.service, t.app.port, workload) if t.app.service else None
+        if route is not None:
+            service, port, after = route
+            PreviewIngress(
+                f"{name}-ingress",
+                PreviewIngressArgs(
+                    namespace=ns.name,
+                    host=cfg.host,
+                    service=service,
+                    port=port,
+                    class_name=t.ingress.class_name,
+                    tls_mode=t.tls.mode,
+                    labels=common,
+                    annotations=t.ingress.annotations,
+                    issuer=t.tls.issuer,
+                    issuer_kind=t.tls.issuer_kind,
+                    wildcard_cert=args.wildcard_cert,
+                    wildcard_key=args.wildcard_key,
+                ),
+                pulumi.ResourceOptions(parent=self, depends_on=[after]),
+            )
         self.url = pulumi.Output.from_input(cfg.url)
         self.namespace = ns.name
         self.sha = pulumi.Output.from_input(cfg.pr.sha)

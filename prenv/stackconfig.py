@@ -15,9 +15,9 @@ import re
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from prenv import naming
+from prenv import naming, placeholders
 from prenv.errors import ConfigError
 from prenv.validation import config_error
 
@@ -29,6 +29,9 @@ _IMAGE_REPO = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-
 _IMAGE_TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _DURATION = re.compile(r"^([1-9][0-9]*)(m|h|d)$")
+_ROLLOUT = re.compile(r"^([1-9][0-9]*)(s|m)$")
+# Environment variables prenv gives every container; a template cannot set them itself.
+RESERVED_ENV = ("DATABASE_URL", "PUBLIC_URL", "PRENV_PR", "PRENV_SHA")
 
 Quantity = Annotated[str, Field(pattern=_QUANTITY.pattern)]
 
@@ -75,7 +78,7 @@ class ServiceSpec(_Model):
         for k in v:
             if not _ENV_NAME.match(k):
                 raise ValueError(f"environment variable name {k!r} is not a valid identifier")
-            if k in ("DATABASE_URL", "PUBLIC_URL"):
+            if k in RESERVED_ENV:
                 raise ValueError(f"{k} is set by prenv and cannot be overridden")
         return v
 
@@ -90,7 +93,8 @@ class ServiceSpec(_Model):
 class Image(_Model):
     repository: str
     tag_prefix: str = Field("pr-", alias="tagPrefix", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
-    pull_policy: Literal["IfNotPresent", "Always"] = Field("IfNotPresent", alias="pullPolicy")
+    # Never: the image is already on the node (imported, as in the embedded cluster), never pulled.
+    pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field("IfNotPresent", alias="pullPolicy")
 
     @field_validator("repository")
     @classmethod
@@ -184,18 +188,131 @@ class Secrets(_Model):
         return self
 
 
+_KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
+_CHART_VERSION = re.compile(r"^[A-Za-z0-9_.+~^<>=*, -]{1,64}$")
+
+
+class App(_Model):
+    """What the app under review is made of (``prenv:app``); every kind gets the same guard rails.
+
+    - ``services`` (default): the built-in shape, one Deployment and Service per ``prenv:services`` entry;
+    - ``helm``: ``chart`` (a chart directory, relative to the project, or with ``repo`` a chart name) at ``version``,
+      ``valuesFiles`` then inline ``values``, rendered by pulumi-kubernetes (``helm.v4.Chart``);
+    - ``kustomize``: ``directory`` (relative to the project), rendered by ``kustomize.v2.Directory``;
+    - ``manifests``: ``files`` (paths or globs, relative to the project), applied by ``yaml.v2.ConfigGroup``.
+
+    ``service`` (and ``port``, a name or number) is the rendered Service prenv's Ingress routes the preview URL to;
+    without it the app brings its own Ingress (the ``{host}`` placeholder names the preview host). ``host`` is the
+    host's first part (``<host>-<n>.<baseDomain>``; default ``service``, else ``app``). Cluster-scoped objects are
+    refused unless ``allowClusterScoped`` lists them as ``Kind`` or ``Kind/name``.
+    """
+
+    kind: Literal["services", "helm", "kustomize", "manifests"] = "services"
+    chart: str | None = None
+    repo: str | None = None
+    version: str | None = None
+    values_files: list[str] = Field(default_factory=list, alias="valuesFiles")
+    values: dict[str, Any] = Field(default_factory=dict)
+    directory: str | None = None
+    files: list[str] = Field(default_factory=list)
+    service: str | None = None
+    port: int | str = "http"
+    host: str | None = None
+    allow_cluster_scoped: list[str] = Field(default_factory=list, alias="allowClusterScoped")
+
+    @field_validator("service", "host")
+    @classmethod
+    def _label(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", v):
+            raise ValueError("must be a lower-case DNS label of at most 40 characters starting with a letter")
+        return v
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: int | str) -> int | str:
+        if isinstance(v, int) and not 1 <= v <= 65535:
+            raise ValueError("must be a port number from 1 to 65535 or a port name")
+        if isinstance(v, str) and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?", v):
+            raise ValueError(f"{v!r} is not a port name (IANA_SVC_NAME)")
+        return v
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"(https?|oci)://[^\s]+", v):
+            raise ValueError(f"{v!r} is not a chart repository URL (https://… or oci://…)")
+        return v
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, v: str | None) -> str | None:
+        if v is not None and not _CHART_VERSION.match(v):
+            raise ValueError(f"{v!r} is not a chart version")
+        return v
+
+    @field_validator("values")
+    @classmethod
+    def _values(cls, v: dict[str, Any]) -> dict[str, Any]:
+        try:
+            placeholders.check(v, "")
+        except ConfigError as e:
+            raise ValueError(f"{str(e).removeprefix(e.key + ': ')} at {e.key.lstrip('.')}") from None
+        return v
+
+    @field_validator("allow_cluster_scoped")
+    @classmethod
+    def _allowed(cls, v: list[str]) -> list[str]:
+        for entry in v:
+            kind, _, name = entry.partition("/")
+            if not _KIND.match(kind) or (name and not re.fullmatch(r"[a-z0-9]([-a-z0-9.:]*[a-z0-9])?", name)):
+                raise ValueError(f"{entry!r} is not Kind or Kind/name (e.g. ClusterRole/my-app)")
+        return v
+
+    @model_validator(mode="after")
+    def _fits_kind(self) -> App:
+        needs = {"helm": ("chart",), "kustomize": ("directory",), "manifests": ("files",), "services": ()}
+        owned = {
+            "chart": "helm",
+            "repo": "helm",
+            "version": "helm",
+            "values_files": "helm",
+            "values": "helm",
+            "directory": "kustomize",
+            "files": "manifests",
+        }
+        for field in needs[self.kind]:
+            if not getattr(self, field):
+                raise ValueError(f"app.{_alias(field)} is required when app.kind is {self.kind}")
+        for field, kind in owned.items():
+            if getattr(self, field) and kind != self.kind:
+                raise ValueError(f"app.{_alias(field)} is only for app.kind {kind}, not {self.kind}")
+        if self.kind == "services" and (self.service or self.host or self.allow_cluster_scoped):
+            raise ValueError("app.service, app.host and app.allowClusterScoped are for helm, kustomize and manifests")
+        if self.repo and not self.version:
+            raise ValueError("app.version is required with app.repo (a chart from a repository is pinned)")
+        return self
+
+
+def _alias(field: str) -> str:
+    return {"values_files": "valuesFiles", "allow_cluster_scoped": "allowClusterScoped"}.get(field, field)
+
+
 class Template(_Model):
     """The keys of Pulumi.preview.yaml that every PR stack shares."""
 
     base_domain: str = Field(alias="baseDomain")
     namespace_prefix: str = Field("", alias="namespacePrefix")
     image: Image
-    services: list[ServiceSpec]
+    app: App = Field(default_factory=App)  # before services: which kind decides whether services are needed
+    services: list[ServiceSpec] = Field(default_factory=list, validate_default=True)
     quota: Quota = Field(default_factory=Quota)
     limits: Limits = Field(default_factory=Limits)
     ingress: Ingress = Field(default_factory=Ingress)
     tls: Tls = Field(default_factory=Tls)
     ttl: str = "48h"
+    # How long an up waits for every Deployment to become available before it fails the environment (a crashing
+    # image or a failing readiness probe), instead of pulumi's default 10 minutes. 30s to 30m.
+    rollout_timeout: str = Field("3m", alias="rolloutTimeout")
     database: Database = Field(default_factory=Database)
     secrets: Secrets = Field(default_factory=Secrets)
     shared_stack: str | None = Field(None, alias="sharedStack")
@@ -219,9 +336,21 @@ class Template(_Model):
             raise ValueError(f"{v!r} is not a duration like 30m, 48h or 7d")
         return v
 
+    @field_validator("rollout_timeout")
+    @classmethod
+    def _rollout(cls, v: str) -> str:
+        m = _ROLLOUT.match(v)
+        seconds = int(m.group(1)) * (60 if m.group(2) == "m" else 1) if m else 0
+        if not 30 <= seconds <= 1800:
+            raise ValueError(f"{v!r} is not a duration from 30s to 30m, like 90s or 3m")
+        return v
+
     @field_validator("services")
     @classmethod
-    def _services(cls, v: list[ServiceSpec]) -> list[ServiceSpec]:
+    def _services(cls, v: list[ServiceSpec], info: ValidationInfo) -> list[ServiceSpec]:
+        app = info.data.get("app")
+        if app is not None and app.kind != "services":
+            return v  # the template's services stay for stacks of the built-in kind; this app brings its own
         if not v:
             raise ValueError("at least one service is required")
         names = [s.name for s in v]
@@ -300,7 +429,15 @@ class StackConfig(_Model):
 
     @property
     def host(self) -> str:
-        return naming.host(self.template.public_service.name, self.pr.pr, self.template.base_domain)
+        return naming.host(self.host_label, self.pr.pr, self.template.base_domain)
+
+    @property
+    def host_label(self) -> str:
+        """The host's first part: the public service (built-in shape), else ``app.host``, ``app.service``, ``app``."""
+        app = self.template.app
+        if app.kind == "services":
+            return self.template.public_service.name
+        return app.host or app.service or "app"
 
     @property
     def url(self) -> str:
@@ -323,6 +460,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     Tls,
     Database,
     Secrets,
+    App,
     Template,
     PrValues,
 )

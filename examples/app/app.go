@@ -5,7 +5,9 @@ import (
 	"errors"
 	"html/template"
 	"log"
+	"net"
 	"net/http"
+	"strings"
 	"time"
 )
 
@@ -18,6 +20,7 @@ type Config struct {
 	SHA         string
 	PublicURL   string
 	Table       string
+	UpstreamURL string
 }
 
 func configFromEnv(getenv func(string) string) Config {
@@ -29,6 +32,7 @@ func configFromEnv(getenv func(string) string) Config {
 		SHA:         getenv("PRENV_SHA"),
 		PublicURL:   getenv("PUBLIC_URL"),
 		Table:       getenv("APP_TABLE"),
+		UpstreamURL: getenv("UPSTREAM_URL"),
 	}
 	if cfg.Port == "" {
 		cfg.Port = "8080"
@@ -74,6 +78,7 @@ var page = template.Must(template.New("page").Funcs(template.FuncMap{
 <h1>Preview of PR {{.PR}}</h1>
 <p>Deployed commit: <code id="sha">{{.SHA}}</code></p>
 {{if .PublicURL}}<p>URL: <a href="{{.PublicURL}}">{{.PublicURL}}</a></p>{{end}}
+{{if .Upstream}}<p id="upstream">Upstream {{.Upstream}}: {{.UpstreamStatus}}</p>{{end}}
 <h2>Rows of {{.Table}}</h2>
 {{if .Error}}<p id="error">Database unavailable: {{.Error}}</p>{{else}}<table id="rows" border="1">
 <tr>{{range .Result.Columns}}<th>{{.}}</th>{{end}}</tr>
@@ -86,6 +91,7 @@ var page = template.Must(template.New("page").Funcs(template.FuncMap{
 
 type pageData struct {
 	PR, SHA, PublicURL, Table string
+	Upstream, UpstreamStatus  string
 	Result                    Table
 	Error                     string
 }
@@ -109,6 +115,9 @@ func NewHandler(cfg Config, store Store) http.Handler {
 		ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 		defer cancel()
 		data := pageData{PR: orUnknown(cfg.PR), SHA: orUnknown(cfg.SHA), PublicURL: cfg.PublicURL, Table: cfg.Table}
+		if cfg.UpstreamURL != "" {
+			data.Upstream, data.UpstreamStatus = cfg.UpstreamURL, upstreamStatus(ctx, cfg.UpstreamURL)
+		}
 		result, err := store.Rows(ctx)
 		status := http.StatusOK
 		if err != nil {
@@ -125,6 +134,27 @@ func NewHandler(cfg Config, store Store) http.Handler {
 		}
 	})
 	return mux
+}
+
+var upstreamClient = &http.Client{Timeout: 2 * time.Second}
+
+// upstreamStatus asks another service of the same environment for its /healthz (by its Service's DNS name, e.g.
+// http://worker) and says how it answered: the status line, or the kind of failure (never a body).
+func upstreamStatus(ctx context.Context, base string) string {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/healthz", nil)
+	if err != nil {
+		return "not a URL"
+	}
+	resp, err := upstreamClient.Do(req)
+	if err != nil {
+		var dns *net.DNSError
+		if errors.As(err, &dns) {
+			return "name not found"
+		}
+		return "cannot connect"
+	}
+	defer resp.Body.Close()
+	return resp.Status
 }
 
 func orUnknown(s string) string {

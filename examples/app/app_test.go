@@ -142,3 +142,27 @@ func TestAMalformedUrlIsReportedWithoutItsText(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 }
+
+func TestThePageSaysHowTheUpstreamServiceAnswered(t *testing.T) {
+	upstream := httptest.NewServer(NewHandler(testConfig(), fakeStore{table: seed}))
+	defer upstream.Close()
+	cfg := testConfig()
+	cfg.UpstreamURL = upstream.URL
+	_, body := get(t, NewHandler(cfg, fakeStore{table: seed}), "/")
+	if want := `<p id="upstream">Upstream ` + upstream.URL + `: 200 OK</p>`; !strings.Contains(body, want) {
+		t.Errorf("page lacks %q:\n%s", want, body)
+	}
+
+	cfg.UpstreamURL = "http://127.0.0.1:1"
+	_, body = get(t, NewHandler(cfg, fakeStore{table: seed}), "/")
+	if want := "Upstream http://127.0.0.1:1: cannot connect"; !strings.Contains(body, want) {
+		t.Errorf("page lacks %q:\n%s", want, body)
+	}
+}
+
+func TestNoUpstreamMeansNoUpstreamLine(t *testing.T) {
+	_, body := get(t, NewHandler(testConfig(), fakeStore{table: seed}), "/")
+	if strings.Contains(body, `id="upstream"`) {
+		t.Errorf("page names an upstream although none is configured:\n%s", body)
+	}
+}

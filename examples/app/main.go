@@ -10,6 +10,7 @@
 //	PRENV_SHA     the deployed commit
 //	PUBLIC_URL    the environment's public URL (shown as a link)
 //	APP_TABLE     the table whose rows the page lists (default products, the seed's table)
+//	UPSTREAM_URL  another service of the environment whose /healthz the page reports (e.g. http://worker)
 package main
 
 import (

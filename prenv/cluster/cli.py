@@ -15,7 +15,7 @@ from rich.console import Console
 from prenv.cluster.layout import DEFAULT_NAME
 from prenv.cluster.records import ClusterState, NodeKinds
 from prenv.cluster.runtime import EmbeddedCluster
-from prenv.errors import PrenvError
+from prenv.errors import ClusterError, PrenvError
 
 app = typer.Typer(no_args_is_help=True, help="The embedded Kubernetes cluster (etcd, apiserver, KWOK, Traefik).")
 
@@ -55,6 +55,30 @@ def up(name: str = NameOption, state_dir: Path | None = StateDirOption, nodes: N
     except PrenvError as e:
         raise _fail(e) from e
     typer.echo(str(info.kubeconfig))
+
+
+ArchiveArgument = typer.Argument(..., help="An OCI image archive (e.g. .state/images/example-app.tar).")
+TagOption = typer.Option([], "--as", help="Also tag it as this reference (e.g. prenv.local/app:pr-7); repeatable.")
+
+
+@app.command("load-image")
+def load_image(
+    archive: Path = ArchiveArgument,
+    tags: list[str] = TagOption,
+    name: str = NameOption,
+    state_dir: Path | None = StateDirOption,
+) -> None:
+    """Import an image archive into the real node's containerd (there is no registry to pull from)."""
+    from prenv.cluster.images import read_image
+
+    try:
+        image = read_image(archive)
+        EmbeddedCluster(name, state_dir).load_image(image, tuple(tags))
+    except PrenvError as e:
+        raise _fail(e) from e
+    except (OSError, KeyError, ValueError) as e:
+        raise _fail(ClusterError(f"{archive} is not an image archive written by prenv: {e}")) from e
+    _err.print(f"loaded {image.ref}" + "".join(f", {t}" for t in tags))
 
 
 @app.command()

@@ -24,7 +24,7 @@ import yaml
 from kubernetes import client
 
 from prenv import procs
-from prenv.cluster import bootstrap, kwokctl, pki, processes, traefik
+from prenv.cluster import bootstrap, images, kwokctl, pki, processes, traefik
 from prenv.cluster.bootstrap import NodeSpec
 from prenv.cluster.layout import DEFAULT_NAME, ClusterLayout
 from prenv.cluster.node import routes
@@ -132,6 +132,20 @@ class EmbeddedCluster:
             network=self.node_network,
             tool_path=self._tool_path,
         )
+
+    def load_image(self, image: images.BuiltImage, also_as: tuple[str, ...] = ()) -> None:
+        """Import an image archive into the real node's containerd, also tagged ``also_as`` (e.g.
+        ``prenv.local/example-app:pr-101``): there is no registry, so pods run only what was loaded this way.
+
+        Raises:
+            ClusterError: the cluster has no real node, its containerd is not running, or ctr refused the archive.
+        """
+        node = self.real_node()
+        if node is None:
+            raise ClusterError(f"cluster {self.name} has no real node to load images into (up --nodes real|both)")
+        if not node.containerd.socket.exists():
+            raise ClusterError(f"the real node of cluster {self.name} is not running (prenv cluster up)")
+        images.import_archive(image, node.containerd.socket, also_as=also_as)
 
     @property
     def name(self) -> str:
