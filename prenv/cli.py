@@ -178,6 +178,52 @@ def serve(
         runner.serve(settings.load(config), host=host, port=port)
 
 
+@app.command()
+def unlock(
+    pr: int = typer.Option(..., "--pr", help="PR number."),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Remove the lock without asking (for scripts)."),
+    config: Path | None = CONFIG_OPT,
+) -> None:
+    """Show who holds a PR stack's lock (host, pid, user, age) and remove it after confirmation.
+
+    For a lock prenv will not remove by itself: one held by another host, or by a live process. Only remove it when
+    you know that run is gone; two updates on one stack corrupt its state.
+    """
+    from prenv import naming, settings
+    from prenv.errors import ConfigError
+    from prenv.gateway.backend import DiyBackend, store_for
+    from prenv.gateway.locks import age_seconds, owner_of
+
+    with _errors():
+        stack = naming.stack_name(naming.check_pr_number(pr, "--pr"))
+        s = settings.load(config)
+        store = store_for(s.state.backend)
+        if store is None:
+            raise ConfigError("state.backend", "a Pulumi Cloud backend keeps its own locks: use `pulumi cancel`")
+        backend = DiyBackend(store, "prenv")
+        locks = backend.locks(stack)
+        if not locks:
+            err.print(f"{stack} is not locked")
+            return
+        table = Table("host", "pid", "user", "age", "owner")
+        for lock in locks:
+            age = age_seconds(lock)
+            table.add_row(
+                lock.hostname or "?",
+                str(lock.pid) if lock.pid is not None else "?",
+                lock.username or "?",
+                "?" if age is None else _human(max(0, int(age))),
+                owner_of(lock),
+            )
+        err.print(table)
+        if not yes and not typer.confirm(f"Remove the lock of {stack}? Only if the run that holds it is gone."):
+            err.print("left as it is")
+            raise typer.Exit(1)
+        for lock in locks:
+            backend.remove_lock(lock)
+    err.print(f"[green]unlocked[/green] {stack}")
+
+
 def _human(seconds: int) -> str:
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:

@@ -33,6 +33,44 @@ def process_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] not in ("Z", "X")
 
 
+def _stat_fields(pid: int) -> list[str] | None:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state is [0], ppid [1], pgrp [2], session [3],
+    starttime [19]), or None when the process is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[-1].split()
+
+
+def process_start_time(pid: int) -> float | None:
+    """When ``pid`` started, in seconds since the epoch (to a clock tick), or None when it is gone. Tells a process
+    from a later one that reused its pid."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        return None
+    try:
+        btime = next(
+            int(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines() if line.startswith("btime ")
+        )
+    except (OSError, StopIteration, ValueError):
+        return None
+    return btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+
+def session_members(sid: int) -> list[int]:
+    """The live processes of session ``sid`` (``setsid``/``start_new_session``), whatever process group they moved
+    to and whoever their parent is now; zombies left out."""
+    members = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(int(entry.name))
+        if fields is not None and fields[3] == str(sid) and fields[0] not in ("Z", "X"):
+            members.append(int(entry.name))
+    return sorted(members)
+
+
 def rss_bytes(pid: int, field: str = "VmRSS") -> int:
     """Resident set size of ``pid`` in bytes (0 if it is gone); ``field="VmHWM"`` for its peak so far."""
     try:

@@ -48,7 +48,8 @@ def gateway_for(
         backend_url: the state backend; another scheme raises ConfigError.
         env: the environment of every pulumi process.
         pulumi_root: where the pulumi CLI is installed (None: on PATH).
-        stale_lock_seconds: (DIY) a lock older than this is removed whoever holds it.
+        stale_lock_seconds: (DIY) a lock held longer than this by a live or remote owner is reported, never removed
+            for its age (prenv.gateway.locks).
         s3_client: (s3://) a boto3 S3 client to read the backend with; built from the URL when None.
         extra_config: more stack config for a PR, written with its PR values.
         secrets_provider: a cloud KMS URL new stacks encrypt their secrets with (None: the passphrase, or Pulumi

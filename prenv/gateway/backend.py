@@ -8,7 +8,7 @@ checkpoints are plain JSON in a known layout, so the gateway reads them itself:
     .pulumi/history/<project>/<stack>/<stack>-<ns>.history.json   one entry per update: kind, result, times
 
 Only the plain-text outputs prenv itself exports (``sha``, ``configHash``, ``url``) are read; secret outputs stay
-encrypted and untouched. Writes go through pulumi, except deleting a stale lock (see ``remove_lock``).
+encrypted and untouched. Writes go through pulumi, except deleting a lock whose owner is gone (see ``remove_lock``).
 """
 
 from __future__ import annotations
@@ -106,10 +106,13 @@ def store_for(backend_url: str, *, s3_client: Any = None) -> BlobStore | None:
 
 @dataclass(frozen=True, slots=True)
 class LockInfo:
+    """A lock file's content as pulumi writes it (``pid``, ``username``, ``hostname``, ``timestamp``)."""
+
     key: str
     pid: int | None
     hostname: str | None
     timestamp: datetime | None
+    username: str | None = None
 
 
 class DiyBackend:
@@ -217,12 +220,13 @@ class DiyBackend:
                     pid=int(info["pid"]) if str(info.get("pid", "")).isdigit() else None,
                     hostname=info.get("hostname"),
                     timestamp=_parse_time(ts) if isinstance(ts, str) else None,
+                    username=info.get("username") if isinstance(info.get("username"), str) else None,
                 )
             )
         return out
 
     def remove_lock(self, lock: LockInfo) -> None:
-        logger.warning("removing stale lock %s (pid %s on %s)", lock.key, lock.pid, lock.hostname)
+        logger.warning("removing lock %s (pid %s on %s)", lock.key, lock.pid, lock.hostname)
         self.store.delete(lock.key)
         self.store.delete(lock.key + ".attrs")  # the file:// backend's metadata sidecar
 

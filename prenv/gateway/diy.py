@@ -36,7 +36,8 @@ class DiyGateway(PulumiGateway):
 
     Args:
         store: the backend's files (prenv.gateway.backend.store_for); the rest as for PulumiGateway.
-        stale_lock_seconds: a lock older than this is removed whoever holds it.
+        stale_lock_seconds: a lock held longer than this by a live or remote owner is reported (never removed for
+            its age: prenv.gateway.locks).
     """
 
     def __init__(
@@ -73,7 +74,7 @@ class DiyGateway(PulumiGateway):
 
     def _recover(self, stack: auto.Stack) -> None:
         name = stack.name
-        clear_stale_locks(self.backend, name, max_age_seconds=self.stale_lock_seconds)
+        clear_stale_locks(self.backend, name, warn_after_seconds=self.stale_lock_seconds)
         if self.backend.pending_operations(name):
             logger.warning("%s: clearing pending operations left by an interrupted run", name)
             try:
