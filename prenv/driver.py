@@ -55,8 +55,21 @@ def build_source(s: Settings) -> PullRequestSource:
         from prenv.sources.file import FileSource
 
         return FileSource(src.file.path)
-    if src.type == "github":
-        from prenv.sources.github import GitHubAppCredentials, GitHubSource
+    if src.type in ("gitlab", "gitlab-branches"):
+        from prenv.sources.gitlab import GitLabBranchSource, GitLabSource
+
+        gl = src.gitlab
+        kind = GitLabSource if src.type == "gitlab" else GitLabBranchSource
+        return kind(
+            gl.project,
+            token=gitlab_token(s),
+            job_token=gl.job_token.get_secret_value() if gl.job_token else None,
+            base_url=gl.base_url,
+            ca_bundle=gl.ca_bundle,
+            timeout=gl.timeout,
+        )
+    if src.type in ("github", "github-branches"):
+        from prenv.sources.github import GitHubAppCredentials, GitHubBranchSource, GitHubSource
 
         gh = src.github
         token = gh.token.get_secret_value() if gh.token else None
@@ -67,11 +80,29 @@ def build_source(s: Settings) -> PullRequestSource:
             if gh.app_private_key_file is None or gh.app_installation_id is None:
                 raise ConfigError("source.github.app_id", "needs app_private_key_file and app_installation_id")
             app = GitHubAppCredentials(gh.app_id, gh.app_private_key_file, gh.app_installation_id)
-        return GitHubSource(gh.repository, token=token, app=app, base_url=gh.base_url, timeout=gh.timeout)
+        github_kind = GitHubSource if src.type == "github" else GitHubBranchSource
+        return github_kind(gh.repository, token=token, app=app, base_url=gh.base_url, timeout=gh.timeout)
     from prenv.sources.postgres import PostgresTableSource
 
     assert src.postgres.dsn is not None
     return PostgresTableSource(src.postgres.dsn.get_secret_value(), table=src.postgres.table)
+
+
+def gitlab_token(s: Settings) -> str | None:
+    """The GitLab access token: ``source.gitlab.token`` (env), else the content of ``source.gitlab.token_file``.
+
+    Raises:
+        ConfigError: the token file cannot be read.
+    """
+    gl = s.source.gitlab
+    if gl.token is not None:
+        return gl.token.get_secret_value()
+    if gl.token_file is None:
+        return None
+    try:
+        return gl.token_file.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError("source.gitlab.token_file", "cannot read the file") from e
 
 
 def build_image_gate(s: Settings) -> ImageGate | None:

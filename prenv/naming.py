@@ -13,10 +13,16 @@ values (through :func:`label_value`) or as escaped text. The budgets each name m
 | system namespace   | ``prenv-system``            | the shared stack's and the in-cluster driver's objects   |
 
 Fixed formats live here too: a commit sha (:func:`check_sha`) and the ``createdAt`` stamp (:func:`created_at`).
+
+Branch environments (``source.type: github-branches`` / ``gitlab-branches``) have no PR number, and a branch name is
+attacker-controlled text. A branch gets a number instead (:func:`branch_number`): ``BRANCH_NUMBER_BASE`` plus 8
+digits of the SHA-256 of the name, so every name above is built from that number exactly as for a PR and fits the
+same budgets; the raw name never reaches one. The range ``9xxxxxxxx`` is far above any real PR or MR number.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from datetime import UTC, datetime
 
@@ -24,6 +30,9 @@ from prenv.errors import ConfigError
 
 STACK_PREFIX = "pr-"
 MAX_PR_NUMBER = 10**9  # keeps every derived name far inside its budget
+BRANCH_NUMBER_BASE = 900_000_000
+"""Branch environments are numbered ``BRANCH_NUMBER_BASE + <hash mod BRANCH_NUMBER_SPAN>``, below MAX_PR_NUMBER."""
+BRANCH_NUMBER_SPAN = MAX_PR_NUMBER - BRANCH_NUMBER_BASE
 DNS_LABEL_MAX = 63
 DNS_NAME_MAX = 253
 PG_IDENTIFIER_MAX = 63
@@ -71,6 +80,21 @@ def check_sha(sha: object, key: str = "prenv:sha", *, full: bool = False) -> str
         size = "40" if full else "7 to 40"
         raise ConfigError(key, f"must be a hexadecimal commit sha ({size} characters)")
     return sha.lower()
+
+
+def branch_number(branch: str) -> int:
+    """The environment number of branch ``branch``: stable, in ``[BRANCH_NUMBER_BASE, MAX_PR_NUMBER)``.
+
+    The name is hashed, never parsed, so any text maps to a valid number; two branches sharing a number (one chance
+    in about 10**8 per pair) are told apart by the branch sources, which keep the first and log the second.
+    """
+    digest = hashlib.sha256(branch.encode("utf-8", "surrogatepass")).digest()
+    return BRANCH_NUMBER_BASE + int.from_bytes(digest[:8], "big") % BRANCH_NUMBER_SPAN
+
+
+def is_branch_number(number: int) -> bool:
+    """Whether ``number`` is in the range :func:`branch_number` uses."""
+    return BRANCH_NUMBER_BASE <= number < MAX_PR_NUMBER
 
 
 def created_at(now: datetime | None = None) -> str:

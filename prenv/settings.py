@@ -9,12 +9,14 @@ Aliases, for names users and manifests already set:
 
 =============================  ======================================
 ``GITHUB_TOKEN``               ``source.github.token``
+``GITLAB_TOKEN``               ``source.gitlab.token``
+``CI_JOB_TOKEN``               ``source.gitlab.job_token`` (set by GitLab CI in every job)
 ``PRENV_DATABASE_ADMIN_DSN``   ``database.admin_dsn``
 ``PRENV_LEADER_ELECTION``      ``serve.leader_election.enabled`` (the in-cluster install sets ``true``)
 =============================  ======================================
 
-Secrets (GitHub token, database admin DSN, webhook secret) come only from the environment or from files named here,
-are held as ``SecretStr`` and never appear in ``repr`` or logs. The webhook secret comes only from
+Secrets (GitHub and GitLab tokens, database admin DSN, webhook secret) come only from the environment or from files
+named here, are held as ``SecretStr`` and never appear in ``repr`` or logs. The webhook secret comes only from
 ``PRENV_WEBHOOK_SECRET`` or the file named by ``serve.webhook_secret_file``; written into prenv.yaml it is refused.
 
 Errors name the key as it is written in prenv.yaml (``source.github.repository``, ``serve.ttl.default_hours``), also
@@ -43,6 +45,8 @@ WEBHOOK_SECRET_ENV = "PRENV_WEBHOOK_SECRET"  # noqa: S105 (the variable name, no
 # Well-known variable → the key it sets, below the PRENV_<SECTION>__<KEY> form and above the file.
 ALIASES: dict[str, tuple[str, ...]] = {
     "GITHUB_TOKEN": ("source", "github", "token"),
+    "GITLAB_TOKEN": ("source", "gitlab", "token"),
+    "CI_JOB_TOKEN": ("source", "gitlab", "job_token"),
     "PRENV_DATABASE_ADMIN_DSN": ("database", "admin_dsn"),
     "PRENV_LEADER_ELECTION": ("serve", "leader_election", "enabled"),
 }
@@ -67,21 +71,40 @@ class GitHubSettings(_Section):
     timeout: int = 10
 
 
+class GitLabSettings(_Section):
+    """A GitLab project on gitlab.com or a self-managed instance (``source.type: gitlab`` / ``gitlab-branches``)."""
+
+    project: str = ""
+    """``group/subgroup/name`` or the numeric project id."""
+    base_url: str = "https://gitlab.com"
+    """The instance's root URL (without ``/api/v4``)."""
+    token: SecretStr | None = None  # from PRENV_SOURCE__GITLAB__TOKEN or GITLAB_TOKEN
+    token_file: Path | None = None
+    job_token: SecretStr | None = None  # from PRENV_SOURCE__GITLAB__JOB_TOKEN or CI_JOB_TOKEN; a token wins
+    ca_bundle: Path | None = None
+    """A PEM bundle to verify a self-managed instance's certificate with; default: the system's trust store."""
+    timeout: int = Field(10, ge=1)
+
+
 class PostgresSourceSettings(_Section):
     dsn: SecretStr | None = None  # from PRENV_SOURCE__POSTGRES__DSN
     table: str = "prenv_pull_requests"
 
 
 class SourceSettings(_Section):
-    type: Literal["file", "github", "postgres"] = "file"
+    type: Literal["file", "github", "postgres", "gitlab", "github-branches", "gitlab-branches"] = "file"
+    """``*-branches``: one environment per branch matching ``filters.branch_include`` (see prenv.sources.branches)."""
     file: FileSourceSettings = Field(default_factory=FileSourceSettings)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
+    gitlab: GitLabSettings = Field(default_factory=GitLabSettings)
     postgres: PostgresSourceSettings = Field(default_factory=PostgresSourceSettings)
 
     @model_validator(mode="after")
     def _complete(self) -> SourceSettings:
-        if self.type == "github" and not self.github.repository:
-            raise ValueError("source.github.repository is required when source.type is github")
+        if self.type in ("github", "github-branches") and not self.github.repository:
+            raise ValueError(f"source.github.repository is required when source.type is {self.type}")
+        if self.type in ("gitlab", "gitlab-branches") and not self.gitlab.project:
+            raise ValueError(f"source.gitlab.project is required when source.type is {self.type}")
         if self.type == "postgres" and self.postgres.dsn is None:
             raise ValueError("source.postgres.dsn is required when source.type is postgres (set it in the env)")
         return self
@@ -196,6 +219,14 @@ class Settings(BaseSettings):
     state: StateSettings = Field(default_factory=StateSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+
+    @model_validator(mode="after")
+    def _branches_need_a_pattern(self) -> Settings:
+        # Without an include pattern a branch source would give every branch (main, dependabot/...) an environment.
+        if self.source.type.endswith("-branches") and not self.filters.branch_include:
+            # ConfigError, not ValueError: pydantic lets it through, so the message names the key, not the file.
+            raise ConfigError("filters.branch_include", f"is required when source.type is {self.source.type}")
+        return self
 
     @classmethod
     def settings_customise_sources(

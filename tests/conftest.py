@@ -6,5 +6,6 @@ pytest_plugins = [
     "tests.fixtures.postgres",
     "tests.fixtures.preview",
     "tests.fixtures.github",
+    "tests.fixtures.gitlab",
     "tests.fixtures.s3",
 ]

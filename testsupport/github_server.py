@@ -2,7 +2,7 @@
 
 Real PyGithub talks real HTTP to it (``base_url=fake.base_url``), so pagination, headers, status codes and
 timeouts are exercised exactly as against github.com, as Argo CD's provider tests do with ``httptest``. It is
-stateful and shared by features: pull requests (listing with ``Link`` pagination), labels, issue comments,
+stateful and shared by features: pull requests (listing with ``Link`` pagination), branches, labels, issue comments,
 deployments and their statuses, ``/rate_limit``, and GitHub App installation tokens.
 
 PR objects are derived from the real webhook payload in tests/data/github-webhooks/opened.json (never
@@ -84,6 +84,7 @@ class FakeRepo:
     deployments: list[dict[str, Any]] = field(default_factory=list)
     statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     labels: dict[str, dict[str, Any]] = field(default_factory=dict)
+    branches: dict[str, str] = field(default_factory=dict)  # name -> head sha
 
     @property
     def full_name(self) -> str:
@@ -228,6 +229,16 @@ class FakeGitHub:
         with self._lock:
             repo.pulls[number] = pr
         return pr
+
+    def add_branch(self, full_name: str, name: str, sha: str) -> None:
+        """Create (or move) branch ``name`` to ``sha``."""
+        repo = self.add_repo(full_name)
+        with self._lock:
+            repo.branches[name] = sha
+
+    def delete_branch(self, full_name: str, name: str) -> None:
+        with self._lock:
+            self._repos[full_name].branches.pop(name, None)
 
     def close_pull(self, full_name: str, number: int) -> None:
         with self._lock:
@@ -438,6 +449,19 @@ def _list_pulls(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body:
     if _q(q, "direction", "desc" if _q(q, "sort", "created") == "created" else "asc") == "desc":
         pulls.reverse()
     return gh._page(copy.deepcopy(pulls), q, f"/repos/{repo.full_name}/pulls")
+
+
+@_route("GET", _REPO + "/branches")
+def _list_branches(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    if repo is None:
+        return _not_found()
+    api = f"{gh.base_url}/repos/{repo.full_name}"
+    branches = [
+        {"name": name, "commit": {"sha": sha, "url": f"{api}/commits/{sha}"}, "protected": False}
+        for name, sha in sorted(repo.branches.items())
+    ]
+    return gh._page(branches, q, f"/repos/{repo.full_name}/branches")
 
 
 @_route("GET", _REPO + r"/pulls/(?P<n>\d+)")

@@ -35,6 +35,7 @@ from urllib3.util.retry import Retry
 
 from prenv.errors import ConfigError, SourceError, SourceUnavailable
 from prenv.model import PullRequest
+from prenv.sources.branches import branch_records
 from prenv.sources.records import parse_records
 
 logger = logging.getLogger(__name__)
@@ -229,6 +230,29 @@ class GitHubSource:
         except requests.RequestException as e:
             # Connection refused/reset, DNS, TLS, too many retries of 502/503/504: all worth another cycle.
             raise SourceUnavailable(f"{what}: cannot reach the API ({type(e).__name__})") from e
+
+
+class GitHubBranchSource(GitHubSource):
+    """Lists the branches of one repository as environments (``source.type: github-branches``).
+
+    Every branch is listed (one request per page of 100); ``filters.branch_include``/``branch_exclude`` pick the
+    ones that get an environment (prenv.sources.branches). Same arguments and failures as :class:`GitHubSource`.
+    """
+
+    def __repr__(self) -> str:
+        return f"GitHubBranchSource({self.repository!r}, base_url={self.base_url!r})"
+
+    def list_open(self) -> list[PullRequest]:
+        raws: list[Mapping[str, Any]] = []
+        with self._translate_errors():
+            repo = self._github.get_repo(self.repository)
+            for item in repo.get_branches():
+                raws.append(_listing_json(item))
+        self._remember_rate_limit()
+        pairs = ((raw.get("name"), _obj(raw.get("commit")).get("sha")) for raw in raws)
+        prs = branch_records(pairs, source=f"github {self.repository} branches")
+        logger.info("github %s: %d branches", self.repository, len(prs))
+        return prs
 
 
 def _auth(token: str | None, app: GitHubAppCredentials | None) -> Auth.Auth | None:
