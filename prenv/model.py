@@ -58,6 +58,7 @@ class StackState:
     last_update: datetime | None = None
     created_at: datetime | None = None
     result: str | None = None  # "succeeded" | "failed" | "in-progress" | None (never deployed)
+    last_kind: str | None = None  # what the last recorded run was: "update", "destroy", "refresh"… (None: unknown)
     error: str | None = None
 
 

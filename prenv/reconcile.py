@@ -7,7 +7,9 @@ Rules that make it safe (see shared/DESIGN.md):
 - teardowns per cycle are capped, so a source that suddenly returns an empty list cannot wipe every environment;
 - a stack is removed only after its destroy succeeded (the gateway's contract);
 - never two operations on one stack at once; parallelism is bounded;
-- temporary errors are retried with exponential backoff, permanent ones are reported once per (sha, config).
+- temporary errors are retried with exponential backoff, permanent ones are reported once per (sha, config);
+- a permanent destroy failure is reported once too, but never given up on (that would orphan the resources): it is
+  retried at the backoff cap (``backoff_max_seconds``), in case an operator fixes its cause.
 """
 
 from __future__ import annotations
@@ -125,7 +127,8 @@ class RetryState:
     not_before: float
     """No new attempt before this time (of the reconciler's clock)."""
     reported: bool
-    """A permanent failure was reported; the PR is left alone until its sha or config changes."""
+    """A permanent failure was reported; the PR is left alone until its sha or config changes (a destroy is retried
+    at the backoff cap instead)."""
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,7 @@ class Reconciler:
     def _execute(self, action: Action) -> Outcome:
         retry = self._retry.setdefault(action.pr, _Retry())
         key = self._failure_key(action)
-        if retry.reported is not None and retry.reported == key:
+        if retry.reported is not None and retry.reported == key and action.kind is not ActionKind.DESTROY:
             return self._emit(Outcome(action, ok=False, skipped=SkipReason.ALREADY_REPORTED))
         if self.clock() < retry.not_before:
             return self._emit(Outcome(action, ok=False, skipped=SkipReason.BACKING_OFF))
@@ -267,6 +270,15 @@ class Reconciler:
             )
             retry.not_before = self.clock() + max(backoff, e.delay or 0.0)
             logger.warning("PR %s: %s failed, retrying in %.0fs: %s", action.pr, action.kind.value, backoff, e)
+        elif action.kind is ActionKind.DESTROY:
+            # Giving up would orphan every resource of the stack; retrying at full rate would hammer whatever refuses.
+            retry.failures += 1
+            retry.not_before = self.clock() + self.settings.backoff_max_seconds
+            first, retry.reported = retry.reported != key, key
+            log = logger.error if first else logger.warning
+            log(
+                "PR %s: destroy failed for good, retrying in %.0fs: %s", action.pr, self.settings.backoff_max_seconds, e
+            )
         else:
             retry.reported = key
             logger.error("PR %s: %s failed: %s", action.pr, action.kind.value, e)

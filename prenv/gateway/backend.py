@@ -157,7 +157,7 @@ class DiyBackend:
             for res in latest.get("resources") or []:
                 if res.get("type") == "pulumi:pulumi:Stack":
                     outputs = res.get("outputs") or {}
-        result = self.last_result(stack) if with_result else None
+        result, kind = self.last_run(stack) if with_result else (None, None)
         if self.locks(stack):
             result = "in-progress"
         return StackState(
@@ -169,6 +169,7 @@ class DiyBackend:
             last_update=self._time_of(stack, -1),
             created_at=self._time_of(stack, 0),
             result=result,
+            last_kind=kind,
         )
 
     def stacks(self) -> list[StackState]:
@@ -184,15 +185,17 @@ class DiyBackend:
         keys = self.store.list(f".pulumi/history/{self.project}/{stack}")
         return sorted(k for k in keys if k.endswith(".history.json"))
 
-    def last_result(self, stack: str) -> str | None:
+    def last_run(self, stack: str) -> tuple[str | None, str | None]:
+        """The result (``succeeded``, ``failed``…) and kind (``update``, ``destroy``…) of the last recorded run."""
         history = self._history(stack)
         if not history:
-            return None
+            return None, None
         raw = self.store.read(history[-1])
         if raw is None:
-            return None
+            return None, None
         entry = json.loads(raw)
-        return str(entry.get("result")) if entry.get("result") else None
+        result, kind = entry.get("result"), entry.get("kind")
+        return (str(result) if result else None), (str(kind) if kind else None)
 
     def _time_of(self, stack: str, index: int) -> datetime | None:
         """Time of the first (0) or last (-1) update, from the history file name (``<stack>-<unix ns>``)."""

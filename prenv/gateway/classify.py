@@ -77,8 +77,9 @@ def classify(e: auto.CommandError) -> Classified:
 def stack_error(stack: str, what: str, e: auto.CommandError, *, temporary: bool | None = None) -> StackOperationError:
     """The StackOperationError for ``what`` (``"up"``, ``"destroy"``…) failing on ``stack``.
 
-    ``temporary`` overrides the judgement where the operation itself decides it: a failed destroy or ``stack rm``
-    is always retried, since giving up would orphan resources.
+    ``temporary`` overrides the judgement where the step itself decides it (selecting a stack, clearing a crashed
+    run's pending operations). An up and a destroy are judged alike; the reconciler never gives up on a destroy,
+    it retries a permanent one at its backoff cap (prenv.reconcile).
     """
     c = classify(e)
     return StackOperationError(

@@ -57,6 +57,13 @@ class ServiceMetrics:
             ["kind", "outcome"],
             registry=self.registry,
         )
+        self.failures = Counter(
+            "prenv_operation_failures",
+            "Failed stack operations by kind (create, update, destroy) and retry (temporary: retried with backoff; "
+            "permanent: reported, an up waits for a change, a destroy is retried at the backoff cap).",
+            ["kind", "retry"],
+            registry=self.registry,
+        )
         self.durations = Histogram(
             "prenv_operation_duration_seconds",
             "Duration of attempted stack operations.",
@@ -82,6 +89,8 @@ class ServiceMetrics:
         kind = outcome.action.kind.value
         result = "skipped" if outcome.skipped is not None else ("ok" if outcome.ok else "failed")
         self.operations.labels(kind, result).inc()
+        if result == "failed":
+            self.failures.labels(kind, "temporary" if outcome.temporary else "permanent").inc()
         if outcome.skipped is None:
             self.durations.labels(kind).observe(outcome.seconds)
 

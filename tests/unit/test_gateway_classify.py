@@ -55,7 +55,14 @@ def test_the_summary_carries_the_message_without_the_marker_or_a_secret() -> Non
     assert "hunter2" not in text
 
 
-def test_a_destroy_failure_is_retried_whatever_the_provider_said() -> None:
-    err = stack_error("pr-7", "destroy", failed(provider_failure(DatabaseError("refused"))), temporary=True)
+def test_a_destroy_failure_is_judged_like_an_up_failure() -> None:
+    permanent = stack_error("pr-7", "destroy", failed(provider_failure(DatabaseError("refused"))))
+    assert not permanent.temporary
+    assert str(permanent).startswith("pr-7: destroy failed: ")
+    outage = stack_error("pr-7", "destroy", failed(provider_failure(DatabaseError("down", temporary=True, delay=3))))
+    assert (outage.temporary, outage.delay) == (True, 3.0)
+
+
+def test_a_step_may_override_the_judgement() -> None:
+    err = stack_error("pr-7", "refresh", failed(provider_failure(DatabaseError("refused"))), temporary=True)
     assert err.temporary
-    assert str(err).startswith("pr-7: destroy failed: ")

@@ -219,6 +219,34 @@ def test_a_failed_destroy_keeps_the_stack_for_the_next_cycle() -> None:
     assert 1 not in gateway.stacks
 
 
+def test_a_permanent_destroy_failure_is_reported_once_and_retried_only_at_the_backoff_cap(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [1000.0]
+    gateway = FakeGateway(stacks={1: stack(1)}, fail={("destroy", 1): StackOperationError("pr-1", "destroy failed: x")})
+    r = reconciler(FakeSource([]), gateway, clock=lambda: now[0], backoff_base_seconds=5, backoff_max_seconds=300)
+    with caplog.at_level("WARNING", logger="prenv.reconcile"):
+        first = r.sync().outcomes[0]
+        assert (first.ok, first.temporary, first.error) == (False, False, "pr-1: destroy failed: x")
+        assert r.retry_state(1) == RetryState(failures=1, not_before=1300.0, reported=True)
+        now[0] += 299
+        assert r.sync().outcomes[0].skipped is SkipReason.BACKING_OFF
+        now[0] += 1
+        again = r.sync().outcomes[0]
+        assert (again.ok, again.skipped, again.temporary) == (False, None, False)
+        assert r.retry_state(1) == RetryState(failures=2, not_before=1600.0, reported=True)
+    assert [c for c in gateway.calls if c[0] == "destroy"] == [("destroy", 1), ("destroy", 1)]
+    assert [rec.levelname for rec in caplog.records if "destroy failed for good" in rec.getMessage()] == [
+        "ERROR",
+        "WARNING",
+    ]
+    gateway.fail.clear()
+    now[0] += 300
+    assert r.sync().outcomes[0].ok
+    assert 1 not in gateway.stacks
+    assert r.retry_state(1) is None
+
+
 def test_one_pr_can_be_reconciled_alone() -> None:
     gateway = FakeGateway(stacks={2: stack(2)})
     result = reconciler(FakeSource([pr(1), pr(3)]), gateway).sync(only=1)

@@ -38,3 +38,20 @@ def test_metrics_expose_every_documented_family() -> None:
         "prenv_github_rate_limit_reset_timestamp_seconds 1.893456e+09",
     ):
         assert line in text
+
+
+def test_failed_operations_are_counted_by_kind_and_retry_decision() -> None:
+    from prenv.model import Action, ActionKind
+    from prenv.reconcile import Outcome
+
+    m = ServiceMetrics()
+    destroy = Action(ActionKind.DESTROY, 4, "closed")
+    m.observe(Outcome(destroy, ok=False, error="pr-4: destroy failed: refused", temporary=False))
+    m.observe(Outcome(destroy, ok=False, error="pr-4: destroy failed: refused", temporary=False))
+    m.observe(Outcome(Action(ActionKind.UPDATE, 5, "x"), ok=False, error="pr-5: locked", temporary=True))
+    m.observe(Outcome(Action(ActionKind.CREATE, 6, "new"), ok=True, seconds=1.0))
+    text = m.render().decode()
+    assert 'prenv_operation_failures_total{kind="destroy",retry="permanent"} 2.0' in text
+    assert 'prenv_operation_failures_total{kind="update",retry="temporary"} 1.0' in text
+    assert 'prenv_operations_total{kind="destroy",outcome="failed"} 2.0' in text
+    assert 'kind="create",retry=' not in text

@@ -99,3 +99,32 @@ def test_the_composition_root_builds_the_reconciler_over_the_service_s_wrappers(
     assert isinstance(ttl, TtlSource) and ttl.inner is source and service.ttl is ttl
     assert ttl.policy.default == timedelta(hours=24)
     assert service.role == "standalone"
+
+
+def test_a_permanent_destroy_failure_reaches_the_pr_comment_and_the_metrics_and_is_retried_at_the_cap() -> None:
+    """With FakeGateway (no pulumi): the service's side of a destroy that pulumi refused for good."""
+    from prenv.errors import StackOperationError
+    from prenv.model import StackState
+    from prenv.service.feedback import Phase, Report
+    from testsupport.service_harness import make_service
+
+    class Heard:
+        def __init__(self) -> None:
+            self.reports: list[Report] = []
+
+        def report(self, report: Report) -> None:
+            self.reports.append(report)
+
+    failure = StackOperationError("pr-9", "destroy failed: database pr_9 is in use")
+    gateway = FakeGateway(stacks={9: StackState(9, "pr-9", "a" * 40, "cfg")}, fail={("destroy", 9): failure})
+    heard = Heard()
+    service = make_service(FakeSource([]), gateway, feedback=heard)
+    outcome = service.reconciler.sync().outcomes[0]
+    assert (outcome.ok, outcome.temporary) == (False, False)
+    assert [(r.pr, r.phase, r.error) for r in heard.reports] == [
+        (9, Phase.TEARDOWN_FAILED, "pr-9: destroy failed: database pr_9 is in use")
+    ]
+    assert service.metrics.failures.labels("destroy", "permanent")._value.get() == 1  # type: ignore[attr-defined]
+    assert service.reconciler.sync().outcomes[0].skipped is not None  # backing off, not hammering
+    state = service.reconciler.retry_state(9)
+    assert state is not None and state.reported and state.not_before > 0
