@@ -27,6 +27,7 @@ class PreviewIngressArgs:
     class_name: str
     tls_mode: str
     labels: dict[str, str]
+    port: int | str = "http"  # the Service's port, by name or number
     annotations: dict[str, str] = field(default_factory=dict)
     issuer: str | None = None
     issuer_kind: str = "ClusterIssuer"
@@ -80,7 +81,7 @@ class PreviewIngress(pulumi.ComponentResource):
                                     backend=k8s.networking.v1.IngressBackendArgs(
                                         service=k8s.networking.v1.IngressServiceBackendArgs(
                                             name=args.service,
-                                            port=k8s.networking.v1.ServiceBackendPortArgs(name="http"),
+                                            port=_port(args.port),
                                         )
                                     ),
                                 )
@@ -93,3 +94,9 @@ class PreviewIngress(pulumi.ComponentResource):
         )
         self.host = pulumi.Output.from_input(args.host)
         self.register_outputs({"host": self.host})
+
+
+def _port(port: int | str) -> k8s.networking.v1.ServiceBackendPortArgs:
+    if isinstance(port, int):
+        return k8s.networking.v1.ServiceBackendPortArgs(number=port)
+    return k8s.networking.v1.ServiceBackendPortArgs(name=port)

@@ -12,7 +12,8 @@ from typing import Any
 import pulumi
 import pulumi.runtime.config
 
-from components.environment import PreviewEnvironment, PreviewEnvironmentArgs
+from components import workload
+from components.environment import DATABASE_SECRET, PreviewEnvironment, PreviewEnvironmentArgs
 from prenv import naming, stackconfig, template
 from prenv.errors import ConfigError
 
@@ -46,6 +47,12 @@ def run(project_dir: Path) -> None:
     cfg = load(project_dir, pulumi.get_stack(), values)
     t = cfg.template
 
+    # A chart, Kustomize directory or manifests are read, filled and render-checked here, before the first resource
+    # is registered: bad input fails the run with nothing created.
+    prepared = None
+    if t.app.kind != "services":
+        prepared = workload.prepare(cfg, project_dir, DATABASE_SECRET if t.database.enabled else None)
+
     admin_dsn: pulumi.Input[str] | None = None
     if t.database.enabled:
         dsn = values.get(ADMIN_DSN_KEY) or os.environ.get(ADMIN_DSN_ENV)
@@ -75,6 +82,7 @@ def run(project_dir: Path) -> None:
             app_secrets=app_secrets,
             wildcard_cert=wildcard_cert,
             wildcard_key=wildcard_key,
+            workload=prepared,
         ),
     )
     pulumi.export("pr", cfg.pr.pr)

@@ -1,0 +1,4 @@
+{{- define "example-app.labels" -}}
+app.kubernetes.io/name: {{ .Values.name }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
