@@ -30,10 +30,11 @@ import yaml
 from pulumi import automation as auto
 
 from prenv import naming
-from prenv.errors import StackLocked
+from prenv.errors import StackLocked, StackOperationError
+from prenv.gateway import rollout
 from prenv.gateway.classify import stack_error
 from prenv.gateway.redact import redact
-from prenv.model import DesiredEnvironment, StackState
+from prenv.model import DesiredEnvironment, PullRequest, StackState
 
 __all__ = ["Deployed", "OutputLog", "PulumiGateway"]
 
@@ -126,7 +127,7 @@ class PulumiGateway(ABC):
         except auto.ConcurrentUpdateError:
             raise StackLocked(name) from None
         except auto.CommandError as e:
-            raise stack_error(name, "up", e) from None
+            raise self._up_error(name, pr, e) from None
         return StackState(
             pr=pr.number,
             stack=name,
@@ -136,6 +137,16 @@ class PulumiGateway(ABC):
             last_update=datetime.now(UTC),
             result="succeeded",
         )
+
+    def _up_error(self, name: str, pr: PullRequest, e: auto.CommandError) -> StackOperationError:
+        """The error of a failed up: when the PR's pods are not ready, why (the container's last log lines, the
+        event), which says more than pulumi's rollout timeout; a crash does not heal by retrying the same sha."""
+        error = stack_error(name, "up", e)
+        why = rollout.diagnose(pr.number, self.env, pr.sha)
+        if why is None:
+            return error
+        logger.info("%s: %s", name, error)
+        return StackOperationError(name, f"up failed: pods not ready: {why}", temporary=False)
 
     def destroy(self, pr: int) -> None:
         """See StackGateway.destroy."""

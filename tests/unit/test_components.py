@@ -111,6 +111,45 @@ def test_every_service_gets_a_deployment_with_the_pr_image_and_the_sha_annotatio
     assert "value" not in env["DATABASE_URL"]
 
 
+def test_every_container_is_told_its_pr_sha_and_port_and_reports_its_last_log_lines_when_it_fails() -> None:
+    registry, _ = build_environment(config())
+    for name, port in (("web", "8080"), ("worker", "9090")):
+        container = by_kind(registry, "apps/v1:Deployment")[name]["spec"]["template"]["spec"]["containers"][0]
+        env = {e["name"]: e.get("value") for e in container["env"]}
+        assert (env["PRENV_PR"], env["PRENV_SHA"], env["PORT"]) == ("7", SHA, port)
+        assert container["terminationMessagePolicy"] == "FallbackToLogsOnError"
+
+
+def test_a_port_the_template_sets_itself_is_kept() -> None:
+    services = [{"name": "web", "port": 8080, "public": True, "env": {"PORT": "3000"}}]
+    registry, _ = build_environment(config(services=services))
+    container = by_kind(registry, "apps/v1:Deployment")["web"]["spec"]["template"]["spec"]["containers"][0]
+    assert [e["value"] for e in container["env"] if e["name"] == "PORT"] == ["3000"]
+
+
+@pytest.mark.parametrize("name", ["PRENV_PR", "PRENV_SHA", "DATABASE_URL", "PUBLIC_URL"])
+def test_a_template_cannot_set_what_prenv_sets(name: str) -> None:
+    from prenv.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=name) as e:
+        config(services=[{"name": "web", "public": True, "env": {name: "x"}}])
+    assert str(e.value).startswith("prenv:services[0].env")
+
+
+@pytest.mark.parametrize("value", ["3m", "90s", "30s", "30m"])
+def test_the_rollout_timeout_takes_seconds_or_minutes_from_30s_to_30m(value: str) -> None:
+    assert config(rolloutTimeout=value).template.rollout_timeout == value
+
+
+@pytest.mark.parametrize("value", ["10s", "31m", "2h", "5", "soon"])
+def test_a_rollout_timeout_out_of_range_is_rejected_naming_the_key(value: str) -> None:
+    from prenv.errors import ConfigError
+
+    with pytest.raises(ConfigError) as e:
+        config(rolloutTimeout=value)
+    assert str(e.value).startswith("prenv:rolloutTimeout") and value in str(e.value)
+
+
 def test_an_explicit_image_tag_replaces_the_pr_tag() -> None:
     cfg = stackconfig.load(
         {
