@@ -54,9 +54,14 @@ class Resolved:
     secret: bool
 
 
-def run(build: Callable[[], dict[str, pulumi.Output[Any]] | None]) -> tuple[Registry, dict[str, Resolved]]:
-    """Register what ``build`` creates under fresh mocks; resolve the outputs it returns (name → Output)."""
-    registry = Registry()
+def run(
+    build: Callable[[], dict[str, pulumi.Output[Any]] | None], registry: Registry | None = None
+) -> tuple[Registry, dict[str, Resolved]]:
+    """Register what ``build`` creates under fresh mocks; resolve the outputs it returns (name → Output).
+
+    ``registry``: a Registry subclass answering invokes (``call``), when the code under test invokes a provider.
+    """
+    registry = registry if registry is not None else Registry()
     pulumi.runtime.set_mocks(registry, project="prenv", stack="pr-7", preview=False)
     resolved: dict[str, Resolved] = {}
 
