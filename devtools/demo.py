@@ -1,17 +1,25 @@
 """``make demo``: the main job on embedded defaults, from a fresh clone, narrated step by step with timings.
 
-Starts a throwaway PostgreSQL (with a seed database every PR branches from) and the embedded cluster, deploys the
-shared stack, then runs the driver against a file source of three PRs and shows the environments; then pushes to
-one PR, closes another, and shows the result. ``make demo-down`` removes everything it started.
+Starts the embedded cluster with a real node (containerd, kubelet, kube-proxy, CoreDNS; Traefik as the ingress
+controller), a throwaway PostgreSQL that the node's pods reach on its bridge (with a seed database every PR
+branches from), builds the example app's image (examples/app) and loads it for each PR, deploys the shared stack,
+then runs the driver against a file source of three PRs. Each environment's page is fetched over HTTPS through
+Traefik and shown, with a curl command that fetches it too; then one PR gets a push (its page shows the new sha)
+and another closes. ``make demo-down`` removes everything it started.
 
 TLS is as in production (``tls.mode: wildcard``): the cluster's CA signs ``*.<base domain>``, the shared stack holds
 that certificate and every PR namespace gets a copy, which Traefik serves. The demo runs a copy of the project
-(``.state/demo/project``) whose template differs from the shipped one only in ``tls`` and ``sharedStack``.
+(``.state/demo/project``) whose template differs from the shipped one only in ``tls``, ``sharedStack`` and the
+database host the pods use (``devtools.realnode.write_project``).
+
+The real node needs root (containerd, bridges, iptables). Not as root, the demo says so and runs on KWOK's
+simulated nodes: the environments are created and listed, but no page answers.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import sys
 import time
@@ -20,9 +28,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import yaml
-from psycopg import sql
 from rich.console import Console
 from rich.table import Table
 
@@ -30,7 +36,6 @@ ROOT = Path(__file__).resolve().parents[1]
 STATE = ROOT / ".state"
 DEMO = STATE / "demo"
 PROJECT = DEMO / "project"
-SEED = "app_seed"
 console = Console(width=None if sys.stdout.isatty() else 110)
 
 PRS: list[dict[str, Any]] = [
@@ -69,33 +74,58 @@ def step(text: str) -> Iterator[None]:
     console.print(f"  [green]done[/green] in {time.monotonic() - started:.1f}s")
 
 
+BASE_DOMAIN = "preview.localtest.me"
+ROWS = [("teapot", 25), ("kettle", 40), ("cup", 8)]
+
+
+def _real() -> bool:
+    """The real node needs root (containerd, bridges, iptables); the demo falls back to KWOK without it."""
+    return os.geteuid() == 0
+
+
 def _postgres() -> Any:
+    from devtools import realnode
     from devtools.localdb import LocalPostgres
 
-    return LocalPostgres(STATE / "postgres")
+    cluster = _cluster()
+    return LocalPostgres(STATE / "postgres", bridge=realnode.database_bridge(cluster) if _real() else None)
 
 
 def _cluster() -> Any:
     from prenv.cluster import EmbeddedCluster
 
-    return EmbeddedCluster("prenv", STATE)
+    return EmbeddedCluster("prenv", STATE, node_kinds="real" if _real() else "kwok")
 
 
 def up() -> None:
+    from devtools import realnode
     from prenv import driver, settings
 
     total = time.monotonic()
     DEMO.mkdir(parents=True, exist_ok=True)
-    with step("PostgreSQL: starting a throwaway server and seeding the template database"):
+    cluster = _cluster()
+    if not _real():
+        console.print(
+            "[yellow]not root: the real node needs root, so pods are simulated by KWOK and no page "
+            "answers (run as root for the full demo)[/yellow]"
+        )
+    nodes = "a real node: containerd, kubelet, kube-proxy, CoreDNS" if _real() else "KWOK's simulated nodes"
+    with step(f"Kubernetes: the embedded cluster (etcd, kube-apiserver, controllers, Traefik; {nodes})"):
+        info = cluster.up(progress=lambda msg, secs: console.print(f"  {msg} ({secs:.1f}s)"))
+        console.print(f"  kubeconfig: {info.kubeconfig}")
+    with step("PostgreSQL: a throwaway server the pods reach on the node's bridge, with the seed database"):
         pg = _postgres()
         pg.start()  # attaches to the server when a previous demo left it running
-        _seed(pg.dsn)
-    with step("Kubernetes: starting the embedded cluster (etcd, kube-apiserver, controllers, KWOK, Traefik)"):
-        info = _cluster().up(progress=lambda msg, secs: console.print(f"  {msg} ({secs:.1f}s)"))
-        console.print(f"  kubeconfig: {info.kubeconfig}")
+        realnode.seed(pg.dsn, ROWS)
+    if _real():
+        with step("Images: the example app (examples/app) built here and loaded into the node for each PR"):
+            image = realnode.example_image(STATE)
+            realnode.load_for_prs(cluster, image, [int(pr["number"]) for pr in PRS])
+            console.print(f"  {image.ref} as prenv.local/example-app:pr-<n> (no registry: containerd imports it)")
     with step("TLS: the cluster's CA signs the wildcard certificate the shared stack will hold"):
-        cert = _wildcard_project(_cluster())
-        console.print(f"  certificate: {cert}\n  local CA:    {info.ca}")
+        db_host = realnode.database_bridge(cluster).address if _real() else pg.host
+        realnode.write_project(PROJECT, cluster, BASE_DOMAIN, db_host)
+        console.print(f"  local CA: {info.ca}")
     prs_file = DEMO / "prs.yaml"
     config_file = DEMO / "prenv.yaml"
     prs_file.write_text(yaml.safe_dump(PRS, sort_keys=False))
@@ -110,62 +140,49 @@ def up() -> None:
             }
         )
     )
-    env = {"PRENV_DATABASE_ADMIN_DSN": pg.dsn, "KUBECONFIG": str(info.kubeconfig)}
-    import os
-
-    os.environ.update(env)
-    s = settings.load(config_file)
-    d = driver.build(s)
+    (STATE / "pulumi").mkdir(exist_ok=True)
+    os.environ.update({"PRENV_DATABASE_ADMIN_DSN": pg.dsn, "KUBECONFIG": str(info.kubeconfig)})
+    d = driver.build(settings.load(config_file))
     with step("Pulumi: deploying the shared stack"):
         d.gateway.deploy_shared()
     with step("Driver: first sync of three PRs (prenv sync)"):
-        result = d.reconciler.sync()
-        _report(result)
+        _report(d.reconciler.sync())
     show(d)
+    pages(info, [int(pr["number"]) for pr in PRS])
     with step("A push to PR 102 and PR 103 closed; sync again"):
         PRS[1]["sha"] = "d4" * 20
         prs_file.write_text(yaml.safe_dump([p for p in PRS if p["number"] != 103], sort_keys=False))
-        result = d.reconciler.sync()
-        _report(result)
+        _report(d.reconciler.sync())
     show(d)
+    pages(info, [102], expect={102: PRS[1]["sha"]})
     console.print(f"[bold green]demo finished in {time.monotonic() - total:.0f}s[/bold green]")
     console.print(
-        f"Try: KUBECONFIG={info.kubeconfig} kubectl get ns -l prenv.dev/managed-by=prenv\n"
+        f"Try: KUBECONFIG={info.kubeconfig} kubectl get pods -A -l prenv.dev/managed-by=prenv\n"
         f"     .venv/bin/prenv list -c {config_file}\n"
         "Stop everything with: make demo-down"
     )
 
 
-def _wildcard_project(cluster: Any) -> Path:
-    """The demo's project: the shipped one in ``tls.mode: wildcard``, and the shared stack's config naming the
-    certificate and key the cluster's CA made for the template's base domain. Returns the certificate's path."""
-    PROJECT.mkdir(parents=True, exist_ok=True)
-    for name in ("Pulumi.yaml", "__main__.py"):
-        shutil.copy(ROOT / name, PROJECT / name)
-    template = yaml.safe_load((ROOT / "Pulumi.preview.yaml").read_text())
-    template["config"]["prenv:tls"] = {"mode": "wildcard"}
-    template["config"]["prenv:sharedStack"] = "organization/prenv/shared"  # the DIY backend's name for it
-    (PROJECT / "Pulumi.preview.yaml").write_text(yaml.safe_dump(template, sort_keys=False))
-    pair = cluster.wildcard_certificate(template["config"]["prenv:baseDomain"])
-    # Merged into what is there: pulumi keeps the stack's encryption salt in the same file.
-    shared_file = PROJECT / "Pulumi.shared.yaml"
-    shared = yaml.safe_load(shared_file.read_text()) if shared_file.exists() else {}
-    shared.setdefault("config", {}).update(
-        {"prenv:wildcardCertFile": str(pair.cert), "prenv:wildcardKeyFile": str(pair.key)}
-    )
-    shared_file.write_text(yaml.safe_dump(shared, sort_keys=False))
-    return Path(pair.cert)
+def pages(info: Any, prs: list[int], expect: dict[int, str] | None = None) -> None:
+    """Fetch each PR's page through Traefik (HTTPS, the local CA) and show its first lines and a curl command."""
+    from devtools import realnode
+
+    if not _real():
+        return
+    for n in prs:
+        host = f"web-{n}.{BASE_DOMAIN}"
+        with step(f"PR {n}: https://{host}/ through Traefik"):
+            page = realnode.wait_for_page(info, host, (expect or {}).get(n, f"Preview of PR {n}"))
+            text = [ln for ln in _text_lines(page.body) if ln][:9]
+            console.print("  " + "\n  ".join(text), markup=False, highlight=False)
+            console.print(f"  {realnode.curl_line(info, host)}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _seed(dsn: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (SEED,)).fetchone():
-            return
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SEED)))
-    seed_dsn = dsn.rsplit("/", 1)[0] + f"/{SEED}"
-    with psycopg.connect(seed_dsn, autocommit=True) as conn:
-        conn.execute("CREATE TABLE products (id serial PRIMARY KEY, name text NOT NULL, price numeric)")
-        conn.execute("INSERT INTO products (name, price) VALUES ('teapot', 25), ('kettle', 40), ('cup', 8)")
+def _text_lines(html: str) -> list[str]:
+    """The page's text, one line per element, without the markup (what a reader sees first)."""
+    import re
+
+    return [re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", line)).strip() for line in html.splitlines()]
 
 
 def _report(result: Any) -> None:
@@ -184,13 +201,13 @@ def show(d: Any) -> None:
 
 
 def down() -> None:
-    with step("Stopping the embedded cluster"):
+    with step("Stopping the embedded cluster (and its node: containers, mounts, bridge, iptables rules)"):
         _cluster().down()
     with step("Stopping PostgreSQL and removing the demo state"):
         pg = _postgres()
         pg.stop()
         pg.remove()
-        for sub in ("pulumi", "demo"):
+        for sub in ("pulumi", "demo", "images"):
             shutil.rmtree(STATE / sub, ignore_errors=True)
         for empty in (STATE / "cluster", STATE):
             with contextlib.suppress(OSError):
