@@ -1,5 +1,5 @@
-"""Bring-your-own app for real: the example app's Helm chart and Kustomize base through a real ``pulumi up`` of a PR
-stack on the embedded (KWOK) cluster, and a chart with a cluster-scoped object refused before anything is created.
+"""Bring-your-own app for real: the example app's Helm chart, Kustomize base and plain manifests through a real
+``pulumi up`` of a PR stack on the embedded (KWOK) cluster, and a chart with a cluster-scoped object refused before anything is created.
 
 What is checked on the cluster: every rendered object is in the PR's namespace with prenv's labels, the pod
 template carries the sha (a push rolls it), the placeholders were filled with the PR's values and never with the
@@ -39,6 +39,12 @@ CHART_VALUES = {
 APPS = {
     "helm": {"kind": "helm", "chart": str(ROOT / "examples/app/chart"), "service": "web", "values": CHART_VALUES},
     "kustomize": {"kind": "kustomize", "directory": str(ROOT / "examples/app/kustomize"), "service": "web"},
+    # The Kustomize base's two objects, as plain manifests (its kustomization.yaml is not one).
+    "manifests": {
+        "kind": "manifests",
+        "files": [str(ROOT / "examples/app/kustomize/deployment.yaml"), str(ROOT / "examples/app/kustomize/s*.yaml")],
+        "service": "web",
+    },
 }
 
 
