@@ -1,5 +1,6 @@
 """Bring-your-own app for real: the example app's Helm chart, Kustomize base and plain manifests through a real
-``pulumi up`` of a PR stack on the embedded (KWOK) cluster, and a chart with a cluster-scoped object refused before anything is created.
+``pulumi up`` of a PR stack on the embedded (KWOK) cluster, and a chart with a cluster-scoped object refused before
+anything is created.
 
 What is checked on the cluster: every rendered object is in the PR's namespace with prenv's labels, the pod
 template carries the sha (a push rolls it), the placeholders were filled with the PR's values and never with the
