@@ -19,8 +19,9 @@ Two steps, so that bad input fails before anything is created:
      it would outlive the namespace's quota and policy and could collide with every other PR's copy;
    - it carries prenv's labels and the ``patchForce`` ownership annotation, a Deployment's, StatefulSet's or
      DaemonSet's pod template carries the commit sha (so every push rolls the pods), and prenv's await choices apply:
-     Services skip pulumi's endpoint-settle sleep, Ingresses wait for their controller's admission (as the built-in
-     shape does, components/meta.py).
+     Services skip pulumi's endpoint-settle sleep, Ingresses wait for their controller's admission, and a workload
+     that is not ready within ``prenv:rolloutTimeout`` fails the up (as the built-in shape does, components/meta.py
+     and components/app.py).
 """
 
 from __future__ import annotations
@@ -90,6 +91,8 @@ class Guard:
         allow: cluster-scoped objects allowed, as ``Kind`` or ``Kind/name``.
         labels: prenv's labels, added to every object's own labels (never to selectors).
         fill: placeholder values filled into every string of the object (Kustomize output); None: no filling.
+        rollout_timeout: how long an up waits for a workload to become ready (``prenv:rolloutTimeout``), as a
+            Pulumi custom timeout; None: pulumi-kubernetes' default.
     """
 
     namespace: str
@@ -98,6 +101,7 @@ class Guard:
     allow: tuple[str, ...] = ()
     labels: Mapping[str, str] = field(default_factory=dict)
     fill: Mapping[str, str] | None = None
+    rollout_timeout: str | None = None
 
     def object(self, obj: Mapping[str, Any], *, normalized: bool = True) -> dict[str, Any]:
         """A guarded copy of ``obj``; raises ConfigError for a cluster-scoped object that is not allowed.
@@ -140,7 +144,11 @@ class Guard:
         """The Pulumi transform: Kubernetes objects the provider registers pass through :meth:`object`."""
         if not args.custom or not args.type_.startswith("kubernetes:") or "kind" not in args.props:
             return None
-        return pulumi.ResourceTransformResult(props=self.object(args.props), opts=args.opts)
+        opts = args.opts
+        if self.rollout_timeout and args.props.get("kind") in WORKLOADS:
+            timeouts = pulumi.CustomTimeouts(create=self.rollout_timeout, update=self.rollout_timeout)
+            opts = pulumi.ResourceOptions.merge(opts, pulumi.ResourceOptions(custom_timeouts=timeouts))
+        return pulumi.ResourceTransformResult(props=self.object(args.props), opts=opts)
 
 
 def _with_sha(spec: Any, sha: str) -> Any:
@@ -207,6 +215,7 @@ def prepare(cfg: StackConfig, project_dir: Path, database_secret: str | None) ->
         key=_KEYS[app.kind],
         allow=tuple(app.allow_cluster_scoped),
         fill=values if app.kind == "kustomize" else None,
+        rollout_timeout=cfg.template.rollout_timeout,
     )
     if app.kind == "helm":
         merged: dict[str, Any] = {}

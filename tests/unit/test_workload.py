@@ -150,6 +150,19 @@ def test_the_transform_guards_kubernetes_objects_and_leaves_components_alone() -
         g.transform(pulumi.ResourceTransformArgs(True, typ, "r", role, opts))
 
 
+def test_the_transform_bounds_a_workloads_rollout_by_the_templates_timeout() -> None:
+    g = guard(rollout_timeout="90s")
+    opts = pulumi.ResourceOptions()
+    dep = deployment(namespace="x")
+    result = g.transform(pulumi.ResourceTransformArgs(True, "kubernetes:apps/v1:Deployment", "d", dep, opts))
+    assert result is not None and result.opts is not None
+    assert result.opts.custom_timeouts is not None
+    assert (result.opts.custom_timeouts.create, result.opts.custom_timeouts.update) == ("90s", "90s")
+    svc = {"kind": "Service", "metadata": {"name": "web", "namespace": "x"}}
+    plain = g.transform(pulumi.ResourceTransformArgs(True, "kubernetes:core/v1:Service", "s", svc, opts))
+    assert plain is not None and plain.opts is opts
+
+
 # --- prepare: bad input fails before anything is registered, naming the key -------------------------------------
 
 
