@@ -133,9 +133,22 @@ def pulumi_environment(s: Settings) -> dict[str, str]:
     return env
 
 
+def session_dir() -> Path:
+    """Where running pulumi sessions are recorded: under the state dir (``$PRENV_STATE_DIR`` or the checkout's
+    ``.state``), shared by every driver of this machine, so that one started after another crashed ends what that
+    one left (prenv.gateway.sessions)."""
+    from prenv.cluster.layout import default_state_dir
+
+    return default_state_dir() / "pulumi-sessions"
+
+
 def build_gateway(s: Settings) -> PulumiGateway:
+    """The stack gateway; first ends the pulumi sessions that drivers which are gone left running."""
+    from prenv.gateway.sessions import end_orphaned_sessions
     from prenv.toolchain import cache_dir
 
+    sessions = session_dir()
+    end_orphaned_sessions(sessions)
     return gateway_for(
         s.project_dir,
         s.state.backend,
@@ -143,6 +156,7 @@ def build_gateway(s: Settings) -> PulumiGateway:
         pulumi_root=cache_dir(),
         stale_lock_seconds=s.reconcile.stale_lock_seconds,
         secrets_provider=s.state.secrets_provider,
+        session_dir=sessions,
     )
 
 

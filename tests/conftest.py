@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.github",
     "tests.fixtures.gitlab",
     "tests.fixtures.s3",
+    "tests.fixtures.processes",
 ]

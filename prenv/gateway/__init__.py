@@ -9,6 +9,7 @@ a backend URL. Inside, one module per job:
     backend.py     reading a DIY backend's checkpoints, locks and history
     locks.py       when a crashed run's lock may be removed
     secrets.py     which secrets manager a backend gets; no public passphrase on a shared backend
+    sessions.py    every pulumi process in a session of its own, ended with its operation or after a crash
     classify.py    a failed pulumi command → summary and retry decision
     redact.py      secrets out of pulumi's output
     fake.py        FakeGateway, in memory, for reconciler tests
@@ -40,6 +41,7 @@ def gateway_for(
     s3_client: Any = None,
     extra_config: Callable[[DesiredEnvironment], dict[str, str]] | None = None,
     secrets_provider: str | None = None,
+    session_dir: Path | None = None,
 ) -> PulumiGateway:
     """The stack gateway for ``backend_url``: DiyGateway for ``file://`` and ``s3://``, CloudGateway for ``https://``.
 
@@ -54,6 +56,7 @@ def gateway_for(
         extra_config: more stack config for a PR, written with its PR values.
         secrets_provider: a cloud KMS URL new stacks encrypt their secrets with (None: the passphrase, or Pulumi
             Cloud's own); see prenv.gateway.secrets.
+        session_dir: where running pulumi sessions are recorded for crash recovery (prenv.gateway.sessions).
     """
     # Imported here: the reconciler imports this package for StackGateway and needs no pulumi to plan.
     from prenv.gateway.backend import store_for
@@ -69,6 +72,7 @@ def gateway_for(
             pulumi_root=pulumi_root,
             extra_config=extra_config,
             secrets_provider=secrets_provider,
+            session_dir=session_dir,
         )
     return DiyGateway(
         project_dir,
@@ -79,4 +83,5 @@ def gateway_for(
         stale_lock_seconds=stale_lock_seconds,
         extra_config=extra_config,
         secrets_provider=secrets_provider,
+        session_dir=session_dir,
     )

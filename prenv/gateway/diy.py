@@ -51,6 +51,7 @@ class DiyGateway(PulumiGateway):
         stale_lock_seconds: float = 900.0,
         extra_config: Callable[[DesiredEnvironment], dict[str, str]] | None = None,
         secrets_provider: str | None = None,
+        session_dir: Path | None = None,
     ) -> None:
         super().__init__(
             project_dir,
@@ -59,6 +60,7 @@ class DiyGateway(PulumiGateway):
             pulumi_root=pulumi_root,
             extra_config=extra_config,
             secrets_provider=secrets_provider,
+            session_dir=session_dir,
         )
         if isinstance(store, FileStore):
             store.root.mkdir(parents=True, exist_ok=True)  # pulumi refuses a file:// backend that does not exist

@@ -5,7 +5,8 @@ the driver and CI deploy the same thing. PR values are written as stack config; 
 Pulumi.preview.yaml and is read by the program. Hazards handled here:
 
 - stack create/select and config writes rewrite workspace state: those calls are serialized by one lock;
-- one PulumiCommand is reused (its version check runs once);
+- one PulumiCommand is reused (its version check runs once); it runs every pulumi process in a session of its own,
+  ended with the operation (prenv.gateway.sessions);
 - plugins are pre-installed by ``make tools`` and automatic acquisition is off, so nothing is downloaded.
 
 ``PulumiGateway`` implements the StackGateway protocol once (up, destroy-then-remove) over a few steps that differ
@@ -34,6 +35,7 @@ from prenv.errors import StackLocked, StackOperationError
 from prenv.gateway import rollout
 from prenv.gateway.classify import stack_error
 from prenv.gateway.redact import redact
+from prenv.gateway.sessions import SessionCommand
 from prenv.model import DesiredEnvironment, PullRequest, StackState
 
 __all__ = ["Deployed", "OutputLog", "PulumiGateway"]
@@ -69,6 +71,9 @@ class PulumiGateway(ABC):
         pulumi_root: where the pulumi CLI is installed (None: on PATH).
         extra_config: more stack config for a PR, written with its PR values.
         secrets_provider: a cloud KMS URL that new stacks encrypt their secrets with (prenv.gateway.secrets).
+        session_dir: where each running pulumi session is recorded, so that a driver started after this one
+            crashed can end what it left (prenv.gateway.sessions); None: not recorded (sessions still end with
+            their operation).
     """
 
     def __init__(
@@ -80,6 +85,7 @@ class PulumiGateway(ABC):
         pulumi_root: Path | None = None,
         extra_config: Callable[[DesiredEnvironment], dict[str, str]] | None = None,
         secrets_provider: str | None = None,
+        session_dir: Path | None = None,
     ) -> None:
         self.project_dir = project_dir
         self.secrets_provider = secrets_provider
@@ -87,7 +93,7 @@ class PulumiGateway(ABC):
         self.env = {**env, "PULUMI_BACKEND_URL": backend_url}
         self.pulumi_root = pulumi_root
         self.extra_config = extra_config
-        self._cmd = auto.PulumiCommand(root=str(pulumi_root) if pulumi_root else None)
+        self._cmd = SessionCommand(root=str(pulumi_root) if pulumi_root else None, record_dir=session_dir)
         self._ws_lock = threading.Lock()
 
     # -- the steps that differ by backend --------------------------------------------------------------------
