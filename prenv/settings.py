@@ -171,7 +171,8 @@ class ServeSettings(_Section):
     host: str = "0.0.0.0"  # noqa: S104
     port: int = Field(8080, ge=1, le=65535)
     repository: str | None = None
-    """Only webhooks of this ``owner/name`` are acted on; default: ``source.github.repository``."""
+    """Only webhooks of this GitHub ``owner/name`` (GitLab: ``group/name`` or project id) are acted on; default:
+    ``source.github.repository`` or ``source.gitlab.project``."""
     webhook_secret: SecretStr | None = Field(None, exclude=True, repr=False)
     """Set by :func:`load` from ``PRENV_WEBHOOK_SECRET``, never from prenv.yaml."""
     webhook_secret_file: Path | None = None

@@ -1,36 +1,78 @@
-"""The HTTP face of the service (Starlette): the GitHub webhook endpoint, health, readiness and metrics.
+"""The HTTP face of the service (Starlette): the GitHub and GitLab webhook endpoints, health, readiness and metrics.
 
-Only bytes move here; every rule lives in prenv.service.webhooks (what a delivery means) and prenv.service.service
-(what happens next). The order of checks is deliberate: draining (503), then size (413, counted while the body
-streams in, so a huge body is never held in memory), then the signature (401) before anything else is looked at,
-then redelivery, then meaning. Responses never echo request content or the secret.
+Only bytes move here; every rule lives in prenv.service.webhooks and prenv.service.gitlab_webhooks (what a delivery
+means) and prenv.service.service (what happens next). Both endpoints check in the same deliberate order: draining
+(503), then size (413, counted while the body streams in, so a huge body is never held in memory), then the
+signature or token (401) before anything else is looked at, then redelivery, then meaning. Responses never echo
+request content or the secret.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from prenv.service import gitlab_webhooks, webhooks
 from prenv.service.metrics import CONTENT_TYPE
 from prenv.service.service import Service
-from prenv.service.webhooks import Verdict, decide, event_label, verify
+from prenv.service.webhooks import Decision, Verdict
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class _Provider:
+    """How one forge's deliveries are read; the rules themselves live in the webhooks modules."""
+
+    event_header: str
+    label: Callable[[str | None], str]
+    authentic: Callable[[Service, bytes, Mapping[str, str]], bool]
+    delivery: Callable[[Mapping[str, str]], str | None]
+    decide: Callable[[Service, str | None, object], Decision]
+
+
+_GITHUB = _Provider(
+    event_header="x-github-event",
+    label=webhooks.event_label,
+    authentic=lambda service, body, headers: webhooks.verify(service.secret, body, headers.get("x-hub-signature-256")),
+    delivery=lambda headers: headers.get("x-github-delivery"),
+    decide=lambda service, event, payload: webhooks.decide(
+        event, payload, service.options.repository, branches=service.options.branches
+    ),
+)
+_GITLAB = _Provider(
+    event_header="x-gitlab-event",
+    label=gitlab_webhooks.event_label,
+    authentic=lambda service, _body, headers: gitlab_webhooks.verify_token(
+        service.secret, headers.get("x-gitlab-token")
+    ),
+    delivery=gitlab_webhooks.delivery_id,
+    decide=lambda service, event, payload: gitlab_webhooks.decide(
+        event, payload, service.options.gitlab_project, branches=service.options.branches
+    ),
+)
 
 
 def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
     """The ASGI app. With ``manage_lifecycle`` its lifespan starts the service and drains it on shutdown."""
 
-    async def webhook(request: Request) -> Response:
-        event = request.headers.get("x-github-event")
-        label = event_label(event)
+    async def github(request: Request) -> Response:
+        return await webhook(request, _GITHUB)
+
+    async def gitlab(request: Request) -> Response:
+        return await webhook(request, _GITLAB)
+
+    async def webhook(request: Request, provider: _Provider) -> Response:
+        event = request.headers.get(provider.event_header)
+        label = provider.label(event)
 
         def answer(status: int, result: str, **extra: object) -> Response:
             service.metrics.delivery(label, result)
@@ -54,24 +96,24 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
                     return answer(413, "too-large")
         except ClientDisconnect:
             return answer(400, "bad-request")
-        if not verify(service.secret, bytes(body), request.headers.get("x-hub-signature-256")):
-            logger.warning("webhook rejected: missing or invalid signature (event %s)", label)
+        if not provider.authentic(service, bytes(body), request.headers):
+            logger.warning("webhook rejected: missing or invalid signature or token (event %s)", label)
             return answer(401, "unauthorized")
-        delivery = request.headers.get("x-github-delivery")
+        delivery = provider.delivery(request.headers)
         if delivery and not service.deliveries.first_time(delivery):
             return answer(200, "duplicate")
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             return answer(400, "bad-request")
-        decision = decide(event, payload, service.options.repository)
+        decision = provider.decide(service, event, payload)
         if decision.verdict is Verdict.PONG:
             return answer(200, "pong")
         if decision.verdict is not Verdict.RECONCILE or decision.pr is None:
             return answer(202, "ignored", reason=decision.verdict.value)
         if not service.enqueue(decision.pr, decision.action):
             return answer(503, "shutting-down")
-        logger.info("webhook %s/%s: PR %s queued", event, decision.action, decision.pr)
+        logger.info("webhook %s/%s: PR %s queued", label, decision.action, decision.pr)
         return answer(202, "queued", pr=decision.pr)
 
     async def healthz(request: Request) -> Response:
@@ -102,7 +144,8 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
 
     return Starlette(
         routes=[
-            Route("/webhooks/github", webhook, methods=["POST"]),
+            Route("/webhooks/github", github, methods=["POST"]),
+            Route("/webhooks/gitlab", gitlab, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),

@@ -43,14 +43,18 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
     reconciler = driver_mod.build_reconciler(
         parts, gateway=wiring.gateway, source=wiring.source, on_outcome=wiring.outcomes
     )
-    repository = serve.repository or (settings.source.github.repository if settings.source.type == "github" else None)
-    if repository is None:
+    kind = settings.source.type
+    github = kind in ("github", "github-branches")
+    gitlab = kind in ("gitlab", "gitlab-branches")
+    repository = serve.repository or (settings.source.github.repository if github else None)
+    project = serve.repository or (settings.source.gitlab.project if gitlab else None)
+    if (repository if not gitlab else project) is None:
         logger.warning("serve: no repository configured; webhooks of any repository are acted on")
     return Service(
         reconciler,
         wiring,
         secret=serve.secret_bytes(),
-        options=options_of(serve, repository),
+        options=options_of(serve, repository, gitlab_project=project, branches=kind.endswith("-branches")),
         feedback=build_feedback(settings),
         rate_limit=lambda: _rate_limit_of(parts.source),
         is_leader=_elect(serve),
@@ -88,9 +92,13 @@ def _elect(serve: ServeSettings) -> Callable[[], bool] | None:
     return lambda: elector.is_leader
 
 
-def options_of(serve: ServeSettings, repository: str | None) -> ServiceOptions:
+def options_of(
+    serve: ServeSettings, repository: str | None, *, gitlab_project: str | None = None, branches: bool = False
+) -> ServiceOptions:
     return ServiceOptions(
         repository=repository,
+        gitlab_project=gitlab_project,
+        branches=branches,
         max_body_bytes=serve.max_body_bytes,
         resync_seconds=serve.resync_seconds,
         shutdown_grace_seconds=serve.shutdown_grace_seconds,
@@ -100,12 +108,11 @@ def options_of(serve: ServeSettings, repository: str | None) -> ServiceOptions:
 
 
 def build_feedback(settings: Settings) -> Feedback:
-    """GitHub feedback for the GitHub source when enabled (told from a background thread, so operations never wait
-    for GitHub); otherwise nothing is written back."""
+    """GitHub or GitLab feedback for the GitHub or GitLab source when enabled (told from a background thread, so
+    operations never wait for the forge); otherwise nothing is written back (branch environments have no PR)."""
     fb = settings.serve.feedback
-    if not fb.enabled or settings.source.type != "github":
+    if not fb.enabled or settings.source.type not in ("github", "gitlab"):
         return NullFeedback()
-    gh = settings.source.github
     health = None
     if fb.health_check:
 
@@ -114,6 +121,21 @@ def build_feedback(settings: Settings) -> Feedback:
                 url, timeout=fb.health_check_timeout_seconds, interval=fb.health_check_interval_seconds
             )
 
+    if settings.source.type == "gitlab":
+        from prenv.service.gitlab_feedback import GitLabFeedback
+
+        gl = settings.source.gitlab
+        return BackgroundFeedback(
+            GitLabFeedback(
+                gl.project,
+                driver_mod.gitlab_token(settings),
+                base_url=gl.base_url,
+                ca_bundle=gl.ca_bundle,
+                health_check=health,
+                timeout=gl.timeout,
+            )
+        )
+    gh = settings.source.github
     return BackgroundFeedback(
         GitHubFeedback(
             gh.repository, _github_auth(settings), base_url=gh.base_url, health_check=health, timeout=gh.timeout

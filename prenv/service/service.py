@@ -40,6 +40,10 @@ _TEARDOWN_WHY = {
     "converted_to_draft": "the PR was converted to a draft",
     "unlabeled": "a label was removed",
     "labeled": "a label was added",
+    "merged": "the merge request was merged",
+    "updated": "the merge request changed (draft, labels, title or target branch)",
+    "branch-deleted": "the branch was deleted",
+    "pushed": "the branch no longer matches the filters",
 }
 _DEFAULT_WHY = "the PR was closed or no longer matches the filters"
 
@@ -49,6 +53,11 @@ class ServiceOptions:
     """Behaviour of the service (see prenv.settings.ServeSettings for the documented knobs)."""
 
     repository: str | None = None
+    """GitHub ``owner/name`` whose webhooks are acted on (None: any)."""
+    gitlab_project: str | None = None
+    """GitLab ``group/name`` path or numeric id whose webhooks are acted on (None: any)."""
+    branches: bool = False
+    """The source lists branches: push events reconcile a branch's environment, PR/MR events are ignored."""
     max_body_bytes: int = 1024 * 1024
     resync_seconds: float = 300.0
     shutdown_grace_seconds: float = 600.0

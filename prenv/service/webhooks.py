@@ -7,7 +7,9 @@ Kept free of HTTP so the rules are testable on their own and the ASGI layer (pre
 * Redeliveries: GitHub retries and users press "Redeliver"; the same ``X-GitHub-Delivery`` id is acted on once.
   The memory is a bounded LRU, so a flood of deliveries costs bounded memory.
 * Meaning: a ``pull_request`` event with an action that can change an environment names one PR to reconcile;
-  everything else is acknowledged and ignored. The payload only picks *which* PR to look at: the reconcile reads
+  when the source lists branches (``github-branches``), a ``push`` to a branch names that branch's environment
+  (``prenv.naming.branch_number``) instead, and pull requests are ignored; everything else is acknowledged and
+  ignored. The payload only picks *which* PR to look at: the reconcile reads
   the PR's state from the source, never from the (possibly stale) payload.
 """
 
@@ -20,6 +22,8 @@ import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
+
+from prenv import naming
 
 SIGNATURE_PREFIX = "sha256="
 PR_ACTIONS = frozenset(
@@ -34,7 +38,8 @@ PR_ACTIONS = frozenset(
         "converted_to_draft",
     }
 )
-KNOWN_EVENTS = frozenset({"pull_request", "ping"})
+KNOWN_EVENTS = frozenset({"pull_request", "ping", "push"})
+_BRANCH_REF = "refs/heads/"
 
 
 def sign(secret: bytes, body: bytes) -> str:
@@ -97,20 +102,23 @@ def event_label(event: str | None) -> str:
     return event if event in KNOWN_EVENTS else "other"
 
 
-def decide(event: str | None, payload: object, repository: str | None) -> Decision:
+def decide(event: str | None, payload: object, repository: str | None, *, branches: bool = False) -> Decision:
     """Classify an authentic delivery.
 
     Args:
         event: the ``X-GitHub-Event`` header.
         payload: the parsed JSON body.
         repository: the ``owner/name`` whose PRs we serve (case-insensitive), or None to accept any.
+        branches: the source lists branches: ``push`` events count, ``pull_request`` events do not.
     """
     if event == "ping":
         return Decision(Verdict.PONG)
-    if event != "pull_request":
+    if event != ("push" if branches else "pull_request"):
         return Decision(Verdict.IGNORED)
     if not isinstance(payload, dict):
         return Decision(Verdict.MALFORMED)
+    if branches:
+        return _push(payload, repository)
     action = payload.get("action")
     if not isinstance(action, str) or action not in PR_ACTIONS:
         return Decision(Verdict.IGNORED)
@@ -122,6 +130,20 @@ def decide(event: str | None, payload: object, repository: str | None) -> Decisi
     if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 2**31:
         return Decision(Verdict.MALFORMED, action=action)
     return Decision(Verdict.RECONCILE, pr=number, action=action)
+
+
+def _push(payload: dict[str, Any], repository: str | None) -> Decision:
+    """A push to a branch (created, moved or deleted); tags are ignored."""
+    ref = payload.get("ref")
+    if not isinstance(ref, str) or not ref.startswith(_BRANCH_REF) or len(ref) > 1024:
+        return Decision(Verdict.IGNORED)
+    action = "branch-deleted" if payload.get("deleted") is True else "pushed"
+    if repository is not None and _full_name(payload).lower() != repository.lower():
+        return Decision(Verdict.OTHER_REPOSITORY, action=action)
+    branch = ref[len(_BRANCH_REF) :]
+    if not branch:
+        return Decision(Verdict.MALFORMED, action=action)
+    return Decision(Verdict.RECONCILE, pr=naming.branch_number(branch), action=action)
 
 
 def _full_name(payload: dict[str, Any]) -> str:
