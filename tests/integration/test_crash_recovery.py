@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from prenv.gateway.diy import DiyGateway
+from prenv.gateway.sessions import end_session
 from prenv.model import DesiredEnvironment, PullRequest
+from prenv.procs import session_members
 from prenv.toolchain import tool_path
 from tests.fixtures.preview import unique_pr
 
@@ -39,11 +41,19 @@ def test_an_up_killed_midway_is_recovered_by_the_next_operation(
     assert proc.stdout is not None
     # Kill it while its Deployments are being created: the namespace and its policies exist in the cluster, the
     # Deployment creates are pending in the checkpoint. (An up takes a few seconds now: no fixed sleep would do.)
+    seen: list[str] = []
     for line in proc.stdout:
+        seen.append(line)
         if "kubernetes:apps/v1:Deployment" in line and "creating" in line:
             break
+    else:
+        pytest.fail("the up ended before creating a Deployment:\n" + "".join(seen[-30:]))
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    # The engine is dead; its plugins run in process groups of their own but are still in its session: end them
+    # (SIGTERM reaches them only now, after the engine that could have cleaned up is gone).
+    end_session(proc.pid)
+    assert session_members(proc.pid) == []
     assert gateway.backend.locks(stack), "the killed run should have left its lock"
 
     pr = PullRequest(number=n, sha="1" * 40, branch="b", base="main", author="a", title="t")

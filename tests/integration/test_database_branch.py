@@ -103,15 +103,26 @@ def test_create_after_a_crash_between_role_and_database_converges(postgres: Loca
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:  # what a crash after CREATE ROLE leaves
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN PASSWORD 'old'").format(sql.Identifier(name)))
     db.create_branch(postgres.dsn, name, "new")
-    connect_as(postgres, name, "new", name).close()
+    with connect_as(postgres, name, "new", name) as conn:  # the new password, the database made after the crash
+        assert conn.execute("SELECT current_user, current_database()").fetchone() == (name, name)
     db.create_branch(postgres.dsn, name, "new")  # and once more: still fine
+    assert branch_of(postgres, name) == ([name], [name])
 
 
 def test_drop_is_idempotent(postgres: LocalPostgres, names: list[str]) -> None:
     name = fresh(names)
     db.create_branch(postgres.dsn, name, "pw")
+    assert branch_of(postgres, name) == ([name], [name])
     db.drop_branch(postgres.dsn, name)
-    db.drop_branch(postgres.dsn, name)
+    assert branch_of(postgres, name) == ([], [])
+    db.drop_branch(postgres.dsn, name)  # nothing left to drop: no error, and still nothing there
+    assert branch_of(postgres, name) == ([], [])
+
+
+def branch_of(postgres: LocalPostgres, name: str) -> tuple[list[str], list[str]]:
+    """The databases and roles named ``name`` on the server."""
+    databases, roles = db.list_branches(postgres.dsn, "pr_")
+    return [d for d in databases if d == name], [r for r in roles if r == name]
 
 
 def test_an_unreachable_server_is_a_temporary_error_without_the_dsn() -> None:

@@ -1,4 +1,7 @@
-"""PR feedback against the fake GitHub server: one comment edited in place, Deployments following the environment."""
+"""PR feedback against the fake GitHub server: one comment edited in place, Deployments following the environment.
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
+"""
 
 from __future__ import annotations
 

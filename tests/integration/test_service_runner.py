@@ -1,4 +1,7 @@
-"""``prenv serve``'s runner over real HTTP: uvicorn, a SIGTERM that drains before exiting, health and readiness."""
+"""``prenv serve``'s runner over real HTTP: uvicorn, a SIGTERM that drains before exiting, health and readiness.
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
+"""
 
 from __future__ import annotations
 

@@ -1,10 +1,12 @@
 """kill -9 of the driver at seeded random points during up and during destroy; the next `prenv sync` converges.
 
-The driver is `prenv -v sync` started in its own session, so one ``os.killpg(SIGKILL)`` takes down prenv and every
-pulumi process under it (engine, language host, providers, the dynamic database provider), as a node failure or
-an OOM kill would. Rounds alternate: open a PR and kill the sync that creates it, then close it and kill the sync that
-destroys it. After each kill one plain `prenv sync` must succeed and leave, for the PRs used so far, exactly the open
-PRs' environments: no namespace, database, role or stack of a closed PR, no lock, no pending operation.
+The driver is `prenv -v sync` started in its own process group, and ``os.killpg(SIGKILL)`` kills it as an OOM kill
+would. Its pulumi operation runs in a session of its own (prenv.gateway.sessions) and survives the kill, as it would
+survive a crashed driver: the next driver's start-up must end it, engine, language host, providers and the dynamic
+database provider alike. Rounds alternate: open a PR and kill the sync that creates it, then close it and kill the
+sync that destroys it. After each kill one plain `prenv sync` must succeed and leave, for the PRs used so far, exactly
+the open PRs' environments: no namespace, database, role or stack of a closed PR, no lock, no pending operation, and
+no process of the killed driver's pulumi sessions.
 
 The kill point is seeded: half the kills come at a random fraction of how long a complete sync of the same kind took
 last time (the restart after the previous kill), anywhere from start-up through stack selection, config, pulumi and
@@ -14,6 +16,7 @@ stack removal; the other half at a random moment after pulumi printed its first 
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import statistics
@@ -26,6 +29,8 @@ import yaml
 from kubernetes import client
 
 from devtools.localdb import LocalPostgres
+from prenv.driver import session_dir
+from prenv.procs import session_members
 from tests.fixtures.preview import unique_pr
 from tests.reliability import harness
 from tests.reliability.harness import Leftovers, Prenv
@@ -46,7 +51,21 @@ class Trial:
     converge_seconds: float
     leftovers: Leftovers
     phase: str  # where the kill landed: start-up (no pulumi output yet), pulumi, or after pulumi (stack rm, exit)
+    stray_processes: int  # processes of the killed driver's pulumi sessions still running after the next sync
     error: str = ""
+
+
+def sessions_of(driver_pid: int) -> list[int]:
+    """The pulumi sessions the driver ``driver_pid`` recorded and did not end (it was killed)."""
+    sids = []
+    for record in session_dir().glob("*.json"):
+        try:
+            doc = json.loads(record.read_text())
+        except (OSError, ValueError):
+            continue  # ended and removed meanwhile
+        if doc.get("driver_pid") == driver_pid:
+            sids.append(int(doc["sid"]))
+    return sids
 
 
 def _phase(lines: list[str], pr: int) -> str:
@@ -109,10 +128,12 @@ def test_the_driver_killed_during_up_or_destroy_converges_on_the_next_sync_witho
         time.sleep(delay)
         landed = child.kill_group()
         assert not harness.group_alive(child.proc.pid), "a process of the killed driver survived"
+        orphaned = sessions_of(child.proc.pid)
 
         started = time.monotonic()
         done = cli.run("sync")
         seconds = time.monotonic() - started
+        stray = sum(len(session_members(sid)) for sid in orphaned)
         if done.returncode == 0:
             took[kind] = seconds
         left = harness.leftovers(used=used, wanted=open_prs, core=core, admin_dsn=postgres.dsn, backend=backend)
@@ -126,6 +147,7 @@ def test_the_driver_killed_during_up_or_destroy_converges_on_the_next_sync_witho
                 seconds,
                 left,
                 _phase(child.lines, n),
+                stray,
                 done.stderr[-1500:] if done.returncode else "",
             )
         )
@@ -136,7 +158,9 @@ def test_the_driver_killed_during_up_or_destroy_converges_on_the_next_sync_witho
     final_left = harness.leftovers(used=used, wanted=(), core=core, admin_dsn=postgres.dsn, backend=backend)
     plan = cli.run("sync", "--dry-run", "--json")
 
-    failures = [t for t in trials if not t.converged or t.leftovers.missing or t.leftovers.half_branches]
+    failures = [
+        t for t in trials if not t.converged or t.leftovers.missing or t.leftovers.half_branches or t.stray_processes
+    ]
     totals: dict[str, int] = {}
     for t in trials:
         for key, value in t.leftovers.counts().items():
@@ -162,6 +186,7 @@ def test_the_driver_killed_during_up_or_destroy_converges_on_the_next_sync_witho
         median_restart_seconds=round(statistics.median(t.converge_seconds for t in trials), 1),
         **{f"orphan_{k}": v for k, v in totals.items()},
         final_orphans=final_left.orphans(),
+        leftover_processes=sum(t.stray_processes for t in trials),
         failed=[f"{t.kind} pr-{t.pr} after {t.delay:.1f}s: {t.error[-300:]}" for t in failures][:5],
     )
 
@@ -169,6 +194,7 @@ def test_the_driver_killed_during_up_or_destroy_converges_on_the_next_sync_witho
         f"{t.kind} pr-{t.pr} (kill after {t.delay:.1f}s): {t.leftovers} {t.error}" for t in failures
     )
     assert orphans == 0, [t.leftovers for t in trials if t.leftovers.orphans()]
+    assert sum(t.stray_processes for t in trials) == 0, [(t.kind, t.pr, t.stray_processes) for t in trials]
     assert sum(t.landed for t in trials) >= KILLS * 3 // 4, "most kills should land while the driver runs"
     assert final.returncode == 0, final.stderr[-2000:]
     assert final_left.orphans() == 0, final_left

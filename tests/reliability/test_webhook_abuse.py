@@ -7,6 +7,8 @@ event and delivery headers), with one in ten correctly signed so that the accept
 growth (tracemalloc) between a warm-up and the end must stay under a generous bound: what a flood of deliveries
 may retain is the bounded delivery log, nothing per request. Allocations made by logging and by pytest (which keeps
 every captured log record of a test for its report) are left out of the growth: they are the harness's, not prenv's.
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
 """
 
 from __future__ import annotations

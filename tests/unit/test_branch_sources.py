@@ -1,6 +1,9 @@
 """Branch environments: numbers from hashed names, hostile names, collisions, and the GitHub branch source against the
 fake GitHub; through the reconciler, a deleted or no-longer-matching branch is destroyed and a failed listing
-destroys nothing."""
+destroys nothing.
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
+"""
 
 from __future__ import annotations
 

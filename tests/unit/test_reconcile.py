@@ -1,4 +1,7 @@
-"""The reconciler against a fake source and a fake stack gateway: the plan for each situation, and its guards."""
+"""The reconciler against a fake source and a fake stack gateway: the plan for each situation, and its guards.
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
+"""
 
 from __future__ import annotations
 

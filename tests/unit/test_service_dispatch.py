@@ -1,4 +1,7 @@
-"""Background feedback: operations never wait for GitHub, and reports still arrive in order and before exit."""
+"""Background feedback: operations never wait for GitHub, and reports still arrive in order and before exit.
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Bursts of webhooks: every PR reconciled after its last event, none lost, never two runs for one PR at once."""
+"""Bursts of webhooks: every PR reconciled after its last event, none lost, never two runs for one PR at once.
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Graceful shutdown: the operation in flight completes, no new one starts, new webhooks get 503."""
+"""Graceful shutdown: the operation in flight completes, no new one starts, new webhooks get 503.
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""TTL rules: which environments expire, and what brings them back."""
+"""TTL rules: which environments expire, and what brings them back.
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
+"""
 
 from __future__ import annotations
 

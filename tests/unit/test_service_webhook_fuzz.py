@@ -1,4 +1,7 @@
-"""Random bodies and headers: never accepted without a valid signature, never a crash (5xx)."""
+"""Random bodies and headers: never accepted without a valid signature, never a crash (5xx).
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
+"""
 
 from __future__ import annotations
 

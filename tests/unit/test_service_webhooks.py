@@ -1,4 +1,7 @@
-"""The webhook endpoint through the ASGI app, with the real GitHub payloads: what is accepted, refused, ignored."""
+"""The webhook endpoint through the ASGI app, with the real GitHub payloads: what is accepted, refused, ignored.
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""The service's composition: wrappers and hooks built first, the reconciler built with them, nothing patched later."""
+"""The service's composition: wrappers and hooks built first, the reconciler built with them, nothing patched later.
+
+Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in memory). Not end-to-end.
+"""
 
 from __future__ import annotations
 
