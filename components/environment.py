@@ -17,6 +17,7 @@ import pulumi_kubernetes as k8s
 from components.app import PreviewApp, PreviewAppArgs
 from components.database import PreviewDatabase, PreviewDatabaseArgs
 from components.ingress import PreviewIngress, PreviewIngressArgs
+from components.ingress import Route as IngressRoute
 from components.meta import metadata
 from components.namespace import PreviewNamespace, PreviewNamespaceArgs
 from components.secrets import PreviewSecrets, PreviewSecretsArgs
@@ -105,9 +106,8 @@ class PreviewEnvironment(pulumi.ComponentResource):
             env_secret = secrets.name
             app_inputs.append(secrets)
 
-        route: tuple[str, int | str, pulumi.Resource] | None  # service, port, what the Ingress waits for
+        serving: list[pulumi.Resource]  # what the Ingress waits for
         if t.app.kind == "services":
-            public = t.public_service
             app = PreviewApp(
                 f"{name}-app",
                 PreviewAppArgs(
@@ -126,7 +126,7 @@ class PreviewEnvironment(pulumi.ComponentResource):
                 ),
                 in_ns,
             )
-            route = (public.name, "http", app.services[public.name])
+            serving = [app.services[r.service] for r in cfg.routes]
         else:
             if args.workload is None:
                 raise ValueError(f"app.kind {t.app.kind} needs the prepared workload (components.workload.prepare)")
@@ -137,16 +137,17 @@ class PreviewEnvironment(pulumi.ComponentResource):
                 ),
                 in_ns,
             )
-            route = (t.app.service, t.app.port, workload) if t.app.service else None
-        if route is not None:
-            service, port, after = route
+            serving = [workload]
+        routes = cfg.routes
+        if routes:
             PreviewIngress(
                 f"{name}-ingress",
                 PreviewIngressArgs(
                     namespace=ns.name,
                     host=cfg.host,
-                    service=service,
-                    port=port,
+                    service=routes[0].service,
+                    port=routes[0].port,
+                    routes=[IngressRoute(r.host, r.service, r.port, r.path) for r in routes],
                     class_name=t.ingress.class_name,
                     tls_mode=t.tls.mode,
                     labels=common,
@@ -156,7 +157,7 @@ class PreviewEnvironment(pulumi.ComponentResource):
                     wildcard_cert=args.wildcard_cert,
                     wildcard_key=args.wildcard_key,
                 ),
-                pulumi.ResourceOptions(parent=self, depends_on=[after]),
+                pulumi.ResourceOptions(parent=self, depends_on=serving),
             )
         self.url = pulumi.Output.from_input(cfg.url)
         self.namespace = ns.name

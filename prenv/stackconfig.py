@@ -13,6 +13,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -188,6 +189,39 @@ class Secrets(_Model):
         return self
 
 
+class Route(_Model):
+    """One public route (``prenv:routes[]``): ``https://<host>-<n>.<baseDomain><path>`` → ``service`` at ``port``.
+
+    ``host`` is the host's first part (default: the service's name); several routes may share a host with different
+    paths. Every route gets TLS per ``prenv:tls``; the first route's host is the environment's URL.
+    """
+
+    service: str
+    port: int | str = "http"
+    path: str = Field("/", pattern=r"^/[^\s]*$")
+    host: str | None = None
+
+    @field_validator("service", "host")
+    @classmethod
+    def _label(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", v):
+            raise ValueError("must be a lower-case DNS label of at most 40 characters starting with a letter")
+        return v
+
+    @field_validator("port")
+    @classmethod
+    def _port(cls, v: int | str) -> int | str:
+        return _check_port(v)
+
+
+def _check_port(v: int | str) -> int | str:
+    if isinstance(v, int) and not 1 <= v <= 65535:
+        raise ValueError("must be a port number from 1 to 65535 or a port name")
+    if isinstance(v, str) and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?", v):
+        raise ValueError(f"{v!r} is not a port name (IANA_SVC_NAME)")
+    return v
+
+
 _KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
 _CHART_VERSION = re.compile(r"^[A-Za-z0-9_.+~^<>=*, -]{1,64}$")
 
@@ -230,11 +264,7 @@ class App(_Model):
     @field_validator("port")
     @classmethod
     def _port(cls, v: int | str) -> int | str:
-        if isinstance(v, int) and not 1 <= v <= 65535:
-            raise ValueError("must be a port number from 1 to 65535 or a port name")
-        if isinstance(v, str) and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?", v):
-            raise ValueError(f"{v!r} is not a port name (IANA_SVC_NAME)")
-        return v
+        return _check_port(v)
 
     @field_validator("repo")
     @classmethod
@@ -304,6 +334,7 @@ class Template(_Model):
     namespace_prefix: str = Field("", alias="namespacePrefix")
     image: Image
     app: App = Field(default_factory=App)  # before services: which kind decides whether services are needed
+    routes: list[Route] = Field(default_factory=list)  # before services: routes replace services[].public
     services: list[ServiceSpec] = Field(default_factory=list, validate_default=True)
     quota: Quota = Field(default_factory=Quota)
     limits: Limits = Field(default_factory=Limits)
@@ -356,8 +387,11 @@ class Template(_Model):
         names = [s.name for s in v]
         if len(set(names)) != len(names):
             raise ValueError("service names must be unique")
-        if sum(s.public for s in v) != 1:
-            raise ValueError("exactly one service must have public: true")
+        if info.data.get("routes"):
+            if any(s.public for s in v):
+                raise ValueError("with prenv:routes, the routes say what is public: drop services[].public")
+        elif sum(s.public for s in v) != 1:
+            raise ValueError("exactly one service must have public: true (or list them in prenv:routes)")
         return v
 
     @model_validator(mode="after")
@@ -409,6 +443,16 @@ class PrValues(_Model):
         return v
 
 
+@dataclass(frozen=True)
+class PublicRoute:
+    """A route resolved for one PR: the full host, the Service and port it reaches, the path."""
+
+    host: str
+    service: str
+    port: int | str
+    path: str
+
+
 class StackConfig(_Model):
     """Everything one preview stack is built from."""
 
@@ -428,16 +472,30 @@ class StackConfig(_Model):
         return self.pr.image_tag or f"{self.template.image.tag_prefix}{self.pr.pr}"
 
     @property
-    def host(self) -> str:
-        return naming.host(self.host_label, self.pr.pr, self.template.base_domain)
+    def routes(self) -> list[PublicRoute]:
+        """The environment's public routes, first one first: ``prenv:routes``, else the public service (built-in
+        shape) or ``app.service``; none when a team's own app brings its own Ingress."""
+        t, app = self.template, self.template.app
+        if t.routes:
+            wanted = [(r.host or r.service, r.service, r.port, r.path) for r in t.routes]
+        elif app.kind == "services":
+            wanted = [(t.public_service.name, t.public_service.name, "http", "/")]
+        elif app.service:
+            wanted = [(app.host or app.service, app.service, app.port, "/")]
+        else:
+            wanted = []
+        return [
+            PublicRoute(naming.host(label, self.pr.pr, t.base_domain), service, port, path)
+            for label, service, port, path in wanted
+        ]
 
     @property
-    def host_label(self) -> str:
-        """The host's first part: the public service (built-in shape), else ``app.host``, ``app.service``, ``app``."""
-        app = self.template.app
-        if app.kind == "services":
-            return self.template.public_service.name
-        return app.host or app.service or "app"
+    def host(self) -> str:
+        """The first route's host (the environment's URL), or ``<app.host or app>-<n>.<baseDomain>`` without one."""
+        routes = self.routes
+        if routes:
+            return routes[0].host
+        return naming.host(self.template.app.host or "app", self.pr.pr, self.template.base_domain)
 
     @property
     def url(self) -> str:
@@ -460,6 +518,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     Tls,
     Database,
     Secrets,
+    Route,
     App,
     Template,
     PrValues,
@@ -479,7 +538,28 @@ def _validate(model: type[_Model], data: Mapping[str, Any], prefix: str) -> Any:
 def load_template(raw: Mapping[str, Any]) -> Template:
     """Validate the ``prenv:`` keys of a template (with the ``prenv:`` namespace already stripped)."""
     data = {k: v for k, v in raw.items() if k not in PR_KEYS and k != "databaseAdminDsn"}
-    return _validate(Template, data, f"{NAMESPACE}:")  # type: ignore[no-any-return]
+    template: Template = _validate(Template, data, f"{NAMESPACE}:")
+    _check_routes(template)
+    return template
+
+
+def _check_routes(t: Template) -> None:
+    """What one key cannot check alone: a route names a configured service; routes or app.service, not both."""
+    if not t.routes:
+        return
+    if t.app.kind == "services":
+        names = {s.name for s in t.services}
+        for i, r in enumerate(t.routes):
+            if r.service not in names:
+                raise ConfigError(f"{NAMESPACE}:routes[{i}].service", f"{r.service!r} is not one of prenv:services")
+    elif t.app.service:
+        raise ConfigError(f"{NAMESPACE}:app.service", "prenv:routes is set: list this service there instead")
+    seen: set[tuple[str, str]] = set()
+    for i, r in enumerate(t.routes):
+        key = (r.host or r.service, r.path)
+        if key in seen:
+            raise ConfigError(f"{NAMESPACE}:routes[{i}]", f"host {key[0]!r} and path {r.path!r} are routed twice")
+        seen.add(key)
 
 
 def load(raw: Mapping[str, Any]) -> StackConfig:
