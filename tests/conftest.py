@@ -5,6 +5,7 @@ pytest_plugins = [
     "tests.fixtures.cluster",
     "tests.fixtures.postgres",
     "tests.fixtures.preview",
+    "tests.fixtures.realnode",
     "tests.fixtures.github",
     "tests.fixtures.gitlab",
     "tests.fixtures.s3",

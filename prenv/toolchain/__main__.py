@@ -54,9 +54,12 @@ def _status() -> None:
         state = "built  " if r.built else "MISSING"
         timing = f"  ({r.seconds:.0f}s, peak {r.peak_rss_mb:.0f} MB)" if r.built and r.seconds else ""
         print(f"{r.name:<{width}}  {r.version:<9} {state} {r.path}  [{r.source}]{timing}")
-    absent = debian.missing(debian.NODE_PACKAGES)
-    present = [p for p in debian.NODE_PACKAGES if p not in absent]
-    print(f"debian packages (real node): installed {' '.join(present) or 'none'}; missing {' '.join(absent) or 'none'}")
+    absent = debian.missing(debian.PACKAGES)
+    present = [p for p in debian.PACKAGES if p not in absent]
+    print(
+        f"debian packages (real node, demo, tests): installed {' '.join(present) or 'none'}; "
+        f"missing {' '.join(absent) or 'none'}"
+    )
     for problem in check_installed_sdks(pins):
         print(f"warning: {problem}")
 

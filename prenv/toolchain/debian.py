@@ -1,4 +1,6 @@
-"""The Debian packages the real node runs on: containerd, runc, the CNI plugins, iptables, umoci, ipset, nftables.
+"""The Debian packages the real node runs on (containerd, runc, the CNI plugins, iptables, umoci, ipset, nftables)
+and the ones the demo and the test suite start (PostgreSQL's server; Chromium and NSS's certutil for the browser
+test).
 
 These are not built from Go: Debian's containerd 1.6 and runc are known to work on this kind of machine
 (cgroup v1 hybrid hierarchy), the CNI plugins and iptables are what the bridge network needs, umoci
@@ -30,6 +32,11 @@ NODE_PACKAGES: tuple[str, ...] = (
     "ipset",
     "nftables",
 )
+
+# The demo and the suite: a throwaway PostgreSQL server (devtools.localdb); headless Chromium opening preview pages
+# with the local CA trusted in an NSS database (certutil), in tests/e2e/test_real_node.py.
+DEV_PACKAGES: tuple[str, ...] = ("postgresql", "chromium", "libnss3-tools")
+PACKAGES: tuple[str, ...] = NODE_PACKAGES + DEV_PACKAGES
 
 # Debian's containernetworking-plugins install here, not in the usual /opt/cni/bin.
 CNI_BIN_DIR = "/usr/lib/cni"
@@ -70,7 +77,7 @@ def install_command(packages: Sequence[str]) -> str:
 
 def ensure(
     runner: StepRunner,
-    packages: Sequence[str] = NODE_PACKAGES,
+    packages: Sequence[str] = PACKAGES,
     *,
     installed: Callable[[str], bool] = dpkg_installed,
     is_root: bool | None = None,

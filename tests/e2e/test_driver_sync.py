@@ -8,27 +8,22 @@ Runs the real `prenv` console script against the real toolchain, the embedded cl
 from __future__ import annotations
 
 import base64
-import json
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-import yaml
 from kubernetes import client
 
 from devtools.localdb import LocalPostgres
 from prenv import db
 from prenv.cluster import ClusterInfo
 from tests.fixtures.cluster import wait_for_certificate
+from tests.fixtures.driver import Driver
 from tests.fixtures.preview import BASE_DOMAIN, shared_stack, unique_pr
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
-
-PRENV = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "prenv")
-
 
 CANARY = Path("/tmp/prenv-e2e-pwned")
 HOSTILE = {  # attacker-controlled PR metadata: it must never reach a name, a command or SQL
@@ -40,36 +35,6 @@ HOSTILE = {  # attacker-controlled PR metadata: it must never reach a name, a co
 
 def pr(n: int, sha: str) -> dict[str, Any]:
     return {"number": n, "sha": sha * 40, "labels": ["preview"], **HOSTILE}
-
-
-class Driver:
-    def __init__(self, root: Path, project_dir: Path, backend: str, env: dict[str, str]) -> None:
-        self.prs = root / "prs.yaml"
-        self.config = root / "prenv.yaml"
-        self.env = env
-        self.config.write_text(
-            yaml.safe_dump(
-                {
-                    "project_dir": str(project_dir),
-                    "source": {"type": "file", "file": {"path": str(self.prs)}},
-                    "filters": {"labels": ["preview"]},
-                    "state": {"backend": backend},
-                }
-            )
-        )
-
-    def open(self, prs: list[dict[str, Any]]) -> None:
-        self.prs.write_text(yaml.safe_dump(prs))
-
-    def run(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [PRENV, *args, "-c", str(self.config)], env=self.env, capture_output=True, text=True, timeout=900
-        )
-
-    def json(self, *args: str) -> Any:
-        done = self.run(*args, "--json")
-        assert done.returncode == 0, done.stderr[-3000:]
-        return json.loads(done.stdout)
 
 
 def run_lifecycle(d: Driver, cluster: ClusterInfo, cluster_api: client.ApiClient, postgres: LocalPostgres) -> None:

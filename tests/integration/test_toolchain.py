@@ -230,7 +230,7 @@ def test_node_and_ingress_binaries_report_the_pinned_release(tool: str, args: li
 
 
 def test_the_nodes_debian_packages_are_installed_after_make_tools() -> None:
-    assert debian.missing(debian.NODE_PACKAGES) == []
+    assert debian.missing(debian.PACKAGES) == []
     for binary in ("containerd", "containerd-shim-runc-v2", "ctr", "runc", "iptables", "umoci"):
         assert shutil.which(binary, path="/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), binary
     for plugin in ("bridge", "host-local", "loopback", "portmap"):

@@ -41,15 +41,15 @@ class Machine:
 
 
 def test_nothing_is_run_when_every_package_is_installed() -> None:
-    machine = Machine(set(debian.NODE_PACKAGES))
+    machine = Machine(set(debian.PACKAGES))
     assert debian.ensure(machine, installed=machine.installed, is_root=True) == []
     assert machine.commands == []
-    assert machine.notes == [f"debian packages: {' '.join(debian.NODE_PACKAGES)} installed"]
-    assert {"containerd", "runc", "containernetworking-plugins", "iptables"} <= set(debian.NODE_PACKAGES)
+    assert machine.notes == [f"debian packages: {' '.join(debian.PACKAGES)} installed"]
+    assert {"containerd", "runc", "containernetworking-plugins", "iptables"} <= set(debian.PACKAGES)
 
 
 def test_root_refreshes_the_index_then_installs_only_the_missing_packages_without_prompts() -> None:
-    machine = Machine({"iptables", "umoci", "ipset", "nftables"})
+    machine = Machine({"iptables", "umoci", "ipset", "nftables", *debian.DEV_PACKAGES})
     installed = debian.ensure(machine, installed=machine.installed, is_root=True)
     assert installed == ["containerd", "runc", "containernetworking-plugins"]
     assert machine.commands == [
@@ -57,11 +57,11 @@ def test_root_refreshes_the_index_then_installs_only_the_missing_packages_withou
         ["apt-get", "install", "-y", "containerd", "runc", "containernetworking-plugins"],
     ]
     assert all(env["DEBIAN_FRONTEND"] == "noninteractive" for env in machine.envs)
-    assert set(debian.NODE_PACKAGES) <= machine.packages
+    assert set(debian.PACKAGES) <= machine.packages
 
 
 def test_without_root_nothing_is_run_and_the_error_is_the_exact_apt_get_line() -> None:
-    machine = Machine({"runc", "iptables", "umoci", "ipset", "nftables"})
+    machine = Machine({"runc", "iptables", "umoci", "ipset", "nftables", *debian.DEV_PACKAGES})
     with pytest.raises(ToolError) as e:
         debian.ensure(machine, installed=machine.installed, is_root=False)
     assert machine.commands == []
@@ -73,6 +73,12 @@ def test_a_package_apt_get_could_not_install_is_named_with_its_line() -> None:
     machine = Machine(set(), unavailable=frozenset({"runc"}))
     with pytest.raises(ToolError, match=r"apt-get did not install runc; run as root: apt-get install -y runc$"):
         debian.ensure(machine, installed=machine.installed, is_root=True)
+
+
+def test_the_demo_and_suite_packages_are_checked_with_the_node_packages() -> None:
+    machine = Machine(set(debian.NODE_PACKAGES))
+    installed = debian.ensure(machine, installed=machine.installed, is_root=True)
+    assert installed == ["postgresql", "chromium", "libnss3-tools"]
 
 
 def test_dpkg_knows_an_installed_package_from_an_unknown_one() -> None:

@@ -1,0 +1,186 @@
+"""End to end on the embedded cluster's real node: the example app really runs, and reviewers open it over HTTPS.
+
+The real ``prenv`` CLI deploys the shipped template (the example app: ``web`` and ``worker``, a database branch)
+in wildcard TLS onto a cluster with a real kubelet; pages are fetched through Traefik as a browser would (SNI, the
+local CA only), and a headless Chromium opens two of them. A PR opens, gets a push and closes; a broken one fails
+within its rollout timeout and says why. The world (cluster, PostgreSQL on the node's bridge, image) is checked to
+leave nothing behind (tests/fixtures/realnode.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from cryptography import x509
+from kubernetes import client
+from psycopg import sql
+
+from prenv import db
+from prenv.cluster.bootstrap import api_client
+from tests.fixtures.cluster import served_certificate
+from tests.fixtures.preview import unique_pr
+from tests.fixtures.realnode import BASE_DOMAIN, RealWorld, host
+
+pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+HOSTILE = {  # attacker-controlled PR metadata: it must never reach a name, a command or SQL
+    "branch": "x$(touch /tmp/prenv-e2e-pwned);'; DROP DATABASE postgres; --",
+    "author": "eve`id`<script>",
+    "title": "<script>alert(1)</script> ' OR 1=1 --",
+}
+
+
+def pr(n: int, sha: str) -> dict[str, Any]:
+    return {"number": n, "sha": sha * 40, "labels": ["preview"], **HOSTILE}
+
+
+def add_row(world: RealWorld, n: int, name: str) -> None:
+    """A row only PR ``n``'s database branch has (written as the server's superuser)."""
+    with psycopg.connect(world.postgres.dsn_for(f"pr_{n}"), autocommit=True) as conn:
+        conn.execute(sql.SQL("INSERT INTO products (name, price) VALUES ({}, 1)").format(sql.Literal(name)))
+
+
+def test_a_pr_opens_serves_its_own_page_over_https_gets_a_push_and_closes_leaving_nothing(
+    world: RealWorld, tmp_path: Path
+) -> None:
+    a, b = unique_pr(), unique_pr()
+    world.load(a, b)
+    with world.environments(tmp_path) as d:
+        d.open([pr(a, "a"), pr(b, "b")])
+        done = d.run("sync")
+        assert done.returncode == 0, done.stderr[-3000:]
+        listed = {e["pr"]: e for e in d.json("list")}
+        assert (listed[a]["status"], listed[a]["url"]) == ("ready", f"https://{host(a)}")
+
+        # Ready means the pods are Ready: the page answers at once, through Traefik, with the wildcard certificate
+        # the cluster's CA signed (chain and name verified against that CA only).
+        page = world.page(a, f"Preview of PR {a}", timeout=5)
+        assert f'<code id="sha">{"a" * 40}</code>' in page.body
+        assert "<td>teapot</td>" in page.body and "<td>kettle</td>" in page.body  # the seed, branched
+        assert '<p id="upstream">Upstream http://worker: 200 OK</p>' in page.body  # worker by its DNS name
+        san = x509.load_der_x509_certificate(
+            served_certificate(world.info, host(a))
+        ).extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        assert f"*.{BASE_DOMAIN}" in san.value.get_values_for_type(x509.DNSName)
+
+        # Each PR reads its own branch: a row written to a's database shows on a's page only.
+        add_row(world, a, f"only-in-{a}")
+        assert f"<td>only-in-{a}</td>" in world.page(a, f"only-in-{a}").body
+        assert f"only-in-{a}" not in world.page(b, f"Preview of PR {b}").body
+        assert "<script>" not in page.body and "DROP DATABASE" not in page.body
+
+        # A push rolls the pods: the new sha is served.
+        d.open([pr(a, "a"), pr(b, "c")])
+        assert d.run("sync").returncode == 0
+        assert f'<code id="sha">{"c" * 40}</code>' in world.page(b, "c" * 40).body
+
+        # Close: namespace, containers and database go.
+        d.open([pr(b, "c")])
+        assert d.run("sync").returncode == 0
+        with api_client(world.info.kubeconfig) as api:
+            live = [n.metadata.name for n in client.CoreV1Api(api).list_namespace().items]
+        assert f"pr-{a}" not in live
+        assert world.containers(f"pr-{a}") == []
+        with psycopg.connect(world.postgres.dsn) as conn:
+            assert not db.database_exists(conn, f"pr_{a}")
+            assert not db.role_exists(conn, f"pr_{a}")
+        assert [e["pr"] for e in d.json("list")] == [b]
+    assert not Path("/tmp/prenv-e2e-pwned").exists()
+
+
+def test_a_crashing_app_fails_within_its_rollout_timeout_and_says_why(world: RealWorld, tmp_path: Path) -> None:
+    n = unique_pr()
+    world.load(n)
+    web = {
+        "name": "web",
+        "port": 8080,
+        "public": True,
+        "env": {"PORT": "99999"},  # the app cannot listen there: it logs why and exits 1, again and again
+        "readiness": {"path": "/healthz", "periodSeconds": 2},
+    }
+    with world.environments(tmp_path, services=[web], rolloutTimeout="30s") as d:
+        d.open([pr(n, "e")])
+        done = d.run("sync")
+        assert done.returncode == 1
+        output = " ".join((done.stdout + done.stderr).split())  # rich wraps long lines
+        assert "pods not ready: web: CrashLoopBackOff, exit code 1:" in output
+        assert "listen tcp: address 99999: invalid port" in output  # the container's own last log line
+        assert "postgresql://" not in output
+        listed = d.json("list")
+        assert [(e["pr"], e["status"]) for e in listed] == [(n, "failed")]
+
+
+def chromium(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Headless Chromium with its own profile and HOME (whose NSS database holds the trusted CAs); every process
+    of it ends with the call."""
+    argv = [
+        "chromium",
+        "--headless",
+        "--no-sandbox",  # we are root
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+        f"--user-data-dir={home / 'profile'}",
+        f"--host-resolver-rules=MAP *.{BASE_DOMAIN} 127.0.0.1",
+        "--window-size=1024,768",
+        *args,
+    ]
+    env = {**os.environ, "HOME": str(home)}
+    proc = subprocess.Popen(
+        argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    try:
+        out, err = proc.communicate(timeout=120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err)
+
+
+def trust(home: Path, ca: Path) -> None:
+    nssdb = f"sql:{home / '.pki' / 'nssdb'}"
+    (home / ".pki" / "nssdb").mkdir(parents=True)
+    subprocess.run(["certutil", "-d", nssdb, "-N", "--empty-password"], check=True, capture_output=True)
+    subprocess.run(
+        ["certutil", "-d", nssdb, "-A", "-t", "C,,", "-n", "prenv local CA", "-i", str(ca)],
+        check=True,
+        capture_output=True,
+    )
+
+
+def test_a_browser_opens_two_previews_each_showing_its_own_pr_and_rows(world: RealWorld, tmp_path: Path) -> None:
+    a, b = unique_pr(), unique_pr()
+    world.load(a, b)
+    home = tmp_path / "home"
+    home.mkdir()
+    with world.environments(tmp_path / "envs") as d:
+        d.open([pr(a, "a"), pr(b, "b")])
+        assert d.run("sync").returncode == 0
+        for n in (a, b):
+            add_row(world, n, f"only-in-{n}")
+            world.page(n, f"only-in-{n}")
+        url = {n: f"https://{host(n)}:{world.info.ingress.https}/" for n in (a, b)}
+
+        # Positive control of the trust: before the CA is trusted, Chromium refuses the certificate.
+        untrusted = chromium(home, "--dump-dom", url[a])
+        assert f"Preview of PR {a}" not in untrusted.stdout
+
+        trust(home, world.info.ca)
+        for n, other in ((a, b), (b, a)):
+            shot = tmp_path / f"pr-{n}.png"
+            assert chromium(home, f"--screenshot={shot}", url[n]).returncode == 0
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 5000
+            dom = chromium(home, "--dump-dom", url[n])
+            assert dom.returncode == 0, dom.stderr[-2000:]
+            assert f"<h1>Preview of PR {n}</h1>" in dom.stdout
+            assert f"<td>only-in-{n}</td>" in dom.stdout and "<td>teapot</td>" in dom.stdout
+            assert f"only-in-{other}" not in dom.stdout
