@@ -36,6 +36,7 @@ class PreviewAppArgs:
     rollout_timeout: str = "3m"  # a pulumi custom timeout: 90s, 3m
     database_secret: pulumi.Input[str] | None = None  # name of a Secret with key DATABASE_URL
     env_secret: pulumi.Input[str] | None = None  # name of a Secret whose keys become env vars
+    pull_secret: pulumi.Input[str] | None = None  # name of a docker-registry Secret: the pods' imagePullSecrets
 
 
 class PreviewApp(pulumi.ComponentResource):
@@ -59,6 +60,11 @@ class PreviewApp(pulumi.ComponentResource):
                         metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels, annotations={LABEL_SHA: args.sha}),
                         spec=k8s.core.v1.PodSpecArgs(
                             automount_service_account_token=False,
+                            image_pull_secrets=(
+                                [k8s.core.v1.LocalObjectReferenceArgs(name=args.pull_secret)]
+                                if args.pull_secret is not None
+                                else None
+                            ),
                             containers=[_container(svc, args)],
                         ),
                     ),

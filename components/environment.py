@@ -37,6 +37,7 @@ class PreviewEnvironmentArgs:
     wildcard_cert: pulumi.Input[str] | None = None
     wildcard_key: pulumi.Input[str] | None = None
     workload: Prepared | None = None  # app.kind helm, kustomize or manifests: checked by workload.prepare first
+    pull_secret_config: pulumi.Input[str] | None = None  # .dockerconfigjson from the shared stack (image.pullSecret)
 
 
 class PreviewEnvironment(pulumi.ComponentResource):
@@ -106,6 +107,20 @@ class PreviewEnvironment(pulumi.ComponentResource):
             env_secret = secrets.name
             app_inputs.append(secrets)
 
+        pull_secret: pulumi.Output[str] | None = None
+        if t.image.pull_secret:
+            if args.pull_secret_config is None:
+                raise ValueError("image.pullSecret needs the shared stack's registry credentials")
+            registry = k8s.core.v1.Secret(
+                f"{name}-pull-secret",
+                metadata=metadata(t.image.pull_secret, ns.name, common),
+                type="kubernetes.io/dockerconfigjson",
+                string_data={".dockerconfigjson": pulumi.Output.secret(args.pull_secret_config)},
+                opts=in_ns,
+            )
+            pull_secret = registry.metadata.name
+            app_inputs.append(registry)
+
         serving: list[pulumi.Resource]  # what the Ingress waits for
         if t.app.kind == "services":
             app = PreviewApp(
@@ -122,6 +137,7 @@ class PreviewEnvironment(pulumi.ComponentResource):
                     labels=common,
                     database_secret=database_secret,
                     env_secret=env_secret,
+                    pull_secret=pull_secret,
                     rollout_timeout=t.rollout_timeout,
                 ),
                 in_ns,

@@ -195,6 +195,8 @@ def placeholder_values(cfg: StackConfig, database_secret: str | None) -> dict[st
     }
     if database_secret is not None:
         values["databaseSecret"] = database_secret
+    if t.image.pull_secret:
+        values["pullSecret"] = t.image.pull_secret
     return values
 
 

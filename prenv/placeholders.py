@@ -30,6 +30,7 @@ NAMES = (
     "url",
     "namespace",
     "databaseSecret",
+    "pullSecret",
 )
 
 # `{name}`, not `${name}` and not part of `{{name}}`.

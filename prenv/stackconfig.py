@@ -94,6 +94,9 @@ class ServiceSpec(_Model):
 class Image(_Model):
     repository: str
     tag_prefix: str = Field("pr-", alias="tagPrefix", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+    # The name of the docker-registry Secret each PR namespace gets, copied from the shared stack's registry
+    # credentials (as the wildcard certificate is); the pods' imagePullSecrets, and {pullSecret} for charts.
+    pull_secret: str | None = Field(None, alias="pullSecret", pattern=r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
     # Never: the image is already on the node (imported, as in the embedded cluster), never pulled.
     pull_policy: Literal["IfNotPresent", "Always", "Never"] = Field("IfNotPresent", alias="pullPolicy")
 
@@ -398,6 +401,8 @@ class Template(_Model):
     def _wildcard_needs_shared(self) -> Template:
         if self.tls.mode == "wildcard" and not self.shared_stack:
             raise ValueError("sharedStack is required when tls.mode is wildcard (it holds the wildcard secret)")
+        if self.image.pull_secret and not self.shared_stack:
+            raise ValueError("sharedStack is required with image.pullSecret (it holds the registry credentials)")
         return self
 
     @property

@@ -66,11 +66,14 @@ def run(project_dir: Path) -> None:
 
     app_secrets = _fetch_app_secrets(cfg) if t.secrets.source == "aws-secrets-manager" else None
 
-    wildcard_cert = wildcard_key = None
-    if t.tls.mode == "wildcard":
+    wildcard_cert = wildcard_key = pull_secret_config = None
+    if t.tls.mode == "wildcard" or t.image.pull_secret:
         shared = pulumi.StackReference(str(t.shared_stack))
-        wildcard_cert = shared.require_output("wildcardCert")
-        wildcard_key = shared.require_output("wildcardKey")
+        if t.tls.mode == "wildcard":
+            wildcard_cert = shared.require_output("wildcardCert")
+            wildcard_key = shared.require_output("wildcardKey")
+        if t.image.pull_secret:
+            pull_secret_config = shared.require_output("pullSecretConfig")
 
     created_at = str(values.get(CREATED_AT_KEY) or naming.created_at())
     env = PreviewEnvironment(
@@ -83,6 +86,7 @@ def run(project_dir: Path) -> None:
             wildcard_cert=wildcard_cert,
             wildcard_key=wildcard_key,
             workload=prepared,
+            pull_secret_config=pull_secret_config,
         ),
     )
     pulumi.export("pr", cfg.pr.pr)

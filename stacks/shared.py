@@ -1,4 +1,5 @@
-"""The shared stack, deployed once per cluster: the namespace holding the wildcard certificate, and default policy.
+"""The shared stack, deployed once per cluster: the namespace holding the wildcard certificate, the registry
+credentials PR namespaces copy (``prenv:image.pullSecret``), and default policy.
 
 PR stacks in ``wildcard`` TLS mode read ``wildcardCert`` / ``wildcardKey`` from here through a StackReference, so the
 certificate for ``*.<base domain>`` is managed in one place and copied into each PR namespace.
@@ -21,7 +22,7 @@ from prenv.errors import ConfigError
 
 SHARED_NAMESPACE = naming.SYSTEM_NAMESPACE
 # This stack's own keys, not part of the template every PR stack validates.
-OWN_KEYS = ("wildcardCert", "wildcardKey", "wildcardCertFile", "wildcardKeyFile")
+OWN_KEYS = ("wildcardCert", "wildcardKey", "wildcardCertFile", "wildcardKeyFile", "registryAuth", "registryAuthFile")
 
 
 def run(project_dir: Path) -> None:
@@ -42,7 +43,16 @@ def run(project_dir: Path) -> None:
         )
         pulumi.export("wildcardCert", cert)
         pulumi.export("wildcardKey", key)
-    elif t.tls.mode == "cert-manager":
+    if t.image.pull_secret:
+        auth = registry_auth(cfg)
+        k8s.core.v1.Secret(
+            "registry-auth",
+            metadata=k8s.meta.v1.ObjectMetaArgs(name="registry-auth", namespace=ns.metadata.name, labels=labels),
+            type="kubernetes.io/dockerconfigjson",
+            string_data={".dockerconfigjson": auth},
+        )
+        pulumi.export("pullSecretConfig", auth)
+    if t.tls.mode == "cert-manager":
         k8s.apiextensions.CustomResource(
             "wildcard-certificate",
             api_version="cert-manager.io/v1",
@@ -80,6 +90,40 @@ def wildcard_pair(cfg: pulumi.Config) -> tuple[str, pulumi.Output[str]]:
             "or prenv:wildcardCertFile and prenv:wildcardKeyFile",
         )
     return cfg.require("wildcardCert"), cfg.require_secret("wildcardKey")
+
+
+def registry_auth(cfg: pulumi.Config) -> pulumi.Output[str]:
+    """The registry credentials PR namespaces get (a docker ``config.json``: ``{"auths": {...}}``), as a secret.
+
+    From ``prenv:registryAuth`` (set with ``--secret``) or the file ``prenv:registryAuthFile``.
+    """
+    path = cfg.get("registryAuthFile")
+    if path:
+        try:
+            text = Path(path).expanduser().read_text()
+        except OSError as e:
+            raise ConfigError("prenv:registryAuthFile", f"cannot read {path}: {e.strerror}") from e
+        _check_docker_config("prenv:registryAuthFile", text)
+        return pulumi.Output.secret(text)
+    if cfg.get("registryAuth") is None:
+        raise ConfigError(
+            "prenv:registryAuth",
+            "image.pullSecret is set: set prenv:registryAuth (--secret, a docker config.json) "
+            "or prenv:registryAuthFile",
+        )
+    return cfg.require_secret("registryAuth").apply(lambda text: _check_docker_config("prenv:registryAuth", text))
+
+
+def _check_docker_config(key: str, text: str) -> str:
+    import json
+
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError:
+        doc = None
+    if not isinstance(doc, dict) or not isinstance(doc.get("auths"), dict):
+        raise ConfigError(key, 'is not a docker config.json (a JSON object with "auths")')  # never echo the value
+    return text
 
 
 def _read_pem(key: str, path: str) -> str:
