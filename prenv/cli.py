@@ -143,7 +143,9 @@ def list_(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
         status = status_of(s)
         age = int((now - s.created_at).total_seconds()) if s.created_at else None
         error = (
-            f"last {'destroy' if s.last_kind == 'destroy' else 'update'} failed" if status.value == "failed" else None
+            s.error or f"last {'destroy' if s.last_kind == 'destroy' else 'update'} failed"
+            if status.value == "failed"
+            else None
         )
         rows.append(
             {

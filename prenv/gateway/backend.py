@@ -8,7 +8,13 @@ checkpoints are plain JSON in a known layout, so the gateway reads them itself:
     .pulumi/history/<project>/<stack>/<stack>-<ns>.history.json   one entry per update: kind, result, times
 
 Only the plain-text outputs prenv itself exports (``sha``, ``configHash``, ``url``) are read; secret outputs stay
-encrypted and untouched. Writes go through pulumi, except deleting a lock whose owner is gone (see ``remove_lock``).
+encrypted and untouched. Writes go through pulumi, except deleting a lock whose owner is gone (see ``remove_lock``)
+and prenv's own record of why a stack's last run failed, which pulumi does not keep:
+
+    .prenv/failures/<project>/<stack>.json      {"error": …, "kind": "update" | "destroy", "at": …}
+
+written by the gateway when an up or destroy fails (the redacted, secret-free message), removed when one succeeds,
+so that ``prenv list`` on any machine says why an environment is ``failed``.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ logger = logging.getLogger(__name__)
 class BlobStore(Protocol):
     def list(self, prefix: str) -> list[str]: ...
     def read(self, key: str) -> bytes | None: ...
+    def write(self, key: str, data: bytes) -> None: ...
     def delete(self, key: str) -> None: ...
 
 
@@ -51,6 +58,13 @@ class FileStore:
             return (self.root / key).read_bytes()
         except FileNotFoundError:
             return None
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self.root / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        partial.write_bytes(data)
+        partial.replace(path)
 
     def delete(self, key: str) -> None:
         (self.root / key).unlink(missing_ok=True)
@@ -78,6 +92,9 @@ class S3Store:
             return body
         except self.client.exceptions.NoSuchKey:
             return None
+
+    def write(self, key: str, data: bytes) -> None:
+        self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=data)
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
@@ -160,6 +177,7 @@ class DiyBackend:
         result, kind = self.last_run(stack) if with_result else (None, None)
         if self.locks(stack):
             result = "in-progress"
+        error = self.failure(stack) if result == "failed" else None
         return StackState(
             pr=pr,
             stack=stack,
@@ -170,7 +188,30 @@ class DiyBackend:
             created_at=self._time_of(stack, 0),
             result=result,
             last_kind=kind,
+            error=error,
         )
+
+    def _failure_key(self, stack: str) -> str:
+        return f".prenv/failures/{self.project}/{stack}.json"
+
+    def failure(self, stack: str) -> str | None:
+        """Why the stack's last run failed, as recorded by the gateway (None: no record)."""
+        raw = self.store.read(self._failure_key(stack))
+        if raw is None:
+            return None
+        try:
+            error = json.loads(raw).get("error")
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        return str(error) if error else None
+
+    def record_failure(self, stack: str, kind: str, error: str) -> None:
+        """Keep ``error`` (already secret-free) as the reason the stack's last ``kind`` run failed."""
+        document = {"error": error, "kind": kind, "at": datetime.now(UTC).isoformat()}
+        self.store.write(self._failure_key(stack), json.dumps(document).encode())
+
+    def clear_failure(self, stack: str) -> None:
+        self.store.delete(self._failure_key(stack))
 
     def stacks(self) -> list[StackState]:
         states = [self.state(name) for name in self.stack_names()]

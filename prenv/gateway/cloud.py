@@ -14,6 +14,7 @@ from typing import Any
 from pulumi import automation as auto
 
 from prenv import naming
+from prenv.errors import StackOperationError
 from prenv.gateway.workspace import Deployed, OutputLog, PulumiGateway
 from prenv.model import StackState
 
@@ -56,6 +57,10 @@ class CloudGateway(PulumiGateway):
 
     def _destroy(self, stack: auto.Stack, log: OutputLog) -> None:
         stack.destroy(on_output=log.output, color="never", suppress_progress=True)
+
+    def _remember_failure(self, name: str, kind: str, error: StackOperationError | None) -> None:
+        """Nothing is kept: Pulumi Cloud records the failed update itself (its console shows why), and prenv has
+        no file of its own there; ``prenv list`` says only which run failed."""
 
 
 def _out(outputs: Mapping[str, Any], key: str) -> str | None:

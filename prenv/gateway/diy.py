@@ -20,6 +20,7 @@ from pathlib import Path
 
 from pulumi import automation as auto
 
+from prenv.errors import StackOperationError
 from prenv.gateway.backend import BlobStore, DiyBackend, FileStore
 from prenv.gateway.classify import stack_error
 from prenv.gateway.locks import clear_stale_locks
@@ -83,6 +84,15 @@ class DiyGateway(PulumiGateway):
                 stack.refresh(clear_pending_creates=True, color="never", on_output=OutputLog(0).output)
             except auto.CommandError as e:
                 raise stack_error(name, "refresh", e, temporary=True) from None
+
+    def _remember_failure(self, name: str, kind: str, error: StackOperationError | None) -> None:
+        try:
+            if error is None:
+                self.backend.clear_failure(name)
+            else:
+                self.backend.record_failure(name, kind, str(error))
+        except Exception as e:  # the record only adds to the operation's result; it never replaces it
+            logger.warning("%s: could not keep the failure record: %s", name, type(e).__name__)
 
     def _deploy(self, stack: auto.Stack, log: OutputLog) -> Deployed:
         self._run(stack, ["up", "--yes", "--skip-preview"], log)

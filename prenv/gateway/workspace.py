@@ -133,7 +133,10 @@ class PulumiGateway(ABC):
         except auto.ConcurrentUpdateError:
             raise StackLocked(name) from None
         except auto.CommandError as e:
-            raise self._up_error(name, pr, e) from None
+            error = self._up_error(name, pr, e)
+            self._remember_failure(name, "update", error)
+            raise error from None
+        self._remember_failure(name, "update", None)
         return StackState(
             pr=pr.number,
             stack=name,
@@ -168,13 +171,21 @@ class PulumiGateway(ABC):
         except auto.ConcurrentUpdateError:
             raise StackLocked(name) from None
         except auto.CommandError as e:
-            raise stack_error(name, "destroy", e) from None
+            error = stack_error(name, "destroy", e)
+            self._remember_failure(name, "destroy", error)
+            raise error from None
         # Only now, with every resource gone, may the record of them go too.
         with self._ws_lock:
             try:
                 stack.workspace.remove_stack(name)
             except auto.CommandError as e:
                 raise stack_error(name, "stack rm", e) from None
+        self._remember_failure(name, "destroy", None)
+
+    @abstractmethod
+    def _remember_failure(self, name: str, kind: str, error: StackOperationError | None) -> None:
+        """Keep why the stack's last ``kind`` run failed where ``prenv list`` finds it (None: it succeeded). A record
+        that cannot be written is logged; it never hides the operation's own result."""
 
     def deploy_shared(self) -> dict[str, str]:
         """Deploy the cluster-wide ``shared`` stack (once per cluster); returns its plain outputs."""

@@ -115,6 +115,8 @@ def test_a_crashing_app_fails_within_its_rollout_timeout_and_says_why(world: Rea
         assert "postgresql://" not in output
         listed = d.json("list")
         assert [(e["pr"], e["status"]) for e in listed] == [(n, "failed")]
+        assert "pods not ready: web: CrashLoopBackOff, exit code 1:" in listed[0]["error"]  # kept in the backend
+        assert "invalid port" in listed[0]["error"]
 
 
 def chromium(home: Path, *args: str) -> subprocess.CompletedProcess[str]:

@@ -112,3 +112,34 @@ def test_prenv_list_json_names_the_operation_that_failed(
     assert done.exit_code == 0, done.output
     rows = json.loads(done.stdout)
     assert [(r["pr"], r["status"], r["error"]) for r in rows] == [(7, "ready" if error is None else "failed", error)]
+
+
+def test_a_failed_destroy_leaves_its_reason_where_prenv_list_finds_it_and_a_success_clears_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    state = tmp_path / "state"
+    write_stack(state, "pr-7", "destroy", "failed")
+    gw = FailingDestroy(state, provider_failure(DatabaseError("database pr_7 is being accessed by other users")))
+    with pytest.raises(StackOperationError):
+        gw.destroy(7)
+    listed = gw.backend.state("pr-7")
+    assert listed is not None and listed.error is not None
+    assert listed.error.startswith("pr-7: destroy failed: ") and "being accessed by other users" in listed.error
+
+    gw.error = None  # type: ignore[assignment]
+    gw._destroy = lambda stack, log: None  # type: ignore[method-assign]
+    gw.destroy(7)
+    assert gw.removed == ["pr-7"]
+    assert gw.backend.failure("pr-7") is None
+
+
+def test_a_recorded_reason_is_shown_only_while_the_last_run_is_failed(tmp_path: Path) -> None:
+    backend = DiyBackend(FileStore(tmp_path), "prenv")
+    write_stack(tmp_path, "pr-7", "update", "failed")
+    backend.record_failure("pr-7", "update", "pr-7: up failed: pods not ready: web: CrashLoopBackOff, exit code 1")
+    failed = backend.state("pr-7")
+    assert failed is not None and failed.error == "pr-7: up failed: pods not ready: web: CrashLoopBackOff, exit code 1"
+    write_stack(tmp_path, "pr-7", "update", "succeeded")  # a later run (by CI's pulumi up) succeeded
+    recovered = backend.state("pr-7")
+    assert recovered is not None and (recovered.result, recovered.error) == ("succeeded", None)
+    assert not list((tmp_path / ".pulumi" / "stacks" / "prenv").glob("*.tmp"))
