@@ -12,7 +12,7 @@ as the termination message when they fail (``FallbackToLogsOnError``), so the dr
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -37,6 +37,7 @@ class PreviewAppArgs:
     database_secret: pulumi.Input[str] | None = None  # name of a Secret with key DATABASE_URL
     env_secret: pulumi.Input[str] | None = None  # name of a Secret whose keys become env vars
     pull_secret: pulumi.Input[str] | None = None  # name of a docker-registry Secret: the pods' imagePullSecrets
+    after: list[pulumi.Resource] = field(default_factory=list)  # what must finish before a rollout (the migration)
 
 
 class PreviewApp(pulumi.ComponentResource):
@@ -71,6 +72,7 @@ class PreviewApp(pulumi.ComponentResource):
                 ),
                 opts=pulumi.ResourceOptions(
                     parent=self,
+                    depends_on=args.after,
                     custom_timeouts=pulumi.CustomTimeouts(create=args.rollout_timeout, update=args.rollout_timeout),
                 ),
             )

@@ -19,6 +19,7 @@ from components.database import PreviewDatabase, PreviewDatabaseArgs
 from components.ingress import PreviewIngress, PreviewIngressArgs
 from components.ingress import Route as IngressRoute
 from components.meta import metadata
+from components.migration import PreviewMigration, PreviewMigrationArgs
 from components.namespace import PreviewNamespace, PreviewNamespaceArgs
 from components.secrets import PreviewSecrets, PreviewSecretsArgs
 from components.workload import Prepared, PreviewWorkload, PreviewWorkloadArgs
@@ -121,6 +122,29 @@ class PreviewEnvironment(pulumi.ComponentResource):
             pull_secret = registry.metadata.name
             app_inputs.append(registry)
 
+        # The migration runs once the database branch and the Secrets exist, and the app rolls out only after it.
+        after: list[pulumi.Resource] = []
+        if t.database.migrate is not None and database_secret is not None:
+            after.append(
+                PreviewMigration(
+                    f"{name}-migration",
+                    PreviewMigrationArgs(
+                        namespace=ns.name,
+                        migrate=t.database.migrate,
+                        image=f"{t.image.repository}:{cfg.image_tag}",
+                        pull_policy=t.image.pull_policy,
+                        pr=cfg.pr.pr,
+                        sha=cfg.pr.sha,
+                        labels=common,
+                        database_secret=database_secret,
+                        env_secret=env_secret,
+                        pull_secret=pull_secret,
+                        depends_on=[ns, *app_inputs],
+                    ),
+                    pulumi.ResourceOptions(parent=self),
+                )
+            )
+
         serving: list[pulumi.Resource]  # what the Ingress waits for
         if t.app.kind == "services":
             app = PreviewApp(
@@ -139,6 +163,7 @@ class PreviewEnvironment(pulumi.ComponentResource):
                     env_secret=env_secret,
                     pull_secret=pull_secret,
                     rollout_timeout=t.rollout_timeout,
+                    after=after,
                 ),
                 in_ns,
             )
@@ -149,7 +174,10 @@ class PreviewEnvironment(pulumi.ComponentResource):
             workload = PreviewWorkload(
                 f"{name}-workload",
                 PreviewWorkloadArgs(
-                    prepared=args.workload, namespace=cfg.namespace, labels=common, depends_on=[ns, *app_inputs]
+                    prepared=args.workload,
+                    namespace=cfg.namespace,
+                    labels=common,
+                    depends_on=[ns, *app_inputs, *after],
                 ),
                 in_ns,
             )

@@ -154,6 +154,30 @@ class Tls(_Model):
         return self
 
 
+_IMAGE_REF = re.compile(_IMAGE_REPO.pattern.rstrip("$") + r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+
+
+class Migrate(_Model):
+    """A migration Job (``prenv:database.migrate``): runs in the namespace once per sha, after the database branch
+    exists and before the app rolls out; the up waits for it, and a failing one leaves the previous rollout serving.
+
+    ``image``: a full image reference (default: the app's ``<repository>:<tag>``); ``command`` (and ``args``) run
+    with ``DATABASE_URL``, ``PRENV_PR`` and ``PRENV_SHA`` set; ``timeoutSeconds`` bounds the Job.
+    """
+
+    image: str | None = None
+    command: list[str] = Field(min_length=1)
+    args: list[str] | None = None
+    timeout_seconds: int = Field(300, alias="timeoutSeconds", ge=10, le=3600)
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str | None) -> str | None:
+        if v is not None and not _IMAGE_REF.match(v):
+            raise ValueError(f"{v!r} is not an image reference (e.g. registry.example.com/team/migrate:1.2)")
+        return v
+
+
 class Database(_Model):
     enabled: bool = True
     name_prefix: str = Field("pr_", alias="namePrefix")
@@ -161,6 +185,13 @@ class Database(_Model):
     seed_sql: str | None = Field(None, alias="seedSql")  # SQL run in an empty database when no template
     app_host: str | None = Field(None, alias="appHost")  # host the app uses, when it differs from the admin DSN's
     app_port: int | None = Field(None, alias="appPort", ge=1, le=65535)
+    migrate: Migrate | None = None
+
+    @model_validator(mode="after")
+    def _migrate_needs_database(self) -> Database:
+        if self.migrate is not None and not self.enabled:
+            raise ValueError("database.migrate needs database.enabled (it runs against the PR's database)")
+        return self
 
     @field_validator("name_prefix")
     @classmethod
@@ -521,6 +552,7 @@ _MODELS: tuple[type[BaseModel], ...] = (
     Limits,
     Ingress,
     Tls,
+    Migrate,
     Database,
     Secrets,
     Route,
