@@ -1,6 +1,6 @@
 """Bring-your-own app for real: the example app's Helm chart, Kustomize base and plain manifests through a real
-``pulumi up`` of a PR stack on the embedded (KWOK) cluster, and a chart with a cluster-scoped object refused before
-anything is created.
+``pulumi up`` of a PR stack on the embedded (KWOK) cluster, a chart with a cluster-scoped object refused before
+anything is created, and a chart pulling with the registry credentials the shared stack holds.
 
 What is checked on the cluster: every rendered object is in the PR's namespace with prenv's labels, the pod
 template carries the sha (a push rolls it), the placeholders were filled with the PR's values and never with the
@@ -9,10 +9,13 @@ branch or author, prenv's Ingress routes the preview host to the app's Service, 
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
 import psycopg
 import pytest
+import yaml
 from kubernetes import client
 
 from devtools.localdb import LocalPostgres
@@ -21,7 +24,7 @@ from prenv.errors import StackOperationError
 from prenv.gateway import gateway_for
 from prenv.model import DesiredEnvironment, PullRequest
 from prenv.toolchain import cache_dir
-from tests.fixtures.preview import BASE_DOMAIN, ROOT, SEED, unique_pr, write_project
+from tests.fixtures.preview import BASE_DOMAIN, ROOT, SEED, SHARED_STACK, shared_stack, unique_pr, write_project
 
 pytestmark = pytest.mark.integration
 
@@ -151,3 +154,38 @@ def test_a_chart_with_a_cluster_scoped_object_is_refused_naming_it_before_anythi
             assert not db.database_exists(conn, f"pr_{n}")
     finally:
         gw.destroy(n)
+
+
+def test_a_chart_pulls_with_the_registry_credentials_the_shared_stack_holds(
+    tmp_path: Path, backend_url: str, preview_env: dict[str, str], cluster_api: client.ApiClient
+) -> None:
+    docker_config = json.dumps({"auths": {"registry.example.com": {"auth": "dXNlcjpwYXNz"}}})
+    (tmp_path / "config.json").write_text(docker_config)
+    # No database in this stack, so no {databaseSecret}; the chart pulls with {pullSecret}.
+    values = {k: v for k, v in CHART_VALUES.items() if k != "databaseSecret"}
+    app = {**APPS["helm"], "values": {**values, "pullSecret": "{pullSecret}"}}
+    project_dir = write_project(
+        tmp_path / "project",
+        baseDomain=BASE_DOMAIN,
+        database={"enabled": False},
+        image={"repository": "registry.example.com/acme/shop", "pullSecret": "regcred"},
+        sharedStack=SHARED_STACK,
+        app=app,
+    )
+    (project_dir / "Pulumi.shared.yaml").write_text(
+        yaml.safe_dump({"config": {"prenv:registryAuthFile": str(tmp_path / "config.json")}})
+    )
+    gw = gateway_for(project_dir, backend_url, preview_env, pulumi_root=cache_dir())
+    core, apps = client.CoreV1Api(cluster_api), client.AppsV1Api(cluster_api)
+    n = unique_pr()
+    with shared_stack(project_dir, backend_url, preview_env) as outputs:
+        assert "pullSecretConfig" not in outputs  # a secret: never returned in plain text
+        try:
+            gw.up(desired(n, SHA1))
+            secret = core.read_namespaced_secret("regcred", f"pr-{n}")
+            assert secret.type == "kubernetes.io/dockerconfigjson"
+            assert base64.b64decode(secret.data[".dockerconfigjson"]).decode() == docker_config
+            pod = apps.read_namespaced_deployment("web", f"pr-{n}").spec.template.spec
+            assert [s.name for s in pod.image_pull_secrets] == ["regcred"]
+        finally:
+            gw.destroy(n)
