@@ -207,7 +207,7 @@ def down() -> None:
         pg = _postgres()
         pg.stop()
         pg.remove()
-        for sub in ("pulumi", "demo", "images"):
+        for sub in ("pulumi", "demo", "images", "pulumi-sessions"):
             shutil.rmtree(STATE / sub, ignore_errors=True)
         for empty in (STATE / "cluster", STATE):
             with contextlib.suppress(OSError):
