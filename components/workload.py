@@ -230,15 +230,18 @@ def prepare(cfg: StackConfig, project_dir: Path, database_secret: str | None) ->
                 raise ConfigError(key, f"{name} is not a YAML mapping of values")
             merged = _merge(merged, placeholders.fill(doc, values, f"{key} ({name})"))
         merged = _merge(merged, placeholders.fill(app.values, values, "prenv:app.values"))
-        chart = str(app.chart)
-        if app.repo is None:
+        chart, repo = str(app.chart), app.repo
+        if repo is None:
             path = (project_dir / chart).resolve()
             if not (path / "Chart.yaml").is_file():
                 raise ConfigError("prenv:app.chart", f"{chart!r} is not a chart directory (no Chart.yaml in {path})")
             chart = str(path)
-        rendered = _render_helm(chart, app.repo, app.version, cfg.namespace, merged)
+        elif repo.startswith("oci://"):
+            # Helm names an OCI chart by its full reference; an OCI registry is not a chart repository.
+            chart, repo = f"{repo.rstrip('/')}/{chart}", None
+        rendered = _render_helm(chart, repo, app.version, cfg.namespace, merged, local=app.repo is None)
         objects = tuple(guard.object(o, normalized=False) for o in rendered)
-        return Prepared("helm", guard, chart=chart, repo=app.repo, version=app.version, values=merged, objects=objects)
+        return Prepared("helm", guard, chart=chart, repo=repo, version=app.version, values=merged, objects=objects)
     if app.kind == "kustomize":
         directory = (project_dir / str(app.directory)).resolve()
         if not any((directory / n).is_file() for n in ("kustomization.yaml", "kustomization.yml", "Kustomization")):
@@ -305,13 +308,13 @@ def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _render_helm(
-    chart: str, repo: str | None, version: str | None, namespace: str, values: Mapping[str, Any]
+    chart: str, repo: str | None, version: str | None, namespace: str, values: Mapping[str, Any], *, local: bool
 ) -> list[dict[str, Any]]:
     opts: dict[str, Any] = {"namespace": namespace, "values": values, "release_name": "prenv-check"}
-    if repo is None:
+    if local:
         opts.update(chart=Path(chart).name, path=str(Path(chart).parent))  # the invoke loads <path>/<chart>
     else:
-        opts.update(chart=chart, fetch_opts={"repo": repo, "version": version})
+        opts.update(chart=chart, fetch_opts={"repo": repo or "", "version": version})
     return _invoke("kubernetes:helm:template", {"jsonOpts": json.dumps(opts)}, "prenv:app.chart", "render")
 
 

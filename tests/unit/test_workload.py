@@ -252,6 +252,25 @@ def test_helm_values_files_then_inline_values_are_merged_and_filled_before_the_r
     assert sent["path"] == str(tmp_path) and sent["chart"] == "chart"
 
 
+@pytest.mark.parametrize(
+    ("repo", "chart", "repository"),
+    [
+        ("https://charts.example.com", "shop", "https://charts.example.com"),
+        ("oci://registry.example.com/charts/", "oci://registry.example.com/charts/shop", None),
+    ],
+    ids=["https-repository", "oci-registry"],
+)
+def test_a_chart_from_a_repository_is_pinned_to_its_version(
+    tmp_path: Path, repo: str, chart: str, repository: str | None
+) -> None:
+    cfg = config({"kind": "helm", "chart": "shop", "repo": repo, "version": "1.2.3", "service": "web"})
+    registry = build_environment(cfg, tmp_path, Rendering(objects=[deployment()]))
+    inputs = registry.one("kubernetes:helm.sh/v4:Chart").inputs
+    assert inputs["chart"] == chart
+    assert inputs["version"] == "1.2.3"
+    assert inputs.get("repositoryOpts") == ({"repo": repository} if repository else None)
+
+
 def test_a_glob_that_matches_nothing_names_the_key_and_the_pattern(tmp_path: Path) -> None:
     (tmp_path / "k8s").mkdir()
     (tmp_path / "k8s" / "a.yaml").write_text(json.dumps(deployment()))
