@@ -1,16 +1,24 @@
-"""``make bench``: run the benchmarks, write bench/results/latest.json and a Markdown table for the README.
+"""``make bench``: run the benchmarks, write bench/results/latest.json, latest.md and the README's table.
 
-Benchmarks are not tests: nothing here asserts a timing. Each result carries its floor (measured in the same run)
-and its target, so a reader sees the ratio that holds across machines.
+Benchmarks are not tests: nothing here asserts a timing. Each result carries its floor (measured in the same run),
+its target and its conditions (bench.conditions), so a reader sees the ratio that holds across machines and what
+the figure was measured under.
 
-    python -m bench                       # all of them (about 30 minutes on 2 cores)
-    python -m bench lifecycle burst       # some: db_branch, lifecycle (time to ready + teardown), burst, idle
+    python -m bench                          # all of them (about 45 minutes on 2 cores)
+    python -m bench lifecycle realnode       # some: lifecycle, burst, idle, realnode, db_branch
+    python -m bench realnode --quick         # a smoke test of the code: 2 samples, written to quick.json only
+    python -m bench --under-load             # on a busy machine: run anyway, every row marked "under load"
+    python -m bench --render                 # run nothing: render latest.json into latest.md and the README
 
-A partial run keeps the other results of bench/results/latest.json, so the table always shows the latest of each.
+A busy machine (load average above half the cores, or other pulumi, pytest or cluster processes) is refused: its
+figures would measure the other work. A partial run keeps the other results of latest.json, so the table always
+shows the latest of each, each row with its own time and conditions. ``--quick`` (or ``--runs``/``--prs`` below
+the documented counts) never touches latest.json or the README: it writes bench/results/quick.json and quick.md.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -22,8 +30,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from bench.conditions import Context, machine_load
+from bench.readme import rewrite
+from bench.report import to_markdown
+
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL = ("lifecycle", "burst", "idle", "db_branch")  # idle last among the cluster ones: it leaves 200 environments
+# idle last among the KWOK ones: it leaves 200 environments; the real node runs in a world of its own.
+ALL = ("lifecycle", "burst", "idle", "realnode", "db_branch")
+KWOK = ("lifecycle", "burst", "idle")
 
 
 def machine() -> dict[str, Any]:
@@ -38,113 +52,121 @@ def machine() -> dict[str, Any]:
     }
 
 
-def _verdict(ok: bool) -> str:
-    return "met" if ok else "**missed**"
-
-
-def to_markdown(results: dict[str, Any]) -> str:
-    m = results["machine"]
-    lines = [
-        f"Latest run {results['when']} on {m['cpus']} CPUs / {m['memory_mib']} MiB (each row says when it ran).",
-        "",
-        "| benchmark | prenv | floor (same run) | ratio | target | |",
-        "|---|---|---|---|---|---|",
-    ]
-    life = results.get("lifecycle")
-    if life:
-        r, td = life["time_to_ready"], life["teardown"]
-        lines.append(
-            f"| time to ready: webhook → Deployment available, Ingress admitted, role logs in "
-            f"({life['runs']} runs, {life['when']}) | median {r['median_s']} s, p95 {r['p95_s']} s "
-            f"(PR comment says ready: {r['announced_median_s']} s) | `kubectl apply --server-side` + `kubectl wait` "
-            f"+ same SQL: {r['floor']['median_s']} s | {r['ratio']}x | median ≤ {r['target_median_s']:g} s, "
-            f"ratio ≤ {r['target_ratio']:g} | "
-            f"{_verdict(r['median_s'] <= r['target_median_s'] and r['ratio'] <= r['target_ratio'])} |"
-        )
-        lines.append(
-            f"| teardown: close → namespace gone, database and role dropped, stack removed ({life['runs']} runs) | "
-            f"median {td['median_s']} s, p95 {td['p95_s']} s | `kubectl delete namespace --wait` + `DROP`: "
-            f"{td['floor']['median_s']} s | {td['ratio']}x | median ≤ {td['target_median_s']:g} s | "
-            f"{_verdict(td['median_s'] <= td['target_median_s'])} |"
-        )
-    burst = results.get("burst")
-    if burst:
-        for level in burst["levels"]:
-            lines.append(
-                f"| burst: {burst['prs']} PRs labelled at once → all ready, parallelism {level['parallelism']} "
-                f"({burst['when']}) | {level['wall_s']} s, peak {level['peak_rss_mib']} MiB (service + pulumi) | "
-                f"same objects and SQL, same parallelism: {level['floor_wall_s']} s | {level['ratio']}x | — | |"
-            )
-    idle = results.get("idle")
-    if idle:
-        i, mem = idle["idle"], idle["memory"]
-        lines.append(
-            f"| idle resync: {i['prs']} open PRs, all deployed and unchanged ({idle['when']}) | {i['wall_s']} s, "
-            f"{i['pulumi_processes']} pulumi processes, {i['github_requests']} GitHub requests, {i['cpu_s']} CPU s | "
-            f"Automation API listing: {i['floor_wall_s']} s, {i['floor_pulumi_processes']} pulumi processes | "
-            f"{i['ratio']}x faster | 0 processes, ≤ {i['target_github_requests']} requests | "
-            f"{_verdict(i['pulumi_processes'] == 0 and i['github_requests'] <= i['target_github_requests'])} |"
-        )
-        lines.append(
-            f"| driver memory: `prenv serve` idle, {mem['tracked_environments']} tracked environments | "
-            f"RSS {mem['rss_mib']} MiB (peak {mem['peak_rss_mib']}) | Python importing the same modules: "
-            f"{mem['floor_rss_mib']} MiB | — | ≤ {mem['target_rss_mib']} MiB | "
-            f"{_verdict(mem['rss_mib'] <= mem['target_rss_mib'])} |"
-        )
-    db = results.get("db_branch")
-    if db:
-        lines.append(
-            f"| database branch of a {db['seed_bytes'] // 2**20} MiB seed (median of {db['runs']}"
-            f"{', ' + db['when'] if 'when' in db else ''}) | `CREATE DATABASE … TEMPLATE` {db['template_median_s']} s"
-            f" | `pg_dump \\| psql` {db['dump_restore_median_s']} s | {db['ratio']}x faster | ≥ {db['target_ratio']}x"
-            f" | {_verdict(db['ratio'] >= db['target_ratio'])} |"
-        )
-    return "\n".join(lines) + "\n"
-
-
 def _say(text: str) -> None:
     print(text, flush=True)
 
 
-def main(argv: list[str]) -> None:
-    # SIGTERM (a CI timeout, ``kill``) unwinds like Ctrl-C, so the world's cluster and PostgreSQL are stopped.
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    which = [name for name in ALL if name in set(argv)] if argv else list(ALL)
-    unknown = set(argv) - set(ALL)
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
+    parser.add_argument("which", nargs="*", metavar="benchmark", help=f"any of {', '.join(ALL)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="2 samples each, small worlds; writes quick.json only")
+    parser.add_argument("--runs", type=int, help="samples per benchmark (burst: per level); below the default = quick")
+    parser.add_argument("--prs", type=int, help="burst: PRs per burst; idle: PRs deployed (below the default = quick)")
+    parser.add_argument("--render", action="store_true", help="run nothing; re-render latest.json (latest.md, README)")
+    parser.add_argument(
+        "--under-load", action="store_true", help="run on a busy machine anyway; every row is marked under load"
+    )
+    args = parser.parse_args(argv)
+    unknown = set(args.which) - set(ALL)
     if unknown:
-        sys.exit(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(ALL)}")
+        parser.error(f"unknown benchmark(s) {sorted(unknown)}; choose from {', '.join(ALL)}")
+    return args
+
+
+def plan(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    """The keyword arguments of each benchmark's ``run``; quick when fewer samples than documented."""
+    runs, prs = args.runs, args.prs
+    if args.quick:
+        runs, prs = runs or 2, prs or 3
+    return {
+        "lifecycle": {"runs": runs or 20},
+        "burst": {"samples": runs or 3, "prs": prs or 20, **({"levels": (1, 2)} if args.quick else {})},
+        "idle": {"prs": prs or 200, "resyncs": runs or 5},
+        "realnode": {"runs": runs or 10},
+        "db_branch": {"runs": runs or 5, **({"megabytes": 20} if args.quick else {})},
+    }
+
+
+def is_quick(args: argparse.Namespace) -> bool:
+    return bool(args.quick or args.runs is not None or args.prs is not None)
+
+
+def main(argv: list[str]) -> int:
+    # SIGTERM (a CI timeout, ``kill``) unwinds like Ctrl-C, so the worlds' clusters and PostgreSQL are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    args = parse(argv)
+    if args.render:
+        table = to_markdown(json.loads((RESULTS / "latest.json").read_text()))
+        (RESULTS / "latest.md").write_text(table)
+        changed = rewrite("bench", table)
+        _say(f"{'rewrote' if changed else 'unchanged:'} README.md's bench block; wrote bench/results/latest.md")
+        return 0
+    which = [name for name in ALL if name in set(args.which)] if args.which else list(ALL)
+    quick = is_quick(args)
+    load = machine_load()
+    if load.busy and not args.under_load:
+        _say(
+            f"refusing to benchmark a busy machine: {load.why()}.\n"
+            "Figures taken now would measure the other work. Wait for it to finish, or run with --under-load "
+            "(every row is then marked under load)."
+        )
+        return 2
+    if "realnode" in which:
+        from bench.realnode import preflight
+
+        problem = preflight()
+        if problem:
+            _say(f"refusing to start: {problem}")
+            return 2
+    command = " ".join(["python -m bench", *argv])
+    ctx = Context(command=command, quick=quick, under_load=load.busy)
+    kwargs = plan(args)
+
     RESULTS.mkdir(exist_ok=True)
-    latest = RESULTS / "latest.json"
-    results: dict[str, Any] = json.loads(latest.read_text()) if latest.exists() else {}
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    results.update({"when": now, "machine": machine()})
+    out = RESULTS / ("quick.json" if quick else "latest.json")
+    results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
+    results.update({"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()})
 
     def record(name: str, value: dict[str, Any], started: float) -> None:
-        results[name] = {**value, "when": now, "seconds": round(time.monotonic() - started)}
-        latest.write_text(json.dumps(results, indent=2) + "\n")  # after each, so a crash keeps what finished
+        results[name] = {**value, "seconds": round(time.monotonic() - started)}
+        out.write_text(json.dumps(results, indent=2) + "\n")  # after each, so a crash keeps what finished
+        _say(json.dumps(results[name]))
 
-    cluster_ones = [n for n in which if n != "db_branch"]
-    if cluster_ones:
+    kwok = [n for n in which if n in KWOK]
+    if kwok:
         from bench import burst, idle, lifecycle
         from bench.world import world
 
         with world(progress=_say) as w:
-            for name in cluster_ones:
+            for name in kwok:
                 started = time.monotonic()
-                _say(f"{name}…")
-                module = {"lifecycle": lifecycle, "burst": burst, "idle": idle}[name]
-                record(name, module.run(w, progress=_say), started)
-                _say(json.dumps(results[name]))
+                _say(f"{name} (KWOK)…")
+                module: Any = {"lifecycle": lifecycle, "burst": burst, "idle": idle}[name]
+                record(name, module.run(w, ctx, progress=_say, **kwargs[name]), started)
+    if "realnode" in which:
+        from bench import realnode
+
+        started = time.monotonic()
+        _say("realnode: time to ready on the real node…")
+        with realnode.real_world(progress=_say) as rb:
+            value = realnode.run(rb, ctx, progress=_say, **kwargs["realnode"])
+        value["leftovers_after_down"] = realnode.leftovers()
+        record("realnode", value, started)
     if "db_branch" in which:
         from bench import db_branch
 
         started = time.monotonic()
-        _say("database branch: seeding ~200 MB and timing TEMPLATE vs pg_dump | psql…")
-        record("db_branch", db_branch.run(), started)
-        _say(json.dumps(results["db_branch"]))
-    (RESULTS / "latest.md").write_text(to_markdown(results))
-    _say(to_markdown(results))
+        _say("database branch: seeding and timing TEMPLATE vs pg_dump | psql…")
+        record("db_branch", db_branch.run(ctx, **kwargs["db_branch"]), started)
+
+    table = to_markdown(results)
+    (RESULTS / ("quick.md" if quick else "latest.md")).write_text(table)
+    if not quick:
+        rewrite("bench", table)
+        _say("README.md's bench block rewritten")
+    _say(table)
+    return 0
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    raise SystemExit(main(sys.argv[1:]))

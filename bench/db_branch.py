@@ -7,7 +7,6 @@ one local PostgreSQL server started for the benchmark; the ratio is what holds a
 from __future__ import annotations
 
 import shutil
-import statistics
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,7 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from bench.conditions import Context, summarise
 from devtools.localdb import LocalPostgres, find_binaries
 from prenv import db
 
@@ -41,7 +41,10 @@ def _seed(pg: LocalPostgres, megabytes: int) -> int:
     return int(size[0]) if size else 0
 
 
-def run(runs: int = 5, megabytes: int = 200) -> dict[str, Any]:
+def run(ctx: Context, runs: int = 5, megabytes: int = 200) -> dict[str, Any]:
+    conditions = ctx.begin(
+        cluster="none (one local PostgreSQL)", seed=f"~{megabytes} MiB", parallelism=None, samples=runs
+    )
     data_dir = Path(tempfile.mkdtemp(prefix="prenv-bench-pg-"))
     pg = LocalPostgres(data_dir)
     pg.start()
@@ -69,14 +72,15 @@ def run(runs: int = 5, megabytes: int = 200) -> dict[str, Any]:
             dump.append(time.perf_counter() - t0)
             with psycopg.connect(pg.dsn, autocommit=True) as conn:
                 conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(copy)))
-        med_branch, med_dump = statistics.median(branch), statistics.median(dump)
+        template, dumped = summarise(branch, 3), summarise(dump, 3)
         return {
             "seed_bytes": size,
             "runs": runs,
-            "template_median_s": round(med_branch, 3),
-            "dump_restore_median_s": round(med_dump, 3),
-            "ratio": round(med_dump / med_branch, 1),
+            "template": template,
+            "dump_restore": dumped,
+            "ratio": round(dumped["median_s"] / template["median_s"], 1),
             "target_ratio": 10,
+            "conditions": ctx.end(conditions),
         }
     finally:
         pg.stop()

@@ -3,11 +3,15 @@
 Setup (timed, reported, not a target): 200 PRs labelled ``preview`` on the fake GitHub, deployed for real by the
 driver's reconciler at parallelism 4 (200 namespaces, deployments, ingresses and databases).
 
-Idle cost: one full resync — exactly what ``prenv serve`` runs every ``resync_seconds`` — measured in this process:
-wall time, pulumi processes started (every ``subprocess.Popen`` of the pulumi binary is counted), requests to
-GitHub (the fake server's request log) and CPU seconds (this process and its children, from ``getrusage``). The
-floor beside it is what the same listing costs through the Automation API alone (``pulumi stack ls`` plus one
-``pulumi stack output`` per stack), the way a driver without direct checkpoint reading learns what is deployed.
+Idle cost: a full resync — exactly what ``prenv serve`` runs every ``resync_seconds`` — measured in this process,
+``resyncs`` times: wall time, pulumi processes started (every ``subprocess.Popen`` of the pulumi binary is counted),
+requests to GitHub (the fake server's request log) and CPU seconds (this process and its children, from
+``getrusage``). Beside it:
+
+- the **floor**: what learning "who is deployed" costs at least — one API list of the prenv namespaces
+  (``kubectl get namespaces -l prenv.dev/managed-by=prenv``) plus one listing of the backend's checkpoints;
+- the **baseline** (not a floor): the same listing through the Automation API alone (``pulumi stack ls`` plus one
+  ``pulumi stack output`` per stack), the way a driver without direct checkpoint reading learns what is deployed.
 
 Driver memory: RSS of a ``prenv serve`` process once its first resync (over the 200) is done and it is idle,
 beside the floor of a Python process that only imports the same modules.
@@ -22,8 +26,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench import probes
+from bench.conditions import Context, summarise
 from bench.serve import ServeProcess
-from bench.world import REPOSITORY, WEBHOOK_SECRET, World
+from bench.world import CLUSTER_DESCRIPTION, REPOSITORY, SEED_DESCRIPTION, WEBHOOK_SECRET, World
 from prenv.cluster.bootstrap import wait_until
 from prenv.gateway.cloud import CloudGateway
 from prenv.model import ActionKind
@@ -50,14 +56,19 @@ def _driver(w: World, config: Path) -> Any:
     return driver.build(settings.load(config))
 
 
-def run(w: World, prs: int = PRS, first_pr: int = 5000, progress: Any = print) -> dict[str, Any]:
-    config = w.write_config("idle", parallelism=4, workers=4)
+PARALLELISM = 4
+
+
+def run(
+    w: World, ctx: Context, prs: int = PRS, resyncs: int = 5, first_pr: int = 5000, progress: Any = print
+) -> dict[str, Any]:
+    config = w.write_config("idle", parallelism=PARALLELISM, workers=PARALLELISM)
     numbers = list(range(first_pr, first_pr + prs))
     for n in numbers:
         w.github.add_pull(REPOSITORY, n, labels=["preview"])
     d = _driver(w, config)
 
-    progress(f"  deploying {prs} environments at parallelism 4 (setup)…")
+    progress(f"  deploying {prs} environments at parallelism {PARALLELISM} (setup)…")
     t0 = time.perf_counter()
     result = d.reconciler.sync()
     setup_s = time.perf_counter() - t0
@@ -70,26 +81,45 @@ def run(w: World, prs: int = PRS, first_pr: int = 5000, progress: Any = print) -
     deployed = sum(1 for n in numbers if n in states and states[n].result == "succeeded")
     progress(f"  {deployed}/{prs} deployed in {setup_s:.0f}s")
 
-    calls_before = w.github.calls()
-    cpu_before = _cpu()
-    with pulumi_commands() as started:
-        t0 = time.perf_counter()
-        idle = d.reconciler.sync()
-        wall = time.perf_counter() - t0
-    cpu = _cpu() - cpu_before
-    requests = w.github.calls() - calls_before
-    unchanged = len(idle.plan.of(ActionKind.UNCHANGED))
-    progress(f"  idle resync: {wall:.2f}s, {len(started)} pulumi processes, {requests} GitHub requests")
+    conditions = ctx.begin(cluster=CLUSTER_DESCRIPTION, seed=SEED_DESCRIPTION, parallelism=None, samples=resyncs)
+    walls, cpus, requests, processes = [], [], [], []
+    unchanged = 0
+    for _ in range(resyncs):
+        calls_before = w.github.calls()
+        cpu_before = _cpu()
+        with pulumi_commands() as started:
+            t0 = time.perf_counter()
+            idle = d.reconciler.sync()
+            walls.append(time.perf_counter() - t0)
+        cpus.append(_cpu() - cpu_before)
+        requests.append(w.github.calls() - calls_before)
+        processes.append(len(started))
+        unchanged = len(idle.plan.of(ActionKind.UNCHANGED))
+    wall = summarise(walls, 3)
+    progress(f"  idle resync: {wall['median_s']}s, {max(processes)} pulumi processes, {max(requests)} GitHub requests")
 
-    # The floor: the same listing through the Automation API, as the gateway for a Pulumi Cloud backend lists.
+    # The floor: one API list of the prenv namespaces and one listing of the backend's checkpoints.
+    env = w.env()
+    floor_walls = []
+    for _ in range(resyncs):
+        t0 = time.perf_counter()
+        probes.kubectl(env, "get", "namespaces", "-l", "prenv.dev/managed-by=prenv", "-o", "name")
+        listed_checkpoints = len(probes.Probe.backend_of(w.backend_dir).stack_names())
+        floor_walls.append(time.perf_counter() - t0)
+    floor = summarise(floor_walls, 3)
+    progress(f"  floor (kubectl get + checkpoint listing): {floor['median_s']}s")
+
+    # The baseline: the same listing through the Automation API, as the gateway for a Pulumi Cloud backend lists.
     gw = d.gateway
     automation = CloudGateway(gw.project_dir, gw.backend_url, gw.env, pulumi_root=gw.pulumi_root)
-    with pulumi_commands() as floor:
+    with pulumi_commands() as baseline:
         t0 = time.perf_counter()
         listed = automation.list_stacks()
-        floor_wall = time.perf_counter() - t0
-    progress(f"  Automation API listing: {floor_wall:.1f}s, {len(floor)} pulumi processes")
+        baseline_wall = time.perf_counter() - t0
+    progress(f"  baseline (Automation API listing): {baseline_wall:.1f}s, {len(baseline)} pulumi processes")
+    row_conditions = ctx.end(conditions)
 
+    memory_conditions = ctx.begin(cluster=CLUSTER_DESCRIPTION, seed=SEED_DESCRIPTION, parallelism=None, samples=1)
     memory = _memory(w, config)
     return {
         "idle": {
@@ -98,18 +128,26 @@ def run(w: World, prs: int = PRS, first_pr: int = 5000, progress: Any = print) -
             "unchanged": unchanged,
             "setup_deploy_s": round(setup_s),
             "setup_failed": failed,
-            "wall_s": round(wall, 3),
-            "pulumi_processes": len(started),
-            "github_requests": requests,
-            "cpu_s": round(cpu, 2),
-            "floor_wall_s": round(floor_wall, 1),
-            "floor_pulumi_processes": len(floor),
-            "floor_stacks_listed": len(listed),
-            "ratio": round(floor_wall / wall, 1) if wall else None,
+            "resyncs": resyncs,
+            "wall": wall,
+            "pulumi_processes": max(processes),
+            "github_requests": max(requests),
+            "cpu_s": round(max(cpus), 2),
+            "floor": {**floor, "what": "kubectl get namespaces (label selector) + one checkpoint listing"},
+            "floor_checkpoints_listed": listed_checkpoints,
+            "ratio": round(wall["median_s"] / floor["median_s"], 1) if floor["median_s"] else None,
+            "baseline": {
+                "what": "Automation API: pulumi stack ls + pulumi stack output per stack",
+                "wall_s": round(baseline_wall, 1),
+                "pulumi_processes": len(baseline),
+                "stacks_listed": len(listed),
+            },
+            "baseline_ratio": round(baseline_wall / wall["median_s"], 1) if wall["median_s"] else None,
             "target_pulumi_processes": TARGET_PULUMI_PROCESSES,
             "target_github_requests": TARGET_GITHUB_REQUESTS,
+            "conditions": row_conditions,
         },
-        "memory": memory,
+        "memory": {**memory, "conditions": ctx.end(memory_conditions)},
     }
 
 

@@ -8,13 +8,13 @@ the floor: the same objects and SQL without prenv (bench.probes.floor_up / floor
 
 from __future__ import annotations
 
-import statistics
 import time
 from typing import Any
 
 from bench import probes
+from bench.conditions import Context, summarise
 from bench.serve import ServeProcess
-from bench.world import REPOSITORY, WEBHOOK_SECRET, World
+from bench.world import CLUSTER_DESCRIPTION, REPOSITORY, SEED_DESCRIPTION, WEBHOOK_SECRET, World
 from prenv.cluster.bootstrap import api_client, wait_until
 from prenv.procs import free_port
 from testsupport.github_server import pr_template
@@ -39,18 +39,16 @@ def event(action: str, number: int, *, label: str | None = "preview") -> dict[st
     return payload
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
-    return {"median_s": round(statistics.median(ordered), 2), "p95_s": round(p95, 2), "max_s": round(ordered[-1], 2)}
+PARALLELISM = 2
 
 
-def run(w: World, runs: int = 10, first_pr: int = 1000, progress: Any = print) -> dict[str, Any]:
+def run(w: World, ctx: Context, runs: int = 20, first_pr: int = 1000, progress: Any = print) -> dict[str, Any]:
+    conditions = ctx.begin(cluster=CLUSTER_DESCRIPTION, seed=SEED_DESCRIPTION, parallelism=PARALLELISM, samples=runs)
     env = w.env()
     api = api_client(w.cluster.kubeconfig)
     probe = probes.Probe(api, w.postgres.dsn, w.backend_dir)
     port = free_port()
-    config = w.write_config("serve-lifecycle", parallelism=2, workers=2, port=port)
+    config = w.write_config("serve-lifecycle", parallelism=PARALLELISM, workers=PARALLELISM, port=port)
     service = ServeProcess(config, env, port, w.root / "serve-lifecycle.log", WEBHOOK_SECRET)
     service.start()
     ready, announced, floor_ready, teardown, floor_teardown = [], [], [], [], []
@@ -67,7 +65,7 @@ def run(w: World, runs: int = 10, first_pr: int = 1000, progress: Any = print) -
                 raise RuntimeError(f"webhook answered {status}")
             wait_until(f"{ns} ready", lambda ns=ns: probe.ready(ns), timeout=600)  # type: ignore[misc]
             ready.append(time.perf_counter() - t0)
-            wait_until(f"PR {n} comment saying ready", lambda n=n: _says(repo, n, "ready"), timeout=120)  # type: ignore[misc]
+            wait_until(f"PR {n} comment saying ready", lambda n=n: says(repo, n, "ready"), timeout=120)  # type: ignore[misc]
             announced.append(time.perf_counter() - t0)
             if objects is None:
                 objects = probes.render(api, ns)
@@ -93,13 +91,14 @@ def run(w: World, runs: int = 10, first_pr: int = 1000, progress: Any = print) -
     finally:
         service.stop()
         api.close()
-    r, f = summary(ready), summary(floor_ready)
-    td, ftd = summary(teardown), summary(floor_teardown)
+    r, f = summarise(ready), summarise(floor_ready)
+    td, ftd = summarise(teardown), summarise(floor_teardown)
     return {
         "runs": runs,
+        "conditions": ctx.end(conditions),
         "time_to_ready": {
             **r,
-            "announced_median_s": summary(announced)["median_s"],
+            "announced": summarise(announced),
             "floor": f,
             "ratio": round(r["median_s"] / f["median_s"], 2),
             "target_median_s": TARGET_READY_MEDIAN_S,
@@ -116,6 +115,6 @@ def run(w: World, runs: int = 10, first_pr: int = 1000, progress: Any = print) -
     }
 
 
-def _says(repo: Any, n: int, word: str) -> bool:
+def says(repo: Any, n: int, word: str) -> bool:
     comments = repo.comments.get(n) or []
     return bool(comments) and word in str(comments[0].get("body", "")).lower()

@@ -42,7 +42,12 @@ class Probe:
         self.apps = client.AppsV1Api(api)
         self.net = client.NetworkingV1Api(api)
         self.admin_dsn = admin_dsn
-        self.backend = DiyBackend(FileStore(backend_dir), "prenv")
+        self.backend = self.backend_of(backend_dir)
+
+    @staticmethod
+    def backend_of(backend_dir: Path) -> DiyBackend:
+        """The project's stacks in a ``file://`` backend, read from its checkpoints."""
+        return DiyBackend(FileStore(backend_dir), "prenv")
 
     # --- ready -----------------------------------------------------------------------------------------------
 
@@ -164,7 +169,12 @@ def floor_up(objects: list[dict[str, Any]], namespace: str, admin_dsn: str, prob
     password = "floor-" + name
     branch = db.create_branch(admin_dsn, name, password, template="app_seed")
     url = f"postgresql://{name}:{password}@{branch.host}:{branch.port}/{name}"
-    manifests = retarget(objects, namespace, url)
+    apply_and_wait(retarget(objects, namespace, url), namespace, env)
+    wait_until(f"floor namespace {namespace} ready", lambda: probe.ready(namespace), timeout=300)
+
+
+def apply_and_wait(manifests: list[dict[str, Any]], namespace: str, env: dict[str, str]) -> None:
+    """``kubectl apply --server-side`` of ``manifests``, then ``kubectl wait`` until every Deployment is Available."""
     # JSON, not YAML: kubectl's YAML 1.2 reader would take a sha such as "000…3e8" for a number.
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump({"apiVersion": "v1", "kind": "List", "items": manifests}, f)
@@ -173,7 +183,6 @@ def floor_up(objects: list[dict[str, Any]], namespace: str, admin_dsn: str, prob
         kubectl(env, "wait", "-n", namespace, "--for=condition=Available", "deployment", "--all", "--timeout=300s")
     finally:
         Path(f.name).unlink()
-    wait_until(f"floor namespace {namespace} ready", lambda: probe.ready(namespace), timeout=300)
 
 
 def floor_down(namespace: str, admin_dsn: str, probe: Probe, env: dict[str, str]) -> None:

@@ -1,7 +1,9 @@
 """The reliability suite's figures: one JSON record per check, and the Markdown table the README shows.
 
 Tests under tests/reliability/ measure (crashes, outages, hostile input, isolation, secrets) and write records
-(testsupport/records.py); ``python -m bench.reliability`` renders them into ``bench/results/reliability.md``.
+(testsupport/records.py); ``python -m bench.reliability`` renders them into ``bench/results/reliability.md`` and
+the README's ``reliability`` block (bench/readme.py; tests/unit/test_bench_readme.py checks the two agree).
+Each row names the command that produced its record; an orphans cell the check does not measure says "n/a" and why.
 
 Records are figures, never timing assertions: the tests assert the targets (failures 0, orphans 0) themselves.
 """
@@ -11,24 +13,36 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.readme import README, rewrite
 from testsupport.records import DEFAULT_DIR, DIR_ENV, RESULTS, Record, load_records
 
 DEFAULT_TABLE = RESULTS / "reliability.md"
 
 
+def _orphans(r: Record) -> str:
+    if r.orphans is None:
+        return f"n/a ({r.orphans_note or 'not measured by this check'})"
+    return str(r.orphans)
+
+
 def render(records: list[Record]) -> str:
-    """The README table: check, trials, failures, orphans (plus what the trials were)."""
+    """The README table: check, trials, failures, orphans, and the command each record came from."""
     lines = [
-        "| check | trials | failures | orphans |",
-        "|---|---|---|---|",
+        "| check | trials | failures | orphans | recorded by |",
+        "|---|---|---|---|---|",
     ]
     for r in records:
-        lines.append(f"| {r.title} | {f'{r.trials} {r.unit}'.strip()} | {r.failures} | {r.orphans} |")
+        command = f"`{r.command}`" if r.command else "command not recorded"
+        lines.append(
+            f"| {r.title} | {f'{r.trials} {r.unit}'.strip()} | {r.failures} | {_orphans(r)} | "
+            f"{command}, {r.finished_at or 'time not recorded'} |"
+        )
     newest = max((r.finished_at for r in records), default="")
     if newest:
         lines += [
             "",
-            f"Measured by the reliability suite (tests/reliability/, run by `make chaos`); latest record {newest}.",
+            "Measured by the reliability suite (tests/reliability/; `make chaos` is the documented command); "
+            f"latest record {newest}.",
         ]
     return "\n".join(lines) + "\n"
 
@@ -37,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.reliability", description=__doc__.splitlines()[0])
     parser.add_argument("--dir", type=Path, default=None, help=f"records (default ${DIR_ENV} or {DEFAULT_DIR})")
     parser.add_argument("--out", type=Path, default=DEFAULT_TABLE, help="Markdown file to write ('-' for stdout)")
+    parser.add_argument(
+        "--readme", type=Path, default=README, help="README whose reliability block is rewritten ('-': none)"
+    )
     args = parser.parse_args(argv)
     table = render(load_records(args.dir))
     if str(args.out) == "-":
@@ -45,6 +62,9 @@ def main(argv: list[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(table, encoding="utf-8")
         print(f"wrote {args.out}")
+    if str(args.readme) != "-":
+        changed = rewrite("reliability", table, args.readme)
+        print(f"{'rewrote' if changed else 'unchanged:'} the reliability block of {args.readme}")
     return 0
 
 

@@ -33,6 +33,9 @@ WEBHOOK_SECRET = "bench-webhook-secret"  # noqa: S105 (a throwaway key for a loc
 GITHUB_TOKEN = "ghp_bench_token"  # noqa: S105 (the fake GitHub accepts any token)
 # 200 environments of two pods each, with room to spare: the default two nodes hold 220 pods.
 NODES = NodeSpec(count=4, cpu="64", memory="256Gi", pods=250)
+CLUSTER_DESCRIPTION = f"KWOK ({NODES.count} fake nodes: pods simulated, not run)"
+SEED_ROWS = ("teapot", "kettle")
+SEED_DESCRIPTION = f"{len(SEED_ROWS)} rows"
 
 
 @dataclass
@@ -82,7 +85,8 @@ def _seed(pg: LocalPostgres) -> None:
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(SEED)))
     with psycopg.connect(pg.dsn_for(SEED), autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS products (id serial PRIMARY KEY, name text NOT NULL)")
-        conn.execute("INSERT INTO products (name) VALUES ('teapot'), ('kettle')")
+        with conn.cursor() as cur:
+            cur.executemany("INSERT INTO products (name) VALUES (%s)", [(name,) for name in SEED_ROWS])
 
 
 def _project(dest: Path) -> Path:

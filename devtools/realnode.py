@@ -8,9 +8,12 @@ the cluster's CA signed. :func:`fetch` asks Traefik for a page exactly as a brow
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import shutil
 import ssl
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,51 @@ from prenv.errors import ClusterError
 ROOT = Path(__file__).resolve().parents[1]
 SEED = "app_seed"
 SHARED_STACK = "organization/prenv/shared"  # the shared stack of a DIY backend, as a StackReference names it
+# One real node per machine (kube-proxy's and the kubelet's iptables chains are machine-wide): whoever starts one
+# holds this lock. The same file as tests/fixtures/node.py's NODE_TEST_LOCK (tests cannot be imported from here).
+REAL_NODE_LOCK = Path("/tmp/prenv-real-node-tests.lock")  # noqa: S108 (machine-wide on purpose)
+_NODE_PROCESSES = ("kubelet", "kube-proxy")
+
+
+def running_node_processes() -> list[str]:
+    """The kubelet and kube-proxy processes running on this machine (``"<pid> <name>"``), whoever started them."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv0 = (entry / "cmdline").read_bytes().split(b"\0", 1)[0].decode(errors="replace")
+        except OSError:
+            continue
+        if Path(argv0).name in _NODE_PROCESSES:
+            found.append(f"{entry.name} {Path(argv0).name}")
+    return sorted(found, key=lambda s: int(s.split()[0]))
+
+
+@contextlib.contextmanager
+def sole_real_node(who: str) -> Iterator[None]:
+    """Hold the machine-wide real-node lock for ``who`` without waiting for it.
+
+    Raises ClusterError, saying what to stop, when another holder has the lock (a test, a benchmark) or a kubelet
+    or kube-proxy already runs on the machine (e.g. ``make demo``, which does not take the lock)."""
+    with REAL_NODE_LOCK.open("a") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ClusterError(
+                f"{who} needs the machine's only real node, but another process holds {REAL_NODE_LOCK} "
+                "(a real-node test or benchmark); wait for it to finish"
+            ) from None
+        try:
+            running = running_node_processes()
+            if running:
+                raise ClusterError(
+                    f"{who} needs the machine's only real node, but one already runs ({', '.join(running)}): "
+                    "stop it first (`make demo-down`, or `prenv cluster down --name <cluster>`)"
+                )
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def database_bridge(cluster: EmbeddedCluster) -> Bridge:

@@ -3,6 +3,10 @@ tests/reliability/ and rendered by ``python -m bench.reliability``.
 
 A check measured by several pytest-xdist workers writes one part per worker (``<check>.<part>.json``); the parts of
 the latest run of a check are summed, so a stale part from an earlier run never counts twice.
+
+Each record says which command produced it (``make chaos → python -m pytest -n 2 -m chaos tests``), read from the
+process tree when it is written, so a table row can be traced to the documented command. A check that does not
+measure leftovers records ``orphans=None`` with the reason in ``orphans_note``; it is shown as "n/a", never as 0.
 """
 
 from __future__ import annotations
@@ -28,19 +32,63 @@ class Record:
     ``trials`` counts the attempts (kills, outage cycles, requests, payloads...), ``failures`` the trials that broke
     the check's promise, ``orphans`` what was left behind (namespaces, databases, roles, stacks, locks), and
     ``details`` breaks those down. ``order`` places the row in the table; ``unit`` names what one trial is.
+    ``orphans`` is None when the check does not measure leftovers (``orphans_note`` says why); ``command`` is the
+    command line that produced the record (filled in by write_record).
     """
 
     check: str
     title: str
     trials: int
     failures: int
-    orphans: int
+    orphans: int | None
     order: int = 100
     unit: str = ""  # what one trial is ("kills", "cycles", "deliveries"...), shown beside the count
     details: dict[str, Any] = field(default_factory=dict)
     run: str = ""
     part: str = "main"
     finished_at: str = ""
+    orphans_note: str = ""  # why orphans were not measured (when orphans is None)
+    command: str = ""
+
+
+COMMAND_ENV = "PRENV_RECORD_COMMAND"
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        return [a.decode(errors="replace") for a in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") if a]
+    except OSError:
+        return []
+
+
+def _parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
+def producing_command(environ: dict[str, str] | None = None, pid: int | None = None) -> str:
+    """The command that is producing records: ``$PRENV_RECORD_COMMAND``, else the pytest command line found among
+    this process and its ancestors (an xdist worker's parent is the pytest that started it), prefixed with the
+    ``make`` target that started it, if any (``make chaos → python -m pytest -n 2 -m chaos tests``)."""
+    env = os.environ if environ is None else environ
+    if env.get(COMMAND_ENV):
+        return env[COMMAND_ENV]
+    pytest_cmd, make_cmd = "", ""
+    p, seen = (os.getpid() if pid is None else pid), set[int]()
+    while p > 1 and p not in seen and len(seen) < 16:
+        seen.add(p)
+        argv = _cmdline(p)
+        names = [Path(a).name for a in argv]
+        if not pytest_cmd and "pytest" in " ".join(argv[:3]) and "-c" not in argv[1:2]:
+            pytest_cmd = " ".join(["python" if names[0].startswith("python") else names[0], *argv[1:]])
+        if names and names[0] == "make":
+            make_cmd = " ".join(["make", *argv[1:]])
+            break
+        p = _parent(p)
+    command = pytest_cmd or " ".join(Path(a).name if i == 0 else a for i, a in enumerate(_cmdline(os.getpid())))
+    return f"{make_cmd} → {command}" if make_cmd else command
 
 
 def results_dir(environ: dict[str, str] | None = None) -> Path:
@@ -56,7 +104,11 @@ def write_record(record: Record, directory: Path | None = None) -> Path:
     directory = directory or results_dir()
     directory.mkdir(parents=True, exist_ok=True)
     stamped = Record(
-        **{**asdict(record), "finished_at": record.finished_at or datetime.now(UTC).isoformat(timespec="seconds")}
+        **{
+            **asdict(record),
+            "finished_at": record.finished_at or datetime.now(UTC).isoformat(timespec="seconds"),
+            "command": record.command or producing_command(),
+        }
     )
     path = directory / f"{record.check}.{record.part}.json"
     tmp = path.with_suffix(".json.tmp")
@@ -99,11 +151,13 @@ def _sum(parts: list[Record]) -> Record:
         title=first.title,
         trials=sum(p.trials for p in parts),
         failures=sum(p.failures for p in parts),
-        orphans=sum(p.orphans for p in parts),
+        orphans=None if any(p.orphans is None for p in parts) else sum(p.orphans or 0 for p in parts),
         order=first.order,
         unit=first.unit,
         details=details,
         run=first.run,
         part="+".join(sorted(p.part for p in parts)),
         finished_at=first.finished_at,
+        orphans_note=first.orphans_note,
+        command=first.command,
     )

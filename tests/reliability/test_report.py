@@ -44,14 +44,14 @@ def test_the_table_has_one_row_per_check_in_order(tmp_path: Path) -> None:
 
     table = render(load_records(tmp_path))
 
-    assert table.splitlines()[:4] == [
-        "| check | trials | failures | orphans |",
-        "|---|---|---|---|",
-        "| A | 20 | 1 | 2 |",
-        "| B | 3 | 0 | 0 |",
+    assert [line.rsplit(" | ", 1)[0] for line in table.splitlines()[:4]] == [
+        "| check | trials | failures | orphans",
+        "|---|---|---|---|---|",
+        "| A | 20 | 1 | 2",
+        "| B | 3 | 0 | 0",
     ]
     out = tmp_path / "table.md"
-    assert main(["--dir", str(tmp_path), "--out", str(out)]) == 0
+    assert main(["--dir", str(tmp_path), "--out", str(out), "--readme", "-"]) == 0
     assert out.read_text() == table
 
 

@@ -1,0 +1,257 @@
+"""Time to ready on the real node: from the webhook to the PR's HTTPS page answering 200 with its sha, through Traefik.
+
+The world is the one the demo and the e2e tests use (devtools/realnode.py): an embedded cluster started with
+``node_kinds="real"`` (containerd, kubelet, kube-proxy, CoreDNS, Traefik with the local CA's wildcard certificate)
+in a fresh state dir, a PostgreSQL the pods reach on the node's bridge, the seed every PR branches from, the
+example app's image (examples/app) loaded into the node under each PR's tag as CI would push it, the shipped
+template in ``tls.mode: wildcard`` with the shared stack deployed, the fake GitHub and a real ``prenv serve``.
+
+Each run: PR ``n`` with a fresh sha appears on the fake GitHub, its signed ``labeled`` webhook is posted; the clock
+stops when ``https://web-<n>.<base domain>/`` — fetched through Traefik's local port with SNI, verified against
+the cluster's CA only — answers 200 with ``<code id="sha"><sha></code>``: the pods are Ready, the database branch
+is reachable (the page lists its rows), the Ingress routes. Also recorded: when the PR comment says ready. Then
+the floor in the same run: the objects prenv made (read back, server fields stripped) applied to another namespace
+with ``kubectl apply --server-side`` under another host of the same wildcard, ``kubectl wait`` for the
+Deployments available, the same SQL (``prenv.db.create_branch``), and the same HTTPS fetch until the page answers.
+Then the PR is closed (teardown timed until namespace, database, role and stack are gone) and the floor removed.
+
+Also reported: ``cluster up`` with the real node (fresh state dir, warm toolchain) and the cluster's RSS
+(``EmbeddedCluster.rss_bytes()``: its processes, without the pods) after ``up`` and after the runs.
+
+Only one real node may run on a machine: this benchmark takes the machine-wide lock and refuses to start when it
+is held or a kubelet or kube-proxy already runs (``make demo``), rather than wait or disturb it.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import ssl
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import probes
+from bench.conditions import Context, summarise
+from bench.lifecycle import event, says
+from bench.serve import ServeProcess
+from bench.world import REPOSITORY, WEBHOOK_SECRET, World
+from devtools import realnode
+from prenv import db
+from prenv.cluster import EmbeddedCluster
+from prenv.cluster.bootstrap import api_client, wait_until
+from prenv.cluster.images import BuiltImage
+from prenv.cluster.layout import default_state_dir
+from prenv.cluster.node import teardown
+from prenv.cluster.node.layout import NodeNetwork
+from prenv.errors import ClusterError
+from prenv.procs import free_port
+from testsupport.github_server import FakeGitHub
+
+TARGET_RATIO = 2.5
+BASE_DOMAIN = "preview.bench"
+ROWS = [("teapot", 25), ("kettle", 40)]
+SEED_DESCRIPTION = f"{len(ROWS)} rows"
+CLUSTER_DESCRIPTION = "real node (containerd, kubelet, kube-proxy, CoreDNS, Traefik)"
+# A network of its own, so that teardown is checked against exactly what this benchmark made.
+NETWORK = NodeNetwork(name="prenv-bench", bridge="pbench0", subnet="10.253.0.0/24")
+
+
+@dataclass
+class RealBench:
+    world: World
+    cluster: EmbeddedCluster
+    db_host: str
+    image: BuiltImage
+    cluster_up_s: float
+    rss_after_up: int
+
+
+def host(pr: int, prefix: str = "web-") -> str:
+    return f"{prefix}{pr}.{BASE_DOMAIN}"
+
+
+def page_shows(w: World, hostname: str, sha: str) -> bool:
+    try:
+        page = realnode.fetch(w.cluster, hostname, timeout=5)
+    except (httpx.HTTPError, ssl.SSLError, OSError):  # refused, TLS not served yet: not ready
+        return False
+    return page.status == 200 and f'<code id="sha">{sha}</code>' in page.body
+
+
+def preflight() -> str | None:
+    """Why the real-node benchmark cannot run here now (not root, the real-node lock held, a node running), or
+    None. Checked before a long ``make bench`` starts, so it does not fail after half an hour."""
+    if os.geteuid() != 0:
+        return "the real node needs root (containerd, bridges, iptables); run as root or leave out realnode"
+    try:
+        with realnode.sole_real_node("python -m bench realnode"):
+            return None
+    except ClusterError as e:
+        return str(e)
+
+
+@contextmanager
+def real_world(progress: Any = print) -> Iterator[RealBench]:
+    """The real-node world, under the machine-wide real-node lock; everything stopped and checked afterwards."""
+    with realnode.sole_real_node("python -m bench realnode"):
+        root = Path(tempfile.mkdtemp(prefix="prenv-bench-rn-"))  # short: containerd's socket path ≤ 107 bytes
+        root.chmod(0o755)  # the PostgreSQL server runs as the postgres OS user and must traverse it
+        cluster = EmbeddedCluster("bench-rn", root / "state", node_kinds="real", node_network=NETWORK)
+        github = FakeGitHub()
+        pg = None
+        try:
+            progress("starting the embedded cluster with a real node (timed: cluster up)")
+            t0 = time.perf_counter()
+            info = cluster.up(progress=lambda msg, secs: None)
+            up_s = time.perf_counter() - t0
+            rss = cluster.rss_bytes()
+            progress(f"  cluster up {up_s:.1f}s, RSS {rss / 2**20:.0f} MiB")
+            pg = realnode.start_postgres(root / "postgres", cluster)
+            realnode.seed(pg.dsn, ROWS)
+            progress("example app image (built once under .state/images, reused while its sources match)")
+            image = realnode.example_image(default_state_dir())
+            db_host = realnode.database_bridge(cluster).address
+            project = realnode.write_project(root / "project", cluster, BASE_DOMAIN, db_host)
+            backend = root / "pulumi-state"
+            backend.mkdir()
+            github.start()
+            github.add_repo(REPOSITORY)
+            w = World(root, info, pg, github, project, f"file://{backend}")
+            progress("deploying the shared stack (wildcard certificate)")
+            from prenv.gateway import gateway_for
+            from prenv.toolchain import cache_dir
+
+            gateway_for(project, w.backend_url, w.env(), pulumi_root=cache_dir()).deploy_shared()
+            yield RealBench(w, cluster, db_host, image, up_s, rss)
+        finally:
+            progress("stopping the real-node world")
+            github.stop()
+            if pg is not None:
+                pg.remove()
+            cluster.down(progress=lambda msg, secs: None)
+            shutil.rmtree(root, ignore_errors=True)
+
+
+def leftovers() -> list[str]:
+    """What the world left on the machine: its bridge, iptables rules naming its network, node processes."""
+    left = []
+    if teardown.link_exists(NETWORK.bridge):
+        left.append(f"bridge {NETWORK.bridge}")
+    left += teardown.network_rules(NETWORK.name)
+    left += [f"process {p}" for p in realnode.running_node_processes()]
+    return left
+
+
+def floor_up(
+    objects: list[dict[str, Any]], n: int, rb: RealBench, probe: probes.Probe, env: dict[str, str], sha: str
+) -> None:
+    """The same manifests under another namespace and host, the same SQL, ``kubectl wait``, the same fetch."""
+    namespace = f"floor-{n}"
+    name = namespace.replace("-", "_")
+    password = "floor-" + secrets.token_hex(8)
+    db.create_branch(rb.world.postgres.dsn, name, password, template=realnode.SEED)
+    port = db.server_of(rb.world.postgres.dsn)[1]
+    url = f"postgresql://{name}:{password}@{rb.db_host}:{port}/{name}"
+    floor_host = host(n, prefix="floor-")
+    manifests = probes.retarget(objects, namespace, url)
+    for obj in manifests:
+        if obj["kind"] == "Ingress":
+            spec = obj["spec"]
+            for rule in spec.get("rules") or []:
+                rule["host"] = floor_host
+            for tls in spec.get("tls") or []:
+                tls["hosts"] = [floor_host]
+    probes.apply_and_wait(manifests, namespace, env)
+    wait_until(
+        f"{floor_host} serving {sha[:8]}", partial(page_shows, rb.world, floor_host, sha), timeout=300, interval=0.2
+    )
+
+
+PARALLELISM = 2
+
+
+def run(rb: RealBench, ctx: Context, runs: int = 10, first_pr: int = 7000, progress: Any = print) -> dict[str, Any]:
+    conditions = ctx.begin(cluster=CLUSTER_DESCRIPTION, seed=SEED_DESCRIPTION, parallelism=PARALLELISM, samples=runs)
+    w = rb.world
+    env = w.env()
+    api = api_client(w.cluster.kubeconfig)
+    probe = probes.Probe(api, w.postgres.dsn, w.backend_dir)
+    prs = list(range(first_pr, first_pr + runs))
+    realnode.load_for_prs(rb.cluster, rb.image, prs)  # as CI pushes the image before the webhook
+    port = free_port()
+    config = w.write_config("serve-realnode", parallelism=PARALLELISM, workers=PARALLELISM, port=port)
+    service = ServeProcess(config, env, port, w.root / "serve-realnode.log", WEBHOOK_SECRET)
+    service.start()
+    ready, announced, floor_ready, down, floor_down = [], [], [], [], []
+    objects: list[dict[str, Any]] | None = None
+    repo = w.github.repo(REPOSITORY)
+    try:
+        for i, n in enumerate(prs):
+            sha = secrets.token_hex(20)
+            w.github.add_pull(REPOSITORY, n, labels=["preview"], sha=sha)
+            payload = event("labeled", n)
+            payload["pull_request"]["head"]["sha"] = sha
+            t0 = time.perf_counter()
+            status = service.webhook("pull_request", payload)
+            if status != 202:
+                raise RuntimeError(f"webhook answered {status}")
+            wait_until(f"https://{host(n)} serving", partial(page_shows, w, host(n), sha), timeout=600, interval=0.2)
+            ready.append(time.perf_counter() - t0)
+            wait_until(f"PR {n} comment saying ready", partial(says, repo, n, "ready"), timeout=120)
+            announced.append(time.perf_counter() - t0)
+            if objects is None:
+                objects = probes.render(api, f"pr-{n}")
+
+            t0 = time.perf_counter()
+            floor_up(objects, n, rb, probe, env, sha)
+            floor_ready.append(time.perf_counter() - t0)
+
+            w.github.close_pull(REPOSITORY, n)
+            t0 = time.perf_counter()
+            service.webhook("pull_request", event("closed", n, label=None))
+            wait_until(f"PR {n} torn down", partial(probe.gone, n), timeout=600)
+            down.append(time.perf_counter() - t0)
+
+            t0 = time.perf_counter()
+            probes.floor_down(f"floor-{n}", w.postgres.dsn, probe, env)
+            floor_down.append(time.perf_counter() - t0)
+            progress(
+                f"  run {i + 1}/{runs}: page {ready[-1]:.1f}s (floor {floor_ready[-1]:.1f}s), "
+                f"teardown {down[-1]:.1f}s (floor {floor_down[-1]:.1f}s)"
+            )
+        rss_after = rb.cluster.rss_bytes()
+    finally:
+        service.stop()
+        api.close()
+    r, f = summarise(ready), summarise(floor_ready)
+    td, ftd = summarise(down), summarise(floor_down)
+    return {
+        "runs": runs,
+        "conditions": ctx.end(conditions),
+        "cluster_up_s": round(rb.cluster_up_s, 1),
+        "cluster_rss_mib": {"after_up": round(rb.rss_after_up / 2**20), "after_runs": round(rss_after / 2**20)},
+        "time_to_ready": {
+            **r,
+            "announced": summarise(announced),
+            "floor": f,
+            "ratio": round(r["median_s"] / f["median_s"], 2),
+            "target_ratio": TARGET_RATIO,
+            "samples_s": [round(x, 2) for x in ready],
+            "floor_samples_s": [round(x, 2) for x in floor_ready],
+        },
+        "teardown": {
+            **td,
+            "floor": ftd,
+            "ratio": round(td["median_s"] / ftd["median_s"], 2),
+            "samples_s": [round(x, 2) for x in down],
+        },
+    }

@@ -1,0 +1,147 @@
+"""How benchmark rows summarise samples and state their conditions, and how reliability records render."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from bench import conditions
+from bench.conditions import Conditions, Context, Load, describe, render_conditions, summarise
+from bench.reliability import render as render_reliability
+from bench.report import to_markdown, upgrade
+from testsupport.records import Record, load_records, producing_command, write_record
+
+
+def test_fewer_than_twenty_samples_give_median_min_and_max_but_no_p95() -> None:
+    s = summarise([3.0, 1.0, 2.0, 10.0])
+
+    assert s == {"n": 4, "median_s": 2.5, "min_s": 1.0, "max_s": 10.0}
+    assert describe(s) == "median 2.5 s (min 1.0, max 10.0; n=4)"
+
+
+def test_twenty_samples_give_the_nearest_rank_p95_which_is_not_the_maximum() -> None:
+    s = summarise([float(x) for x in range(1, 21)])  # 1 … 20
+
+    assert (s["n"], s["p95_s"], s["max_s"]) == (20, 19.0, 20.0)
+    assert describe(s) == "median 10.5 s, p95 19.0 s (n=20)"
+
+
+def test_one_sample_says_so_and_none_is_an_error() -> None:
+    assert describe(summarise([4.2])) == "4.2 s (1 sample)"
+    with pytest.raises(ValueError):
+        summarise([])
+
+
+@pytest.mark.parametrize(
+    ("load1", "others", "busy"),
+    [(0.2, (), False), (1.5, (), True), (0.2, ("123 pytest",), True)],
+    ids=["idle", "high load average", "another pytest"],
+)
+def test_a_machine_is_busy_with_a_high_load_average_or_competing_processes(
+    load1: float, others: tuple[str, ...], busy: bool
+) -> None:
+    load = Load(load1, load1, 2, others)
+
+    assert load.busy is busy
+    assert (load.why() == "idle") is not busy
+
+
+def test_a_pytest_started_elsewhere_competes_but_this_process_and_its_children_do_not() -> None:
+    child = subprocess.Popen(["bash", "-c", "exec -a pytest sleep 30"])
+    # An orphan (its shell exits at once), as a pytest or pulumi started from another terminal looks from here.
+    spawn = subprocess.run(
+        ["bash", "-c", "(exec -a pytest sleep 30) >/dev/null 2>&1 & echo $!"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    stranger = int(spawn.stdout)
+    try:
+        found = conditions.competitors()
+
+        assert f"{stranger} pytest" in found
+        assert not any(entry.startswith(f"{child.pid} ") for entry in found)
+        assert not any(entry.startswith(f"{os.getpid()} ") for entry in found)
+    finally:
+        child.kill()
+        child.wait()
+        os.kill(stranger, 9)
+
+
+def test_a_row_started_on_a_busy_machine_or_forced_says_under_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conditions, "machine_load", lambda me=None: Load(0.1, 0.1, 2, ()))
+    ctx = Context(command="python -m bench lifecycle", quick=True, under_load=True)
+    c = ctx.begin(cluster="KWOK (4 fake nodes)", seed="2 rows", parallelism=2, samples=2)
+    row = ctx.end(c)
+
+    assert row["under_load"] and row["quick"] and row["command"] == "python -m bench lifecycle"
+    cell = render_conditions(row)
+    assert "KWOK (4 fake nodes), seed 2 rows, parallelism 2, n=2" in cell
+    assert "**under load**" in cell and "**quick run, not a figure**" in cell
+
+    monkeypatch.setattr(conditions, "machine_load", lambda me=None: Load(1.9, 1.0, 2, ("42 pulumi",)))
+    busy = Conditions.start(cluster="real node", seed="2 rows", parallelism=None, samples=1, command="x")
+    assert busy.under_load and "42 pulumi" in busy.why_under_load
+
+
+LEGACY = {  # the shape bench/__main__.py wrote before rows carried conditions (2026-12-01)
+    "when": "2026-12-01 20:00 UTC",
+    "machine": {"cpus": 2, "memory_mib": 24105},
+    "lifecycle": {
+        "runs": 3,
+        "when": "2026-12-01 20:00 UTC",
+        "time_to_ready": {
+            "median_s": 2.8, "p95_s": 3.3, "max_s": 3.3, "announced_median_s": 3.4,
+            "floor": {"median_s": 0.8, "p95_s": 0.9, "max_s": 0.9},
+            "ratio": 3.5, "target_median_s": 15.0, "target_ratio": 4.0, "samples_s": [2.8, 2.4, 3.3],
+        },
+        "teardown": {
+            "median_s": 7.8, "p95_s": 8.3, "max_s": 8.3, "floor": {"median_s": 10.4, "p95_s": 10.6, "max_s": 10.6},
+            "ratio": 0.75, "target_median_s": 30.0, "samples_s": [7.8, 7.6, 8.3],
+        },
+    },
+    "idle": {
+        "when": "2026-12-01 20:00 UTC",
+        "idle": {
+            "prs": 200, "wall_s": 0.5, "pulumi_processes": 0, "github_requests": 2, "cpu_s": 0.4,
+            "floor_wall_s": 105.5, "floor_pulumi_processes": 401, "floor_stacks_listed": 200, "ratio": 194.9,
+            "target_pulumi_processes": 0, "target_github_requests": 3,
+        },
+        "memory": {
+            "tracked_environments": 200, "rss_mib": 142.1, "peak_rss_mib": 146.8, "floor_rss_mib": 95.3,
+            "target_rss_mib": 150,
+        },
+    },
+}  # fmt: skip
+
+
+def test_results_from_before_rows_carried_conditions_render_without_invented_figures() -> None:
+    up = upgrade(LEGACY)
+
+    assert up["lifecycle"]["time_to_ready"]["n"] == 3 and "p95_s" not in up["lifecycle"]["time_to_ready"]
+    assert up["idle"]["idle"]["baseline"]["pulumi_processes"] == 401  # the old "floor" was a baseline
+    assert "floor" not in up["idle"]["idle"]
+    table = to_markdown(LEGACY)
+    assert table.count("conditions not recorded") == 4
+    assert "p95" not in table.split("\n", 1)[1]
+    assert "n/a (no floor in this run)" in table
+
+
+def test_a_reliability_record_says_which_command_wrote_it_and_unmeasured_orphans_are_na(tmp_path: Path) -> None:
+    write_record(Record("a-check", "A", 20, 0, None, orphans_note="fake gateway: nothing deployed", run="r"), tmp_path)
+    write_record(Record("b-check", "B", 3, 0, 0, order=200, run="r", command="make chaos"), tmp_path)
+
+    records = load_records(tmp_path)
+    table = render_reliability(records)
+
+    assert records[0].command  # stamped from the process tree when written
+    assert "| A | 20 | 0 | n/a (fake gateway: nothing deployed) |" in table
+    assert "| B | 3 | 0 | 0 | `make chaos`," in table
+
+
+def test_the_producing_command_is_the_environment_override_or_the_pytest_ancestor() -> None:
+    assert producing_command({"PRENV_RECORD_COMMAND": "make chaos"}) == "make chaos"
+    assert "pytest" in producing_command({})  # this test runs under pytest (directly or as an xdist worker)
