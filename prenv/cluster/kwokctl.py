@@ -246,15 +246,24 @@ def environment(layout: ClusterLayout, tools: Toolset, base: Mapping[str, str] |
     return env
 
 
-def options_document(ports: Mapping[str, int]) -> str:
+def options_document(ports: Mapping[str, int], pki_dir: Path | None = None) -> str:
     """The KwokctlConfiguration we pass with ``--config``: fixed ports, loopback only (kwokctl's default binds
-    every component to 0.0.0.0), and our component flags (``COMPONENT_ARGS``)."""
+    every component to 0.0.0.0), and our component flags (``COMPONENT_ARGS``). With ``pki_dir`` (kwokctl's
+    certificates, made before the apiserver starts), the apiserver presents the admin certificate to kubelets, which
+    trust the cluster CA and authorize through the apiserver: ``kubectl logs``, ``exec`` and ``port-forward`` work on
+    a real node."""
     unknown = set(ports) - set(PORT_OPTIONS)
     if unknown:
         raise ValueError(f"unknown port options: {sorted(unknown)}")
     options: dict[str, object] = {"bindAddress": BIND_ADDRESS, **ports}
     patches: dict[str, list[dict[str, str]]] = {}
-    for component, key, value in COMPONENT_ARGS:
+    args = list(COMPONENT_ARGS)
+    if pki_dir is not None:
+        args += [
+            ("kube-apiserver", "kubelet-client-certificate", str(pki_dir / "admin.crt")),
+            ("kube-apiserver", "kubelet-client-key", str(pki_dir / "admin.key")),
+        ]
+    for component, key, value in args:
         patches.setdefault(component, []).append({"key": key, "value": value})
     document = {
         "apiVersion": "config.kwok.x-k8s.io/v1alpha1",

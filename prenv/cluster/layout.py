@@ -85,6 +85,11 @@ class ClusterLayout:
         return self.kwok_cluster_dir / "kubeconfig.yaml"
 
     @property
+    def pki_dir(self) -> Path:
+        """kwokctl's certificates: ``ca.crt`` (the cluster CA) and ``admin.crt``/``admin.key`` (system:masters)."""
+        return self.kwok_cluster_dir / "pki"
+
+    @property
     def pids_dir(self) -> Path:
         return self.kwok_cluster_dir / "pids"
 

@@ -306,7 +306,7 @@ class EmbeddedCluster:
         for attempt in (1, 2):
             self.layout.root.mkdir(parents=True, exist_ok=True)
             ports = dict(zip(kwokctl.PORT_OPTIONS, procs.free_ports(len(kwokctl.PORT_OPTIONS)), strict=True))
-            self.layout.kwokctl_options.write_text(kwokctl.options_document(ports))
+            self.layout.kwokctl_options.write_text(kwokctl.options_document(ports, self.layout.pki_dir))
             command = kwokctl.create_command(self.layout, tools)
             try:
                 kwokctl.run(command, self.layout.kwokctl_log, timeout=240, what="kwokctl create cluster")

@@ -5,7 +5,8 @@ Minimum number of live Pods was not attained"). When an up fails, the gateway as
 pod of the PR (label ``prenv.dev/pr``) that is not Ready, the container's waiting reason (CrashLoopBackOff,
 ErrImageNeverPull, CreateContainerConfigError …), its last termination (exit code and message; the app's
 containers use ``terminationMessagePolicy: FallbackToLogsOnError``, so the message is the end of its log), or the
-latest Warning event (a failing readiness probe, an unschedulable pod). Logs need the kubelet's API; this does not.
+latest Warning event (a failing readiness probe, an unschedulable pod). Logs would need the kubelet's API (through
+the API server's proxy, with the RBAC to read ``pods/log``); this needs only pods and events.
 
 The text is the app's own output, so it is redacted like pulumi's (connection URLs, ``password=…``) and bounded.
 A cluster that cannot be asked gives no reason rather than an error: the diagnosis only ever adds to a failure.

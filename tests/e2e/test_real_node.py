@@ -70,6 +70,13 @@ def test_a_pr_opens_serves_its_own_page_over_https_gets_a_push_and_closes_leavin
         ).extensions.get_extension_for_class(x509.SubjectAlternativeName)
         assert f"*.{BASE_DOMAIN}" in san.value.get_values_for_type(x509.DNSName)
 
+        # The API server reaches the kubelet: the app's log is there, as kubectl logs shows it.
+        with api_client(world.info.kubeconfig) as api:
+            core = client.CoreV1Api(api)
+            (web,) = core.list_namespaced_pod(f"pr-{a}", label_selector="app.kubernetes.io/name=web").items
+            log = core.read_namespaced_pod_log(web.metadata.name, f"pr-{a}")
+        assert f'PR "{a}" sha "{"a" * 40}" listening on :8080' in log
+
         # Each PR reads its own branch: a row written to a's database shows on a's page only.
         add_row(world, a, f"only-in-{a}")
         assert f"<td>only-in-{a}</td>" in world.page(a, f"only-in-{a}").body

@@ -120,6 +120,20 @@ def test_create_turns_on_admission_and_keeps_away_from_the_users_kubeconfig(bind
     assert configs == [str(layout.kwokctl_options), str(bindir / "stage-fast.yaml")]
 
 
+def test_the_apiserver_presents_kwokctls_admin_certificate_to_kubelets_so_logs_and_exec_work(tmp_path: Path) -> None:
+    layout = ClusterLayout.of("gw0", tmp_path)
+    document = yaml.safe_load(kwokctl.options_document({"kubeApiserverPort": 1}, layout.pki_dir))
+    args = {
+        a["key"]: a["value"]
+        for p in document["componentsPatches"]
+        if p["name"] == "kube-apiserver"
+        for a in p["extraArgs"]
+    }
+    assert args["kubelet-client-certificate"] == str(layout.kwok_cluster_dir / "pki" / "admin.crt")
+    assert args["kubelet-client-key"] == str(layout.kwok_cluster_dir / "pki" / "admin.key")
+    assert "kubelet-client-certificate" not in _component_args("kube-apiserver")
+
+
 def test_the_options_fix_every_port_and_bind_to_loopback_only() -> None:
     ports = dict(zip(kwokctl.PORT_OPTIONS, range(41001, 41007), strict=True))
     document = yaml.safe_load(kwokctl.options_document(ports))
