@@ -164,7 +164,8 @@ def build_parts(s: Settings, *, source: PullRequestSource | None = None) -> Part
     """The template and its hash, the stack gateway and the PR source (``source`` replaces the configured one)."""
     gateway = build_gateway(s)  # first: a backend without its secrets is refused before anything else is read
     tmpl = stackconfig.load_template(template.read_template_file(s.project_dir))
-    return Parts(s, tmpl, stackconfig.template_hash(tmpl), gateway, source or build_source(s))
+    chash = stackconfig.template_hash(tmpl, app_files=template.app_files_digest(s.project_dir, tmpl))
+    return Parts(s, tmpl, chash, gateway, source or build_source(s))
 
 
 def build_reconciler(

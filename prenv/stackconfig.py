@@ -154,7 +154,9 @@ class Tls(_Model):
         return self
 
 
-_IMAGE_REF = re.compile(_IMAGE_REPO.pattern.rstrip("$") + r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$")
+_IMAGE_REF = re.compile(
+    _IMAGE_REPO.pattern.rstrip("$") + r"(:[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(@sha256:[0-9a-f]{64})?$"
+)
 
 
 class Migrate(_Model):
@@ -607,12 +609,15 @@ def load(raw: Mapping[str, Any]) -> StackConfig:
     return StackConfig(template=template, pr=pr)
 
 
-def template_hash(template: Template, image_tag: str | None = None) -> str:
+def template_hash(template: Template, image_tag: str | None = None, app_files: str | None = None) -> str:
     """A stable hash of the effective template config (and an explicit image tag, when the PR sets one).
 
     Together with the sha it decides whether a stack needs an update: the program exports it as ``configHash`` and
-    the driver compares it with the hash of the current template.
+    the driver compares it with the hash of the current template. ``app_files`` is the digest of the files a team's
+    own app is read from (``prenv.template.app_files_digest``), so editing a chart in place updates every PR too.
     """
-    data = {"template": template.model_dump(mode="json", by_alias=True), "imageTag": image_tag}
+    data: dict[str, Any] = {"template": template.model_dump(mode="json", by_alias=True), "imageTag": image_tag}
+    if app_files is not None:
+        data["appFiles"] = app_files
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]

@@ -8,6 +8,8 @@ validate the template at start-up and to compute the config hash it compares wit
 
 from __future__ import annotations
 
+import glob
+import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -69,4 +71,35 @@ def effective(template: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict
 def config_hash(project_dir: Path, image_tag: str | None = None) -> str:
     """The hash the driver compares with a stack's ``configHash`` output (see stacks/preview.py)."""
     template = stackconfig.load_template(read_template_file(project_dir))
-    return stackconfig.template_hash(template, image_tag)
+    return stackconfig.template_hash(template, image_tag, app_files_digest(project_dir, template))
+
+
+def app_files_digest(project_dir: Path, template: stackconfig.Template) -> str | None:
+    """A digest of the files a team's own app is read from: the chart directory and values files, the Kustomize
+    directory, or the manifests the globs match (names and contents). None for the built-in shape and for a chart
+    from a repository (its pinned version is in the template). Missing files count as absent: the program reports
+    them, naming the key.
+
+    Files outside these directories (a kustomization's ``../base``) are not covered: change the template, or push.
+    """
+    app = template.app
+    roots: list[Path] = []
+    if app.kind == "helm" and app.repo is None and app.chart:
+        roots = [project_dir / app.chart, *(project_dir / f for f in app.values_files)]
+    elif app.kind == "helm":
+        roots = [project_dir / f for f in app.values_files]
+    elif app.kind == "kustomize" and app.directory:
+        roots = [project_dir / app.directory]
+    elif app.kind == "manifests":
+        roots = [project_dir / m for pattern in app.files for m in sorted(glob.glob(pattern, root_dir=project_dir))]
+    else:
+        return None
+    digest = hashlib.sha256()
+    for root in roots:
+        files = sorted(p for p in root.rglob("*") if p.is_file()) if root.is_dir() else [root]
+        for path in files:
+            if not path.is_file():
+                continue
+            digest.update(str(path.relative_to(root) if root.is_dir() else path.name).encode() + b"\0")
+            digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]

@@ -19,7 +19,7 @@ import yaml
 from kubernetes import client
 
 from devtools.localdb import LocalPostgres
-from prenv import db
+from prenv import db, template
 from prenv.errors import StackOperationError
 from prenv.gateway import gateway_for
 from prenv.model import DesiredEnvironment, PullRequest
@@ -82,6 +82,7 @@ def test_the_example_app_deploys_into_the_pr_namespace_rolls_on_a_push_and_leave
     try:
         state = gw.up(desired(n, SHA1))
         assert state.url == f"http://web-{n}.{BASE_DOMAIN}"
+        assert state.config_hash == template.config_hash(gw.project_dir)  # the driver sees it unchanged
 
         web = apps.read_namespaced_deployment("web", ns)
         assert web.status.available_replicas == 1
