@@ -6,14 +6,15 @@ the figure was measured under.
 
     python -m bench                          # all of them (about 45 minutes on 2 cores)
     python -m bench lifecycle realnode       # some: lifecycle, burst, idle, realnode, db_branch
-    python -m bench realnode --quick         # a smoke test of the code: 2 samples, written to quick.json only
+    python -m bench realnode --quick         # a smoke test of the code: 2 samples, written to .state/bench/ only
     python -m bench --under-load             # on a busy machine: run anyway, every row marked "under load"
     python -m bench --render                 # run nothing: render latest.json into latest.md and the README
 
 A busy machine (load average above half the cores, or other pulumi, pytest or cluster processes) is refused: its
 figures would measure the other work. A partial run keeps the other results of latest.json, so the table always
 shows the latest of each, each row with its own time and conditions. ``--quick`` (or ``--runs``/``--prs`` below
-the documented counts) never touches latest.json or the README: it writes bench/results/quick.json and quick.md.
+the documented counts) never touches latest.json or the README: it writes .state/bench/quick.json and quick.md
+(outside git).
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from bench.readme import rewrite
 from bench.report import to_markdown
 
 RESULTS = Path(__file__).resolve().parent / "results"
+QUICK = Path(__file__).resolve().parents[1] / ".state" / "bench"  # quick runs: kept out of git with .state/
 # idle last among the KWOK ones: it leaves 200 environments; the real node runs in a world of its own.
 ALL = ("lifecycle", "burst", "idle", "realnode", "db_branch")
 KWOK = ("lifecycle", "burst", "idle")
@@ -59,9 +61,13 @@ def _say(text: str) -> None:
 def parse(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.splitlines()[0])
     parser.add_argument("which", nargs="*", metavar="benchmark", help=f"any of {', '.join(ALL)} (default: all)")
-    parser.add_argument("--quick", action="store_true", help="2 samples each, small worlds; writes quick.json only")
-    parser.add_argument("--runs", type=int, help="samples per benchmark (burst: per level); below the default = quick")
-    parser.add_argument("--prs", type=int, help="burst: PRs per burst; idle: PRs deployed (below the default = quick)")
+    parser.add_argument("--quick", action="store_true", help="2 samples each, small worlds; writes .state/bench/ only")
+    parser.add_argument(
+        "--runs", type=int, help="samples per benchmark (burst: per level); fewer than documented = quick"
+    )
+    parser.add_argument(
+        "--prs", type=int, help="burst: PRs per burst; idle: PRs deployed; fewer than documented = quick"
+    )
     parser.add_argument("--render", action="store_true", help="run nothing; re-render latest.json (latest.md, README)")
     parser.add_argument(
         "--under-load", action="store_true", help="run on a busy machine anyway; every row is marked under load"
@@ -73,8 +79,17 @@ def parse(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+DEFAULTS: dict[str, dict[str, Any]] = {  # the documented run
+    "lifecycle": {"runs": 20},
+    "burst": {"samples": 3, "prs": 20},
+    "idle": {"prs": 200, "resyncs": 5},
+    "realnode": {"runs": 10},
+    "db_branch": {"runs": 5},
+}
+
+
 def plan(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """The keyword arguments of each benchmark's ``run``; quick when fewer samples than documented."""
+    """The keyword arguments of each benchmark's ``run``: the documented counts unless --quick, --runs or --prs."""
     runs, prs = args.runs, args.prs
     if args.quick:
         runs, prs = runs or 2, prs or 3
@@ -87,8 +102,12 @@ def plan(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
     }
 
 
-def is_quick(args: argparse.Namespace) -> bool:
-    return bool(args.quick or args.runs is not None or args.prs is not None)
+def is_quick(args: argparse.Namespace, which: list[str]) -> bool:
+    """Fewer samples, PRs or levels than the documented run for any selected benchmark: not a figure."""
+    if args.quick:
+        return True
+    planned = plan(args)
+    return any(planned[name].get(key, value) < value for name in which for key, value in DEFAULTS[name].items())
 
 
 def main(argv: list[str]) -> int:
@@ -102,7 +121,7 @@ def main(argv: list[str]) -> int:
         _say(f"{'rewrote' if changed else 'unchanged:'} README.md's bench block; wrote bench/results/latest.md")
         return 0
     which = [name for name in ALL if name in set(args.which)] if args.which else list(ALL)
-    quick = is_quick(args)
+    quick = is_quick(args, which)
     load = machine_load()
     if load.busy and not args.under_load:
         _say(
@@ -122,8 +141,9 @@ def main(argv: list[str]) -> int:
     ctx = Context(command=command, quick=quick, under_load=load.busy)
     kwargs = plan(args)
 
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / ("quick.json" if quick else "latest.json")
+    where = QUICK if quick else RESULTS
+    where.mkdir(parents=True, exist_ok=True)
+    out = where / ("quick.json" if quick else "latest.json")
     results: dict[str, Any] = json.loads(out.read_text()) if out.exists() else {}
     results.update({"when": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine()})
 
@@ -160,7 +180,7 @@ def main(argv: list[str]) -> int:
         record("db_branch", db_branch.run(ctx, **kwargs["db_branch"]), started)
 
     table = to_markdown(results)
-    (RESULTS / ("quick.md" if quick else "latest.md")).write_text(table)
+    (where / ("quick.md" if quick else "latest.md")).write_text(table)
     if not quick:
         rewrite("bench", table)
         _say("README.md's bench block rewritten")
