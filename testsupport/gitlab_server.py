@@ -22,6 +22,7 @@ import json
 import re
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -32,6 +33,7 @@ from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "gitlab-api"
 API_PREFIX = "/api/v4"
+RATE_LIMIT = 2000  # GitLab.com's authenticated API limit per minute, reported in RateLimit-* headers
 
 _TEMPLATES: dict[str, Any] = {}
 
@@ -93,6 +95,8 @@ class FakeGitLab:
         self._stopping = threading.Event()
         self._connections: set[Any] = set()
         self.requests: list[RecordedRequest] = []
+        self.rate_remaining = RATE_LIMIT
+        self.rate_reset = int(time.time()) + 60
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port: int | None = None
@@ -585,7 +589,16 @@ def _make_handler(gl: FakeGitLab) -> type[BaseHTTPRequestHandler]:
 
         def _send(self, response: _Response, raw: bytes | None = None) -> None:
             payload = raw if raw is not None else b"" if response.body is None else json.dumps(response.body).encode()
-            headers = {"Content-Type": "application/json", **response.headers}
+            with gl._lock:
+                gl.rate_remaining = max(0, gl.rate_remaining - 1)
+                remaining = gl.rate_remaining
+            headers = {
+                "Content-Type": "application/json",
+                "RateLimit-Limit": str(RATE_LIMIT),
+                "RateLimit-Remaining": str(remaining),
+                "RateLimit-Reset": str(gl.rate_reset),
+                **response.headers,
+            }
             try:
                 self.send_response(response.status)
                 for key, value in headers.items():

@@ -8,7 +8,7 @@ the same note text (``render_comment``, hostile MR text shown literally in code 
 * A GitLab environment ``preview/pr-<n>`` per MR (GitLab groups ``preview/`` environments in one folder) whose
   ``external_url`` is the preview URL once it is ready; it is stopped when the environment is torn down.
 * Best effort: a GitLab failure is logged (status code only) and never fails or delays a reconcile beyond the
-  client's own bounded retries.
+  client's own bounded retries (prenv.sources.gitlab.client); a rate limit is not waited out.
 """
 
 from __future__ import annotations
@@ -34,8 +34,7 @@ from prenv.sources.gitlab import project_path
 logger = logging.getLogger(__name__)
 
 ENVIRONMENT_FOLDER = "preview/"
-# python-gitlab retries 5xx and timeouts ten times (with doubling sleeps) unless told otherwise: bound it.
-_MAX_RETRIES = 2
+
 _SAFE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?")
 
 
@@ -127,21 +126,22 @@ class GitLabFeedback:
         known = self._notes.get(pr)
         if known is not None:
             try:
-                self._gitlab.http_put(f"{notes}/{known}", post_data={"body": body}, max_retries=_MAX_RETRIES)
+                self._gitlab.http_put(f"{notes}/{known}", post_data={"body": body}, obey_rate_limit=False)
                 return
             except GitlabError as e:
                 if e.response_code != 404:
                     raise
                 self._notes.pop(pr, None)  # deleted by someone: find or create another
         for note in self._gitlab.http_list(
-            notes, {"sort": "asc", "order_by": "created_at"}, iterator=True, max_retries=_MAX_RETRIES
+            notes, {"sort": "asc", "order_by": "created_at"}, iterator=True, obey_rate_limit=False
         ):
             if self._is_ours(note):
-                self._gitlab.http_put(f"{notes}/{note['id']}", post_data={"body": body}, max_retries=_MAX_RETRIES)
+                self._gitlab.http_put(f"{notes}/{note['id']}", post_data={"body": body}, obey_rate_limit=False)
                 self._notes[pr] = int(note["id"])
                 return
-        # Never retried: a POST that GitLab carried out before a 5xx would leave a second note.
-        created = self._gitlab.http_post(notes, post_data={"body": body}, retry_transient_errors=False)
+        # POSTs are never retried (prenv.sources.gitlab.client): one GitLab carried out before a 5xx would leave a
+        # second note. A 429 is not slept through either (obey_rate_limit=False): the next report rewrites the note.
+        created = self._gitlab.http_post(notes, post_data={"body": body}, obey_rate_limit=False)
         if isinstance(created, dict):
             self._notes[pr] = int(created["id"])
 
@@ -164,21 +164,21 @@ class GitLabFeedback:
         name = environment_name(pr)
         found = [
             env
-            for env in self._gitlab.http_list(environments, {"name": name}, iterator=True, max_retries=_MAX_RETRIES)
+            for env in self._gitlab.http_list(environments, {"name": name}, iterator=True, obey_rate_limit=False)
             if isinstance(env, dict) and env.get("name") == name
         ]
         if phase is Phase.TORN_DOWN:
             for env in found:
                 if env.get("state") != "stopped":
-                    self._gitlab.http_post(f"{environments}/{env['id']}/stop", max_retries=_MAX_RETRIES)
+                    self._gitlab.http_post(f"{environments}/{env['id']}/stop", obey_rate_limit=False)
             return
         external = url if url and _SAFE_URL.fullmatch(url) else None
         if not found:
             data = {"name": name, "tier": "development", **({"external_url": external} if external else {})}
-            self._gitlab.http_post(environments, post_data=data, retry_transient_errors=False)
+            self._gitlab.http_post(environments, post_data=data, obey_rate_limit=False)
         elif external and found[0].get("external_url") != external:
             self._gitlab.http_put(
-                f"{environments}/{found[0]['id']}", post_data={"external_url": external}, max_retries=_MAX_RETRIES
+                f"{environments}/{found[0]['id']}", post_data={"external_url": external}, obey_rate_limit=False
             )
 
     # --- plumbing --------------------------------------------------------------------------------------------

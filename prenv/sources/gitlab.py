@@ -3,7 +3,10 @@
 The same care as the GitHub source (prenv.sources.github), for the same reasons:
 
 * python-gitlab sleeps through a 429 (``Retry-After``, up to ten times) by default; a cycle must instead fail fast
-  with ``SourceUnavailable(delay=...)``, so rate limits are not obeyed here and transient retries are bounded.
+  with ``SourceUnavailable(delay=...)``, so rate limits are never obeyed here (``obey_rate_limit=False``).
+* python-gitlab's own retries of 5xx and timeouts sleep until ``RateLimit-Reset`` when a response carries it (GitLab
+  sends it), up to a minute per attempt. They are off; urllib3 retries instead, a bounded number of times with short
+  backoff, idempotent methods only (a retried POST could create a second note).
 * Listings are read as the raw JSON pages (``Gitlab.http_list``), never as lazily completed objects, and every entry
   goes through ``prenv.sources.records`` like every other source's.
 * python-gitlab objects and exceptions never leave this module; failures become ``SourceError``/``SourceUnavailable``
@@ -20,6 +23,7 @@ import re
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -27,10 +31,14 @@ from urllib.parse import quote
 import gitlab
 import requests
 from gitlab.exceptions import GitlabAuthenticationError, GitlabHttpError, GitlabParsingError
+from requests.adapters import HTTPAdapter
+from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
 
 from prenv.errors import ConfigError, SourceError, SourceUnavailable
 from prenv.model import PullRequest
 from prenv.sources.branches import branch_records
+from prenv.sources.github import RateLimit
 from prenv.sources.records import parse_records
 
 logger = logging.getLogger(__name__)
@@ -49,6 +57,7 @@ def client(
     job_token: str | None = None,
     ca_bundle: Path | None = None,
     timeout: int = 10,
+    retries: int = 2,
     per_page: int = 100,
 ) -> gitlab.Gitlab:
     """A python-gitlab client with prenv's policy; the sources and the MR feedback both use it.
@@ -59,6 +68,7 @@ def client(
         job_token: a CI job token (``JOB-TOKEN``), used only when no token is given.
         ca_bundle: a PEM file to verify the instance's certificate; default the system trust store.
         timeout: seconds per request.
+        retries: extra attempts of idempotent requests after connection errors, read timeouts and 5xx.
         per_page: page size (GitLab caps it at 100).
 
     Raises:
@@ -75,6 +85,24 @@ def client(
         verify = str(ca_bundle)
     if token is None and job_token is None:
         logger.warning("gitlab: no token configured; only public projects can be read")
+    retry = Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        backoff_factor=0.2,
+        backoff_max=2.0,
+        status_forcelist=(500, 502, 503, 504),
+        allowed_methods=frozenset({"GET", "HEAD", "PUT"}),
+        respect_retry_after_header=False,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
+    session = requests.Session()
+    adapter = HTTPAdapter(max_retries=retry)
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
     return gitlab.Gitlab(
         base_url.rstrip("/"),
         private_token=token,
@@ -82,8 +110,9 @@ def client(
         ssl_verify=verify,
         timeout=timeout,
         per_page=per_page,
-        retry_transient_errors=True,
+        retry_transient_errors=False,
         keep_base_url=True,
+        session=session,
     )
 
 
@@ -122,13 +151,24 @@ class _GitLabLister:
         self.project = project
         self._path = project_path(project)
         self.base_url = base_url.rstrip("/")
-        self._retries = retries
         self._per_page = per_page
         self._gitlab = client(
-            self.base_url, token=token, job_token=job_token, ca_bundle=ca_bundle, timeout=timeout, per_page=per_page
+            self.base_url,
+            token=token,
+            job_token=job_token,
+            ca_bundle=ca_bundle,
+            timeout=timeout,
+            retries=retries,
+            per_page=per_page,
         )
         self._retry_after: float | None = None
+        self._rate_limit: RateLimit | None = None
         self._gitlab.session.hooks["response"].append(self._remember_rate_limit)
+
+    @property
+    def rate_limit(self) -> RateLimit | None:
+        """The rate limit the last response reported (``RateLimit-*`` headers), for metrics; None before one."""
+        return self._rate_limit
 
     def close(self) -> None:
         """Release the HTTP connection pool."""
@@ -141,14 +181,17 @@ class _GitLabLister:
             {**query, "per_page": self._per_page},
             iterator=True,
             obey_rate_limit=False,
-            max_retries=self._retries,
         )
         return [item if isinstance(item, Mapping) else {} for item in items]
 
     def _remember_rate_limit(self, response: requests.Response, *args: object, **kwargs: object) -> None:
+        headers = response.headers
+        remaining, limit = _float(headers.get("RateLimit-Remaining")), _float(headers.get("RateLimit-Limit"))
+        reset = _float(headers.get("RateLimit-Reset"))
+        if remaining is not None and limit is not None and reset is not None:
+            self._rate_limit = RateLimit(int(remaining), int(limit), datetime.fromtimestamp(reset, UTC))
         if response.status_code != 429:
             return
-        headers = response.headers
         delay = _float(headers.get("Retry-After"))
         if delay is None:
             reset = _float(headers.get("RateLimit-Reset"))
@@ -178,6 +221,11 @@ class _GitLabLister:
             raise SourceUnavailable(f"{what}: the answer was not JSON") from e
         except requests.Timeout as e:
             raise SourceUnavailable(f"{what}: timed out") from e
+        except requests.ConnectionError as e:
+            # urllib3 wraps a read timeout that exhausted its retries in a ConnectionError.
+            if isinstance(getattr(e.args[0] if e.args else None, "reason", None), ReadTimeoutError):
+                raise SourceUnavailable(f"{what}: timed out") from e
+            raise SourceUnavailable(f"{what}: cannot reach the API ({type(e).__name__})") from e
         except requests.RequestException as e:
             # Connection refused/reset, DNS, TLS: all worth another cycle.
             raise SourceUnavailable(f"{what}: cannot reach the API ({type(e).__name__})") from e

@@ -176,6 +176,18 @@ def test_a_rate_limit_is_temporary_with_the_retry_after_delay_and_is_not_slept_t
     assert fake_gitlab.calls("GET", MRS) == 1
 
 
+def test_the_last_seen_rate_limit_is_exposed_for_metrics(fake_gitlab: FakeGitLab) -> None:
+    fake_gitlab.add_merge_request(PROJECT, 1)
+    gl = source(fake_gitlab)
+    assert gl.rate_limit is None
+
+    gl.list_open()
+
+    assert gl.rate_limit is not None
+    assert (gl.rate_limit.limit, gl.rate_limit.remaining) == (2000, 1999)
+    assert gl.rate_limit.reset.timestamp() == fake_gitlab.rate_reset
+
+
 def test_a_rate_limit_on_a_later_page_fails_the_whole_listing(fake_gitlab: FakeGitLab) -> None:
     for iid in range(1, 5):
         fake_gitlab.add_merge_request(PROJECT, iid)
@@ -188,11 +200,14 @@ def test_a_rate_limit_on_a_later_page_fails_the_whole_listing(fake_gitlab: FakeG
 @pytest.mark.parametrize("status", [500, 502, 503])
 def test_a_server_error_is_temporary_after_bounded_retries(fake_gitlab: FakeGitLab, status: int) -> None:
     fake_gitlab.add_merge_request(PROJECT, 1)
-    fake_gitlab.fail(MRS, status)
+    # GitLab sends RateLimit-Reset on its answers; python-gitlab's own retries would sleep until then (an hour here).
+    fake_gitlab.fail(MRS, status, headers={"RateLimit-Reset": str(int(time.time()) + 3600)})
 
+    started = time.monotonic()
     with pytest.raises(SourceUnavailable, match=f"HTTP {status}"):
         source(fake_gitlab, retries=2).list_open()
 
+    assert time.monotonic() - started < 5
     assert fake_gitlab.calls("GET", MRS) == 3
 
 
