@@ -56,7 +56,8 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
         secret=serve.secret_bytes(),
         options=options_of(serve, repository, gitlab_project=project, branches=kind.endswith("-branches")),
         feedback=build_feedback(settings),
-        rate_limit=lambda: _rate_limit_of(parts.source),
+        # The metric is GitHub's (prenv_github_rate_limit_*); GitLab's limit is kept on its source, not exported.
+        rate_limit=(lambda: _rate_limit_of(parts.source)) if github else (lambda: None),
         is_leader=_elect(serve),
     )
 

@@ -14,6 +14,8 @@ from prenv.service.gitlab_feedback import GitLabFeedback
 from prenv.service.runner import build_service
 from prenv.service.ttl import TtlSource
 from prenv.sources import GitHubBranchSource, GitLabBranchSource, GitLabSource
+from tests.fixtures.gitlab import TOKEN
+from testsupport.gitlab_server import FakeGitLab
 
 PROJECT_DIR = Path(__file__).resolve().parents[2]  # this checkout's Pulumi project
 
@@ -48,6 +50,29 @@ def test_a_gitlab_source_gets_gitlab_webhooks_scoped_to_its_project_and_gitlab_f
     finally:
         if isinstance(service.feedback, BackgroundFeedback):
             service.feedback.close()
+
+
+def test_gitlab_s_rate_limit_is_not_exported_as_github_s(tmp_path: Path, fake_gitlab: FakeGitLab) -> None:
+    fake_gitlab.add_merge_request("platform/shop", 1)
+    s = load(
+        tmp_path,
+        {
+            "PRENV_SOURCE__TYPE": "gitlab",
+            "PRENV_SOURCE__GITLAB__PROJECT": "platform/shop",
+            "PRENV_SOURCE__GITLAB__BASE_URL": fake_gitlab.url,
+            "GITLAB_TOKEN": TOKEN,
+            "PRENV_SERVE__FEEDBACK__ENABLED": "false",
+            "PRENV_SERVE__TTL__ENABLED": "false",
+        },
+    )
+    service = build_service(s)
+    source = service.reconciler.source
+    assert isinstance(source, GitLabSource)
+
+    source.list_open()
+
+    assert source.rate_limit is not None  # seen on the source...
+    assert b"prenv_github_rate_limit" not in service.metrics.render()  # ...but not reported as GitHub's
 
 
 @pytest.mark.parametrize(
