@@ -18,7 +18,17 @@ from prenv.service.webhooks import Verdict
 from prenv.service.webhooks import decide as decide_github
 from prenv.sources.branches import branch_records
 from prenv.sources.fake import FakeSource
-from testsupport.service_harness import SECRET, TestClient, encode, make_service, payload, pull, wait_for
+from testsupport.service_harness import (
+    REPOSITORY,
+    SECRET,
+    TestClient,
+    encode,
+    headers,
+    make_service,
+    payload,
+    pull,
+    wait_for,
+)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "data" / "gitlab-webhooks"
 PROJECT = "gitlabhq/gitlab-test"  # the project of every fixture (id 14)
@@ -286,4 +296,27 @@ def test_a_branch_push_and_deletion_reconcile_the_branch_environment() -> None:
         source.close(branch)
         deleted = gitlab("push_branch_deleted")
         client.post("/webhooks/gitlab", content=encode(deleted), headers=gl_headers("Push Hook"))
+        wait_for(lambda: branch not in gateway.stacks, what="branch environment destroyed")
+
+
+def test_a_github_push_to_a_matching_branch_deploys_it_and_its_deletion_destroys_it() -> None:
+    branch = naming.branch_number("release/2.0")
+    [record] = branch_records([("release/2.0", "d" * 40)], source="test")
+    source = FakeSource([])
+    gateway = FakeGateway()
+    service = make_service(source, gateway, branches=True)
+    push = payload("push")
+    push.update({"ref": "refs/heads/release/2.0", "deleted": False})
+    push["repository"]["full_name"] = REPOSITORY
+    with TestClient(create_app(service)) as client:
+        wait_for(lambda: service.ready, what="first resync")
+        source.upsert(record)
+        body = encode(push)
+        pushed = client.post("/webhooks/github", content=body, headers=headers(body, "push"))
+        assert pushed.json() == {"result": "queued", "pr": branch}
+        wait_for(lambda: branch in gateway.stacks, what="branch environment deployed")
+
+        source.close(branch)
+        body = encode({**push, "deleted": True})
+        client.post("/webhooks/github", content=body, headers=headers(body, "push"))
         wait_for(lambda: branch not in gateway.stacks, what="branch environment destroyed")
