@@ -168,7 +168,7 @@ def main(argv: list[str]) -> int:
 
         started = time.monotonic()
         _say("realnode: time to ready on the real node…")
-        with realnode.real_world(progress=_say) as rb:
+        with realnode.real_world(ctx, progress=_say) as rb:
             value = realnode.run(rb, ctx, progress=_say, **kwargs["realnode"])
         value["leftovers_after_down"] = realnode.leftovers()
         record("realnode", value, started)

@@ -73,6 +73,7 @@ class RealBench:
     image: BuiltImage
     cluster_up_s: float
     rss_after_up: int
+    up_conditions: dict[str, Any]
 
 
 def host(pr: int, prefix: str = "web-") -> str:
@@ -100,7 +101,7 @@ def preflight() -> str | None:
 
 
 @contextmanager
-def real_world(progress: Any = print) -> Iterator[RealBench]:
+def real_world(ctx: Context, progress: Any = print) -> Iterator[RealBench]:
     """The real-node world, under the machine-wide real-node lock; everything stopped and checked afterwards."""
     with realnode.sole_real_node("python -m bench realnode"):
         root = Path(tempfile.mkdtemp(prefix="prenv-bench-rn-"))  # short: containerd's socket path ≤ 107 bytes
@@ -110,10 +111,12 @@ def real_world(progress: Any = print) -> Iterator[RealBench]:
         pg = None
         try:
             progress("starting the embedded cluster with a real node (timed: cluster up)")
+            up_conditions = ctx.begin(cluster=CLUSTER_DESCRIPTION, seed="none", parallelism=None, samples=1)
             t0 = time.perf_counter()
             info = cluster.up(progress=lambda msg, secs: None)
             up_s = time.perf_counter() - t0
             rss = cluster.rss_bytes()
+            up_row = ctx.end(up_conditions)
             progress(f"  cluster up {up_s:.1f}s, RSS {rss / 2**20:.0f} MiB")
             pg = realnode.start_postgres(root / "postgres", cluster)
             realnode.seed(pg.dsn, ROWS)
@@ -131,7 +134,7 @@ def real_world(progress: Any = print) -> Iterator[RealBench]:
             from prenv.toolchain import cache_dir
 
             gateway_for(project, w.backend_url, w.env(), pulumi_root=cache_dir()).deploy_shared()
-            yield RealBench(w, cluster, db_host, image, up_s, rss)
+            yield RealBench(w, cluster, db_host, image, up_s, rss, up_row)
         finally:
             progress("stopping the real-node world")
             github.stop()
@@ -192,7 +195,6 @@ def run(rb: RealBench, ctx: Context, runs: int = 10, first_pr: int = 7000, progr
     service = ServeProcess(config, env, port, w.root / "serve-realnode.log", WEBHOOK_SECRET)
     service.start()
     ready, announced, floor_ready, down, floor_down = [], [], [], [], []
-    objects: list[dict[str, Any]] | None = None
     repo = w.github.repo(REPOSITORY)
     try:
         for i, n in enumerate(prs):
@@ -208,8 +210,8 @@ def run(rb: RealBench, ctx: Context, runs: int = 10, first_pr: int = 7000, progr
             ready.append(time.perf_counter() - t0)
             wait_until(f"PR {n} comment saying ready", partial(says, repo, n, "ready"), timeout=120)
             announced.append(time.perf_counter() - t0)
-            if objects is None:
-                objects = probes.render(api, f"pr-{n}")
+            # Read back every run: the Deployments carry this PR's number, sha and image tag.
+            objects = probes.render(api, f"pr-{n}")
 
             t0 = time.perf_counter()
             floor_up(objects, n, rb, probe, env, sha)
@@ -239,6 +241,7 @@ def run(rb: RealBench, ctx: Context, runs: int = 10, first_pr: int = 7000, progr
         "conditions": ctx.end(conditions),
         "cluster_up_s": round(rb.cluster_up_s, 1),
         "cluster_rss_mib": {"after_up": round(rb.rss_after_up / 2**20), "after_runs": round(rss_after / 2**20)},
+        "cluster_up_conditions": rb.up_conditions,
         "time_to_ready": {
             **r,
             "announced": summarise(announced),

@@ -157,7 +157,7 @@ def to_markdown(results: dict[str, Any]) -> str:
                 "—",
                 "—",
                 "" if left is None else ("nothing left after down" if not left else f"**left: {', '.join(left)}**"),
-                cond(real),
+                render_conditions(real["cluster_up_conditions"]) if "cluster_up_conditions" in real else cond(real),
             )
         )
     burst = res.get("burst")

@@ -12,6 +12,8 @@ from bench import conditions
 from bench.conditions import Conditions, Context, Load, describe, render_conditions, summarise
 from bench.reliability import render as render_reliability
 from bench.report import to_markdown, upgrade
+from devtools import realnode
+from prenv.errors import ClusterError
 from testsupport.records import Record, load_records, producing_command, write_record
 
 
@@ -145,3 +147,52 @@ def test_a_reliability_record_says_which_command_wrote_it_and_unmeasured_orphans
 def test_the_producing_command_is_the_environment_override_or_the_pytest_ancestor() -> None:
     assert producing_command({"PRENV_RECORD_COMMAND": "make chaos"}) == "make chaos"
     assert "pytest" in producing_command({})  # this test runs under pytest (directly or as an xdist worker)
+
+
+def test_the_real_node_benchmark_refuses_a_held_lock_or_a_running_node(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(realnode, "REAL_NODE_LOCK", tmp_path / "real-node.lock")
+    monkeypatch.setattr(realnode, "running_node_processes", lambda: [])
+    with (
+        realnode.sole_real_node("first"),
+        pytest.raises(ClusterError, match=r"holds .*real-node\.lock"),
+        realnode.sole_real_node("python -m bench realnode"),
+    ):
+        pass
+
+    monkeypatch.setattr(realnode, "running_node_processes", lambda: ["4242 kubelet"])
+    with (
+        pytest.raises(ClusterError, match=r"one already runs \(4242 kubelet\).*make demo-down"),
+        realnode.sole_real_node("python -m bench realnode"),
+    ):
+        pass
+    monkeypatch.setattr(realnode, "running_node_processes", lambda: [])
+    with realnode.sole_real_node("again"):  # the refusals released the lock
+        pass
+
+
+REALNODE = {
+    "runs": 10,
+    "cluster_up_s": 6.9,
+    "cluster_rss_mib": {"after_up": 830, "after_runs": 951},
+    "leftovers_after_down": [],
+    "time_to_ready": {
+        **summarise([5.0 + i / 10 for i in range(10)]),
+        "announced": summarise([6.0] * 10),
+        "floor": summarise([2.0 + i / 10 for i in range(10)]),
+        "ratio": 2.2,
+        "target_ratio": 2.5,
+    },
+    "teardown": {**summarise([11.0] * 10), "floor": summarise([10.0] * 10), "ratio": 1.1},
+}
+
+
+def test_the_real_node_rows_say_real_node_and_judge_the_ratio_target() -> None:
+    table = to_markdown({"machine": {"cpus": 2, "memory_mib": 1024}, "realnode": REALNODE})
+    rows = [line for line in table.splitlines() if line.startswith("| time to ready") or "`cluster up`" in line]
+
+    assert "**real node**" in rows[0] and "| 2.2x | ratio ≤ 2.5 | met |" in rows[0]
+    assert "median 5.45 s (min 5.0, max 5.9; n=10)" in rows[0]
+    assert "up 6.9 s (1 sample); RSS 830 MiB after up, 951 MiB after the runs" in rows[1]
+    assert "nothing left after down" in rows[1]
