@@ -48,6 +48,8 @@ DEFAULT_BASE_URL = "https://gitlab.com"
 _SEGMENT = r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}"
 _PROJECT = re.compile(rf"[1-9][0-9]{{0,18}}|{_SEGMENT}(?:/{_SEGMENT}){{1,20}}")
 _DEFAULT_RATE_LIMIT_DELAY = 60.0
+# An instance root: scheme, host, optional port and path (a relative-URL install), no query; not the API root.
+_BASE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?")
 
 
 def client(
@@ -74,6 +76,8 @@ def client(
     Raises:
         ConfigError: an empty token, or a CA bundle that is not a readable file.
     """
+    if not _BASE_URL.fullmatch(base_url) or base_url.rstrip("/").endswith("/api/v4"):
+        raise ConfigError("source.gitlab.base_url", "expected http(s)://host[:port][/path], without /api/v4")
     if token is not None and not token:
         raise ConfigError("source.gitlab.token", "empty token")
     if token is None and job_token is not None and not job_token:

@@ -259,8 +259,18 @@ def test_a_stopped_server_is_temporary_and_the_source_recovers_when_it_returns(f
         ({"project": PROJECT, "token": ""}, "source.gitlab.token"),
         ({"project": PROJECT, "per_page": 500}, "source.gitlab.per_page"),
         ({"project": PROJECT, "ca_bundle": Path("/nonexistent/ca.pem")}, "source.gitlab.ca_bundle"),
+        ({"project": PROJECT, "base_url": "gitlab.example.com"}, "source.gitlab.base_url"),
+        ({"project": PROJECT, "base_url": "https://gitlab.example.com/api/v4"}, "source.gitlab.base_url"),
     ],
-    ids=["malformed project", "path traversal", "empty token", "page too large", "missing CA bundle"],
+    ids=[
+        "malformed project",
+        "path traversal",
+        "empty token",
+        "page too large",
+        "missing CA bundle",
+        "no scheme",
+        "api",
+    ],
 )
 def test_bad_configuration_fails_at_construction_naming_its_key(kwargs: dict[str, object], key: str) -> None:
     with pytest.raises(ConfigError) as caught:
