@@ -38,12 +38,15 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
     """The service for this configuration, built in order: the driver's parts, the service's wrappers around their
     gateway and source, the reconciler over the wrappers, then the service that listens to them."""
     serve = settings.serve
+    kind = settings.source.type
     parts = driver_mod.build_parts(settings, source=source)
-    wiring = Wiring.around(parts.gateway, parts.source, ttl_policy(serve))
+    # A branch environment lives as long as its branch exists and matches: a release branch is not a forgotten PR,
+    # and a branch has no labels to say preview/keep with.
+    ttl = None if kind.endswith("-branches") else ttl_policy(serve)
+    wiring = Wiring.around(parts.gateway, parts.source, ttl)
     reconciler = driver_mod.build_reconciler(
         parts, gateway=wiring.gateway, source=wiring.source, on_outcome=wiring.outcomes
     )
-    kind = settings.source.type
     github = kind in ("github", "github-branches")
     gitlab = kind in ("gitlab", "gitlab-branches")
     repository = serve.repository or (settings.source.github.repository if github else None)

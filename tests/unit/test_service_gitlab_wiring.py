@@ -89,14 +89,16 @@ def test_gitlab_s_rate_limit_is_not_exported_as_github_s(tmp_path: Path, fake_gi
     ],
     ids=["gitlab", "github"],
 )
-def test_a_branch_source_acts_on_pushes_and_writes_no_feedback(
+def test_a_branch_source_acts_on_pushes_writes_no_feedback_and_never_expires(
     tmp_path: Path, env: dict[str, str], kind: type[object]
 ) -> None:
-    s = load(tmp_path, {**env, "PRENV_FILTERS__BRANCH_INCLUDE": "^release/", "PRENV_SERVE__TTL__ENABLED": "false"})
+    s = load(tmp_path, {**env, "PRENV_FILTERS__BRANCH_INCLUDE": "^release/"})
+    assert s.serve.ttl.enabled
 
     service = build_service(s)
 
-    assert isinstance(service.reconciler.source, kind)
+    assert isinstance(service.reconciler.source, kind)  # not wrapped in a TtlSource: branches do not expire
+    assert service.ttl is None
     assert service.options.branches is True
     assert isinstance(service.feedback, NullFeedback)
 
