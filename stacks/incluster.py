@@ -1,20 +1,51 @@
 """The ``driver`` stack: prenv itself, installed in the cluster it manages.
 
 A Deployment of ``prenv serve`` (2 replicas by default; one acts, elected through a Lease), a Service for webhooks,
-a ServiceAccount with least-privilege RBAC (only the kinds a preview environment is made of, plus its own Lease),
-and a Secret holding the GitHub token, webhook secret, database admin DSN and Pulumi passphrase — all read from
-this stack's *secret* config, so they are encrypted in state and never in plain YAML.
+a ServiceAccount with least-privilege RBAC, and a Secret holding the GitHub token, webhook secret, database admin DSN
+and Pulumi passphrase — all read from this stack's *secret* config, so they are encrypted in state and never in
+plain YAML.
+
+**One owner per object.** The ``prenv-system`` namespace belongs to the shared stack (stacks/shared.py), which keeps
+it when destroyed; this stack takes its name through the ``prenv:sharedStack`` StackReference and owns only what it
+puts there and its cluster-scoped RBAC and admission objects. Destroying either stack leaves the other's objects.
+
+**Least privilege that holds.** RBAC cannot say "only namespaces that are prenv's", and admission never sees reads,
+so the rights are split in three:
+
+- cluster-wide (ClusterRole ``prenv-driver``): namespaces, RoleBindings, and ``bind`` on one ClusterRole,
+  ``prenv-environment``. Nothing else — no Secret, no Deployment, nothing readable outside the driver's own reach;
+- per PR namespace (ClusterRole ``prenv-environment``, bound by a RoleBinding ``prenv-driver`` *in* that namespace):
+  the kinds a preview environment is made of, and the reads pulumi-kubernetes' await logic needs (pods, replica
+  sets, events, endpoints). The PR stack creates that RoleBinding right after its namespace, so the driver can read
+  a Secret only where a RoleBinding put it — never in ``kube-system`` or another team's namespace;
+- a ValidatingAdmissionPolicy (``prenv-driver``, admissionregistration.k8s.io/v1, GA in Kubernetes 1.30) bounds
+  every write the driver makes: a namespace it creates, changes or deletes must be labelled
+  ``prenv.dev/managed-by=prenv`` and named ``<namespacePrefix>pr-<n>`` (before and after), a RoleBinding may bind only
+  ``prenv-environment`` to the driver itself, an object may be written only in such a namespace (or the driver's
+  Lease in ``prenv-system``), and nothing else cluster-scoped.
+
+The binding that grants the cluster-wide rights is created after the policy is in force and deleted before it.
 """
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
-from prenv import naming
+from prenv import naming, template
+from prenv.errors import ConfigError
 
-NAMESPACE = naming.SYSTEM_NAMESPACE
+SHARED_STACK_KEY = "prenv:sharedStack"
+SERVICE_ACCOUNT = "prenv-driver"
+CLUSTER_ROLE = "prenv-driver"
+"""Cluster-wide: namespaces, RoleBindings, and ``bind`` on ENVIRONMENT_ROLE."""
+ENVIRONMENT_ROLE = "prenv-environment"
+"""What the driver may do inside one PR namespace; bound there by a RoleBinding named ENVIRONMENT_BINDING."""
+ENVIRONMENT_BINDING = "prenv-driver"
+POLICY = "prenv-driver"
 SECRET_KEYS = {
     "githubToken": "GITHUB_TOKEN",
     "webhookSecret": "PRENV_WEBHOOK_SECRET",
@@ -22,84 +53,221 @@ SECRET_KEYS = {
     "pulumiPassphrase": "PULUMI_CONFIG_PASSPHRASE",
 }
 
-# What a preview environment is made of (components/): the driver may manage exactly these, cluster-wide.
-MANAGED_RULES = [
-    ("", ["namespaces", "resourcequotas", "limitranges", "services", "secrets"]),
-    ("apps", ["deployments"]),
-    ("networking.k8s.io", ["ingresses", "networkpolicies"]),
-]
 VERBS = ["get", "list", "watch", "create", "update", "patch", "delete"]
+READ = ["get", "list", "watch"]
+# What a preview environment is made of (components/, and the kinds a team's own chart commonly renders): the driver
+# manages exactly these, and only inside a PR namespace (ENVIRONMENT_ROLE).
+ENVIRONMENT_RULES = [
+    ("", ["services", "secrets", "configmaps", "serviceaccounts", "persistentvolumeclaims"], VERBS),
+    ("", ["resourcequotas", "limitranges"], VERBS),
+    ("apps", ["deployments", "statefulsets"], VERBS),
+    ("batch", ["jobs", "cronjobs"], VERBS),
+    ("networking.k8s.io", ["ingresses", "networkpolicies"], VERBS),
+    ("policy", ["poddisruptionbudgets"], VERBS),
+    ("autoscaling", ["horizontalpodautoscalers"], VERBS),
+    # Read-only views pulumi-kubernetes' await logic needs (rollout, endpoints, events, a Job's pods).
+    ("", ["pods", "endpoints", "events"], READ),
+    ("apps", ["replicasets"], READ),
+    ("discovery.k8s.io", ["endpointslices"], READ),
+    ("events.k8s.io", ["events"], READ),
+]
+
+
+def environment_rules() -> list[k8s.rbac.v1.PolicyRuleArgs]:
+    """The rules of ENVIRONMENT_ROLE (granted only inside a PR namespace)."""
+    return [k8s.rbac.v1.PolicyRuleArgs(api_groups=[g], resources=r, verbs=v) for g, r, v in ENVIRONMENT_RULES]
+
+
+def cluster_rules() -> list[k8s.rbac.v1.PolicyRuleArgs]:
+    """The rules of CLUSTER_ROLE, bound cluster-wide; every write they allow is bounded by the admission policy."""
+    return [
+        k8s.rbac.v1.PolicyRuleArgs(api_groups=[""], resources=["namespaces"], verbs=VERBS),
+        k8s.rbac.v1.PolicyRuleArgs(api_groups=["rbac.authorization.k8s.io"], resources=["rolebindings"], verbs=VERBS),
+        k8s.rbac.v1.PolicyRuleArgs(
+            api_groups=["rbac.authorization.k8s.io"],
+            resources=["clusterroles"],
+            verbs=["bind"],
+            resource_names=[ENVIRONMENT_ROLE],
+        ),
+    ]
 
 
 def rbac_rules() -> list[k8s.rbac.v1.PolicyRuleArgs]:
-    rules = [k8s.rbac.v1.PolicyRuleArgs(api_groups=[g], resources=r, verbs=VERBS) for g, r in MANAGED_RULES]
-    # Read-only views pulumi-kubernetes' await logic needs (rollout, endpoints, events).
-    rules.append(
-        k8s.rbac.v1.PolicyRuleArgs(
-            api_groups=["", "apps", "discovery.k8s.io"],
-            resources=["pods", "replicasets", "endpoints", "endpointslices", "events"],
-            verbs=["get", "list", "watch"],
-        )
+    """Every rule the driver holds somewhere: cluster-wide ones, then per-namespace ones."""
+    return cluster_rules() + environment_rules()
+
+
+def namespace_pattern(prefix: str) -> str:
+    """The RE2 pattern of a PR namespace's name (naming.namespace): ``<prefix>pr-<n>``, n a PR number."""
+    digits = len(str(naming.MAX_PR_NUMBER - 1))
+    return f"^{prefix}{naming.STACK_PREFIX}[1-9][0-9]{{0,{digits - 1}}}$"
+
+
+def _is_prenv(var: str, pattern: str) -> str:
+    """CEL: ``var`` (a Namespace) is prenv's — named by the pattern and labelled managed-by=prenv."""
+    label, value = naming.LABEL_MANAGED_BY, naming.MANAGED_BY
+    return (
+        f"{var}.metadata.name.matches('{pattern}') && has({var}.metadata.labels) && "
+        f"'{label}' in {var}.metadata.labels && {var}.metadata.labels['{label}'] == '{value}'"
     )
-    return rules
 
 
-def run() -> None:
+def policy_spec(namespace: str, prefix: str) -> dict[str, object]:
+    """The ValidatingAdmissionPolicy spec bounding every write of the driver's ServiceAccount (see the module doc)."""
+    pattern = namespace_pattern(prefix)
+    user = f"system:serviceaccount:{namespace}:{SERVICE_ACCOUNT}"
+    is_ns = "request.resource.group == '' && request.resource.resource == 'namespaces'"
+    is_rb = "request.resource.group == 'rbac.authorization.k8s.io' && request.resource.resource == 'rolebindings'"
+    is_lease = (
+        f"request.namespace == '{namespace}' && request.resource.group == 'coordination.k8s.io' && "
+        "request.resource.resource == 'leases'"
+    )
+    return {
+        "failurePolicy": "Fail",
+        "matchConstraints": {
+            "resourceRules": [{"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["*"], "resources": ["*/*"]}]
+        },
+        "matchConditions": [{"name": "is-the-prenv-driver", "expression": f"request.userInfo.username == '{user}'"}],
+        "variables": [
+            {"name": "isNamespace", "expression": is_ns},
+            {"name": "isRoleBinding", "expression": is_rb},
+            # Self-reviews (`kubectl auth can-i`, whoami) are never stored and grant nothing.
+            {
+                "name": "isReview",
+                "expression": "request.resource.group in ['authorization.k8s.io', 'authentication.k8s.io']",
+            },
+        ],
+        "validations": [
+            {
+                "expression": f"!variables.isNamespace || (object == null || {_is_prenv('object', pattern)})",
+                "messageExpression": (
+                    f"'prenv-driver may only create or change namespaces named {pattern} and labelled "
+                    f"{naming.LABEL_MANAGED_BY}={naming.MANAGED_BY}, not ' + request.name"
+                ),
+                "reason": "Forbidden",
+            },
+            {
+                "expression": f"!variables.isNamespace || (oldObject == null || {_is_prenv('oldObject', pattern)})",
+                "messageExpression": "'prenv-driver may only change or delete prenv namespaces, not ' + request.name",
+                "reason": "Forbidden",
+            },
+            {
+                "expression": (
+                    f"variables.isNamespace || variables.isReview || ({is_lease}) || (namespaceObject != null && "
+                    f"{_is_prenv('namespaceObject', pattern)})"
+                ),
+                "messageExpression": (
+                    "'prenv-driver may write only in prenv namespaces, not ' + request.resource.resource + "
+                    "' in ' + (request.namespace == '' ? 'the cluster scope' : 'namespace ' + request.namespace)"
+                ),
+                "reason": "Forbidden",
+            },
+            {
+                "expression": (
+                    "!variables.isRoleBinding || object == null || (object.roleRef.kind == 'ClusterRole' && "
+                    f"object.roleRef.name == '{ENVIRONMENT_ROLE}' && has(object.subjects) && "
+                    f"object.subjects.all(s, s.kind == 'ServiceAccount' && s.name == '{SERVICE_ACCOUNT}' && "
+                    f"has(s.namespace) && s.namespace == '{namespace}'))"
+                ),
+                "message": f"prenv-driver may only bind ClusterRole {ENVIRONMENT_ROLE} to itself",
+                "reason": "Forbidden",
+            },
+        ],
+    }
+
+
+def namespace_prefix(cfg: pulumi.Config, project_dir: Path) -> str:
+    """``prenv:namespacePrefix`` of this stack, else the template's (Pulumi.preview.yaml), validated."""
+    prefix = cfg.get("namespacePrefix")
+    if prefix is None:
+        raw = template.read_template_file(project_dir).get("namespacePrefix")
+        prefix = str(raw) if raw else ""
+    return naming.check_namespace_prefix(prefix)
+
+
+def system_namespace(cfg: pulumi.Config) -> pulumi.Output[str]:
+    """The shared stack's namespace (its ``namespace`` output), through the ``prenv:sharedStack`` reference."""
+    ref = cfg.get("sharedStack")
+    if not ref:
+        raise ConfigError(
+            SHARED_STACK_KEY,
+            "is required: the driver lives in the shared stack's namespace (deploy `pulumi up -s shared` first, "
+            "then `pulumi config set -s driver prenv:sharedStack <org>/prenv/shared`)",
+        )
+    return pulumi.StackReference(ref).require_output("namespace").apply(str)
+
+
+def run(project_dir: Path | None = None) -> None:
     cfg = pulumi.Config("prenv")
     image = cfg.require("driverImage")
     replicas = cfg.get_int("driverReplicas") or 2
+    prefix = namespace_prefix(cfg, project_dir or Path.cwd())
     labels = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY, "app.kubernetes.io/name": "prenv-driver"}
     meta = k8s.meta.v1.ObjectMetaArgs
+    rbac = "rbac.authorization.k8s.io"
 
-    ns = k8s.core.v1.Namespace("driver-ns", metadata=meta(name=NAMESPACE, labels=labels))
-    in_ns = pulumi.ResourceOptions(depends_on=[ns])
-    sa = k8s.core.v1.ServiceAccount("driver-sa", metadata=meta(name="prenv-driver", namespace=NAMESPACE), opts=in_ns)
-    role = k8s.rbac.v1.ClusterRole("driver-clusterrole", metadata=meta(name="prenv-driver"), rules=rbac_rules())
+    namespace = system_namespace(cfg)
+    sa = k8s.core.v1.ServiceAccount(
+        "driver-sa", metadata=meta(name=SERVICE_ACCOUNT, namespace=namespace, labels=labels)
+    )
+    subject = k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=sa.metadata.name, namespace=namespace)
+    k8s.rbac.v1.ClusterRole(
+        "driver-environment-role", metadata=meta(name=ENVIRONMENT_ROLE, labels=labels), rules=environment_rules()
+    )
+    policy = k8s.admissionregistration.v1.ValidatingAdmissionPolicy(
+        "driver-policy",
+        metadata=meta(name=POLICY, labels=labels),
+        spec=namespace.apply(lambda ns: policy_spec(ns, prefix)),
+    )
+    policy_binding = k8s.admissionregistration.v1.ValidatingAdmissionPolicyBinding(
+        "driver-policy-binding",
+        metadata=meta(name=POLICY, labels=labels),
+        spec=k8s.admissionregistration.v1.ValidatingAdmissionPolicyBindingSpecArgs(
+            policy_name=policy.metadata.name, validation_actions=["Deny"]
+        ),
+    )
+    role = k8s.rbac.v1.ClusterRole(
+        "driver-clusterrole", metadata=meta(name=CLUSTER_ROLE, labels=labels), rules=cluster_rules()
+    )
     k8s.rbac.v1.ClusterRoleBinding(
         "driver-clusterrolebinding",
-        metadata=meta(name="prenv-driver"),
-        role_ref=k8s.rbac.v1.RoleRefArgs(
-            api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=role.metadata.name
-        ),
-        subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=sa.metadata.name, namespace=NAMESPACE)],
+        metadata=meta(name=CLUSTER_ROLE, labels=labels),
+        role_ref=k8s.rbac.v1.RoleRefArgs(api_group=rbac, kind="ClusterRole", name=role.metadata.name),
+        subjects=[subject],
+        # Granted only once the policy bounding it is in force; revoked before the policy goes.
+        opts=pulumi.ResourceOptions(depends_on=[policy_binding]),
     )
     lease_role = k8s.rbac.v1.Role(
         "driver-lease-role",
-        metadata=meta(name="prenv-driver-lease", namespace=NAMESPACE),
+        metadata=meta(name="prenv-driver-lease", namespace=namespace, labels=labels),
         rules=[
             k8s.rbac.v1.PolicyRuleArgs(
                 api_groups=["coordination.k8s.io"], resources=["leases"], verbs=["get", "create", "update"]
             )
         ],
-        opts=in_ns,
     )
     k8s.rbac.v1.RoleBinding(
         "driver-lease-binding",
-        metadata=meta(name="prenv-driver-lease", namespace=NAMESPACE),
-        role_ref=k8s.rbac.v1.RoleRefArgs(
-            api_group="rbac.authorization.k8s.io", kind="Role", name=lease_role.metadata.name
-        ),
-        subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name=sa.metadata.name, namespace=NAMESPACE)],
-        opts=in_ns,
+        metadata=meta(name="prenv-driver-lease", namespace=namespace, labels=labels),
+        role_ref=k8s.rbac.v1.RoleRefArgs(api_group=rbac, kind="Role", name=lease_role.metadata.name),
+        subjects=[subject],
     )
     # prenv.yaml for the pod: the `prenv:driverConfig` object of this stack (sources, filters, state, serve…).
     settings = k8s.core.v1.ConfigMap(
         "driver-config",
-        metadata=meta(name="prenv-driver-config", namespace=NAMESPACE, labels=labels),
+        metadata=meta(name="prenv-driver-config", namespace=namespace, labels=labels),
         data={"prenv.yaml": yaml.safe_dump(cfg.require_object("driverConfig"), sort_keys=False)},
-        opts=in_ns,
     )
     secret_data = {env: cfg.get_secret(key) for key, env in SECRET_KEYS.items()}
     secret = k8s.core.v1.Secret(
         "driver-secret",
-        metadata=meta(name="prenv-driver", namespace=NAMESPACE, labels=labels),
+        metadata=meta(name="prenv-driver", namespace=namespace, labels=labels),
         string_data={k: v for k, v in secret_data.items() if v is not None},
-        opts=in_ns,
     )
     selector = {"app.kubernetes.io/name": "prenv-driver"}
     k8s.apps.v1.Deployment(
         "driver",
-        metadata=meta(name="prenv-driver", namespace=NAMESPACE, labels=labels),
+        metadata=meta(name="prenv-driver", namespace=namespace, labels=labels),
         spec=k8s.apps.v1.DeploymentSpecArgs(
             replicas=replicas,
             selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
@@ -143,14 +311,12 @@ def run() -> None:
                 ),
             ),
         ),
-        opts=in_ns,
     )
     svc = k8s.core.v1.Service(
         "driver-svc",
-        metadata=meta(name="prenv-driver", namespace=NAMESPACE, labels=labels),
+        metadata=meta(name="prenv-driver", namespace=namespace, labels=labels),
         spec=k8s.core.v1.ServiceSpecArgs(
             selector=selector, ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port="http")]
         ),
-        opts=in_ns,
     )
     pulumi.export("webhookService", svc.metadata.name)

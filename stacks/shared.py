@@ -1,6 +1,11 @@
 """The shared stack, deployed once per cluster: the namespace holding the wildcard certificate, the registry
 credentials PR namespaces copy (``prenv:image.pullSecret``), and default policy.
 
+It owns the ``prenv-system`` namespace and exports it as ``namespace``; the driver stack (stacks/incluster.py) puts
+its objects there through its ``prenv:sharedStack`` reference. Destroying this stack deletes its own objects and
+*keeps* the namespace, so the driver's objects in it survive; ``kubectl delete namespace prenv-system`` after both
+stacks are destroyed removes it.
+
 PR stacks in ``wildcard`` TLS mode read ``wildcardCert`` / ``wildcardKey`` from here through a StackReference, so the
 certificate for ``*.<base domain>`` is managed in one place and copied into each PR namespace.
 
@@ -30,7 +35,13 @@ def run(project_dir: Path) -> None:
     values = template.effective(template.read_template_file(project_dir), _own_values(cfg))
     t = stackconfig.load_template({k: v for k, v in values.items() if k not in OWN_KEYS})
     labels = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
-    ns = k8s.core.v1.Namespace("shared-ns", metadata=k8s.meta.v1.ObjectMetaArgs(name=SHARED_NAMESPACE, labels=labels))
+    # This stack owns prenv-system (the driver stack takes it through prenv:sharedStack) and keeps it when destroyed:
+    # deleting it would delete the driver's objects inside. An up adopts a namespace left by an earlier destroy.
+    ns = k8s.core.v1.Namespace(
+        "shared-ns",
+        metadata=k8s.meta.v1.ObjectMetaArgs(name=SHARED_NAMESPACE, labels=labels),
+        opts=pulumi.ResourceOptions(retain_on_delete=True),
+    )
     pulumi.export("namespace", ns.metadata.name)
     pulumi.export("baseDomain", t.base_domain)
     if t.tls.mode == "wildcard":

@@ -1,41 +1,133 @@
-"""The in-cluster install: least-privilege RBAC, credentials only from Secrets, graceful termination."""
+"""The in-cluster install under Pulumi mocks: least-privilege RBAC bounded by an admission policy, the namespace taken
+from the shared stack, credentials only from Secrets, graceful termination.
+
+What the rules and the policy allow and deny against a real API server: tests/integration/test_driver_rbac.py.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import Any
+
+import pulumi
 import pulumi.runtime
+import pytest
 
-from testsupport.pulumi_harness import run
+from prenv.errors import ConfigError
+from testsupport.pulumi_harness import Registry, run
+
+SHARED = "organization/prenv/shared"
+SHARED_NAMESPACE = "ops-system"  # not naming.SYSTEM_NAMESPACE: proves the name comes from the shared stack
+CONFIG = {
+    "prenv:driverImage": "registry.example.com/prenv:0.1.0",
+    "prenv:webhookSecret": "whsec",
+    "prenv:driverConfig": '{"source": {"type": "github", "github": {"repository": "acme/shop"}}}',
+    "prenv:sharedStack": SHARED,
+}
 
 
-def build_driver() -> object:
-    pulumi.runtime.set_all_config(
-        {
-            "prenv:driverImage": "registry.example.com/prenv:0.1.0",
-            "prenv:webhookSecret": "whsec",
-            "prenv:driverConfig": '{"source": {"type": "github", "github": {"repository": "acme/shop"}}}',
-        },
-        secret_keys=["prenv:webhookSecret"],
-    )
+class SharedStackRegistry(Registry):
+    """Mocks answering the StackReference with the shared stack's outputs."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        if args.typ == "pulumi:pulumi:StackReference":
+            return args.name, {"name": args.inputs["name"], "outputs": {"namespace": SHARED_NAMESPACE}}
+        return super().new_resource(args)
+
+
+@pytest.fixture(autouse=True)
+def _clean_config() -> Iterator[None]:
+    yield
+    pulumi.runtime.set_all_config({})
+
+
+def build(**overrides: str | None) -> Registry:
+    config = {k: v for k, v in {**CONFIG, **overrides}.items() if v is not None}
+    pulumi.runtime.set_all_config(config, secret_keys=["prenv:webhookSecret"])
     from stacks import incluster
 
-    incluster.run()
-    return None
+    registry, _ = run(incluster.run, SharedStackRegistry())
+    return registry
 
 
-def test_rbac_grants_only_what_preview_environments_are_made_of() -> None:
-    registry, _ = run(build_driver)  # type: ignore[arg-type]
-    rules = registry.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole").inputs["rules"]
-    resources = {r for rule in rules for r in rule["resources"]}
-    assert "*" not in resources
-    assert {"namespaces", "deployments", "ingresses", "networkpolicies", "secrets"} <= resources
-    assert not any("*" in rule["verbs"] for rule in rules)
-    assert not {"clusterroles", "nodes", "persistentvolumes"} & resources
-    lease = registry.one("kubernetes:rbac.authorization.k8s.io/v1:Role").inputs["rules"][0]
-    assert lease["resources"] == ["leases"]
+def _cluster_roles(registry: Registry) -> dict[str, list[dict[str, Any]]]:
+    roles = registry.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRole")
+    return {r.inputs["metadata"]["name"]: r.inputs["rules"] for r in roles}
+
+
+def test_cluster_wide_the_driver_holds_only_namespaces_rolebindings_and_binding_its_environment_role() -> None:
+    registry = build()
+    binding = registry.one("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding").inputs
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "prenv-driver", "namespace": SHARED_NAMESPACE}]
+    cluster_wide = _cluster_roles(registry)[binding["roleRef"]["name"]]
+    granted = {(rule["apiGroups"][0], res): rule for rule in cluster_wide for res in rule["resources"]}
+    assert set(granted) == {("", "namespaces"), ("rbac.authorization.k8s.io", "rolebindings"),
+                            ("rbac.authorization.k8s.io", "clusterroles")}  # fmt: skip
+    assert granted[("rbac.authorization.k8s.io", "clusterroles")]["verbs"] == ["bind"]
+    assert granted[("rbac.authorization.k8s.io", "clusterroles")]["resourceNames"] == ["prenv-environment"]
+    assert not any("*" in rule["verbs"] or "*" in rule["resources"] for rule in cluster_wide)
+
+
+def test_what_an_environment_is_made_of_is_a_cluster_role_bound_nowhere_cluster_wide() -> None:
+    registry = build()
+    environment = _cluster_roles(registry)["prenv-environment"]
+    resources = {r for rule in environment for r in rule["resources"]}
+    assert {"deployments", "services", "secrets", "ingresses", "networkpolicies", "jobs"} <= resources
+    assert not {"namespaces", "rolebindings", "roles", "clusterroles", "nodes", "persistentvolumes"} & resources
+    assert not any("*" in rule["verbs"] or "*" in rule["resources"] for rule in environment)
+    reads = {r for rule in environment if rule["verbs"] == ["get", "list", "watch"] for r in rule["resources"]}
+    assert {"pods", "replicasets", "events"} <= reads
+    bound = [
+        b.inputs["roleRef"]["name"]
+        for b in registry.of_type("kubernetes:rbac.authorization.k8s.io/v1:ClusterRoleBinding")
+    ]
+    assert "prenv-environment" not in bound
+    lease = registry.one("kubernetes:rbac.authorization.k8s.io/v1:Role").inputs
+    assert lease["metadata"]["namespace"] == SHARED_NAMESPACE
+    assert [rule["resources"] for rule in lease["rules"]] == [["leases"]]
+
+
+def test_an_admission_policy_bounds_every_write_of_the_driver_to_prenv_namespaces() -> None:
+    registry = build(**{"prenv:namespacePrefix": "shop-"})
+    policy = registry.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").inputs
+    spec = policy["spec"]
+    assert spec["failurePolicy"] == "Fail"
+    assert spec["matchConditions"][0]["expression"] == (
+        f"request.userInfo.username == 'system:serviceaccount:{SHARED_NAMESPACE}:prenv-driver'"
+    )
+    rules = spec["matchConstraints"]["resourceRules"]
+    assert rules == [{"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["*"], "resources": ["*/*"]}]
+    expressions = " ".join(v["expression"] for v in spec["validations"])
+    assert "matches('^shop-pr-[1-9][0-9]{0,8}$')" in expressions
+    assert "labels['prenv.dev/managed-by'] == 'prenv'" in expressions
+    assert "oldObject" in expressions and "namespaceObject" in expressions
+    binding = registry.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding").inputs
+    assert binding["spec"] == {"policyName": "prenv-driver", "validationActions": ["Deny"]}
+
+
+def test_the_prefix_defaults_to_the_templates_namespace_prefix() -> None:
+    registry = build()  # the checkout's Pulumi.preview.yaml: namespacePrefix ""
+    spec = registry.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").inputs["spec"]
+    assert "matches('^pr-[1-9][0-9]{0,8}$')" in " ".join(v["expression"] for v in spec["validations"])
+
+
+def test_the_driver_lives_in_the_shared_stacks_namespace_and_declares_no_namespace_of_its_own() -> None:
+    registry = build()
+    assert not registry.of_type("kubernetes:core/v1:Namespace")
+    namespaced = [
+        r for r in registry.resources if r.typ.startswith("kubernetes:") and "namespace" in r.inputs["metadata"]
+    ]
+    assert {r.typ.rsplit(":", 1)[-1] for r in namespaced} >= {"ServiceAccount", "Deployment", "Secret", "Service"}
+    assert {r.inputs["metadata"]["namespace"] for r in namespaced} == {SHARED_NAMESPACE}
+
+
+def test_without_prenv_shared_stack_the_driver_stack_is_a_config_error_naming_the_key() -> None:
+    with pytest.raises(ConfigError, match="prenv:sharedStack"):
+        build(**{"prenv:sharedStack": None})
 
 
 def test_the_driver_reads_credentials_from_a_secret_and_gets_time_to_finish_operations() -> None:
-    registry, _ = run(build_driver)  # type: ignore[arg-type]
+    registry = build()
     spec = registry.one("kubernetes:apps/v1:Deployment").inputs["spec"]
     assert spec["replicas"] == 2
     pod = spec["template"]["spec"]
@@ -47,7 +139,7 @@ def test_the_driver_reads_credentials_from_a_secret_and_gets_time_to_finish_oper
 
 
 def test_the_driver_gets_its_prenv_yaml_from_a_config_map() -> None:
-    registry, _ = run(build_driver)  # type: ignore[arg-type]
+    registry = build()
     data = registry.one("kubernetes:core/v1:ConfigMap").inputs["data"]["prenv.yaml"]
     assert "repository: acme/shop" in data
     pod = registry.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
