@@ -55,11 +55,16 @@ def record(
     *,
     trials: int,
     failures: int,
-    orphans: int,
+    orphans: int | None,
     order: int,
     unit: str,
+    orphans_note: str = "",
     **details: Any,
 ) -> Record:
+    """Write the check's record; ``orphans=None`` (with ``orphans_note`` saying why) when it counts no leftovers,
+    so that the table shows "n/a" rather than a 0 nobody measured."""
+    if orphans is None and not orphans_note:
+        raise ValueError(f"{check}: say why orphans are not measured (orphans_note)")
     rec = Record(
         check=check,
         title=title,
@@ -71,6 +76,7 @@ def record(
         details=details,
         run=run_id(),
         part=part(),
+        orphans_note=orphans_note,
     )
     write_record(rec)
     return rec
