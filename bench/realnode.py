@@ -28,6 +28,7 @@ import os
 import secrets
 import shutil
 import ssl
+import statistics
 import tempfile
 import time
 from collections.abc import Iterator
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kubernetes.client.exceptions import ApiException
 
 from bench import probes
 from bench.conditions import Context, summarise
@@ -100,6 +102,42 @@ def preflight() -> str | None:
         return str(e)
 
 
+class Milestones:
+    """When each stage was first seen, in seconds since ``t0`` (polled beside the page, so nothing extra waits)."""
+
+    def __init__(self, t0: float) -> None:
+        self.t0 = t0
+        self.at: dict[str, float] = {}
+
+    def mark(self, stage: str) -> None:
+        self.at.setdefault(stage, time.perf_counter() - self.t0)
+
+
+def deployments_available(apps: Any, namespace: str) -> bool:
+    try:
+        items = apps.list_namespaced_deployment(namespace).items
+    except ApiException:
+        return False
+    return bool(items) and all(
+        (d.status.available_replicas or 0) >= (d.spec.replicas or 0)
+        and (d.status.observed_generation or 0) >= d.metadata.generation
+        for d in items
+    )
+
+
+def prenv_stages(w: World, probe: probes.Probe, n: int, sha: str, m: Milestones) -> bool:
+    """One poll of a PR's way to ready: its namespace exists, its Deployments are available, its page answers."""
+    ns = f"pr-{n}"
+    if "namespace" not in m.at and not probe.namespace_gone(ns):
+        m.mark("namespace")
+    if "namespace" in m.at and "available" not in m.at and deployments_available(probe.apps, ns):
+        m.mark("available")
+    if page_shows(w, host(n), sha):
+        m.mark("page")
+        return True
+    return False
+
+
 @contextmanager
 def real_world(ctx: Context, progress: Any = print) -> Iterator[RealBench]:
     """The real-node world, under the machine-wide real-node lock; everything stopped and checked afterwards."""
@@ -155,7 +193,7 @@ def leftovers() -> list[str]:
 
 
 def floor_up(
-    objects: list[dict[str, Any]], n: int, rb: RealBench, probe: probes.Probe, env: dict[str, str], sha: str
+    objects: list[dict[str, Any]], n: int, rb: RealBench, env: dict[str, str], sha: str, m: Milestones
 ) -> None:
     """The same manifests under another namespace and host, the same SQL, ``kubectl wait``, the same fetch."""
     namespace = f"floor-{n}"
@@ -173,10 +211,16 @@ def floor_up(
                 rule["host"] = floor_host
             for tls in spec.get("tls") or []:
                 tls["hosts"] = [floor_host]
+    m.mark("database")
     probes.apply_and_wait(manifests, namespace, env)
-    wait_until(
-        f"{floor_host} serving {sha[:8]}", partial(page_shows, rb.world, floor_host, sha), timeout=300, interval=0.2
-    )
+    m.mark("available")
+    wait_until(f"{floor_host} serving", partial(page_shows, rb.world, floor_host, sha), timeout=300, interval=0.2)
+    m.mark("page")
+
+
+def _stages(marks: list[Milestones]) -> dict[str, float]:
+    names = sorted({k for m in marks for k in m.at}, key=lambda k: statistics.median(m.at.get(k, 0) for m in marks))
+    return {f"{k}_median_s": round(statistics.median(m.at[k] for m in marks if k in m.at), 2) for k in names}
 
 
 PARALLELISM = 2
@@ -195,6 +239,8 @@ def run(rb: RealBench, ctx: Context, runs: int = 10, first_pr: int = 7000, progr
     service = ServeProcess(config, env, port, w.root / "serve-realnode.log", WEBHOOK_SECRET)
     service.start()
     ready, announced, floor_ready, down, floor_down = [], [], [], [], []
+    prenv_marks: list[Milestones] = []
+    floor_marks: list[Milestones] = []
     repo = w.github.repo(REPOSITORY)
     try:
         for i, n in enumerate(prs):
@@ -206,16 +252,22 @@ def run(rb: RealBench, ctx: Context, runs: int = 10, first_pr: int = 7000, progr
             status = service.webhook("pull_request", payload)
             if status != 202:
                 raise RuntimeError(f"webhook answered {status}")
-            wait_until(f"https://{host(n)} serving", partial(page_shows, w, host(n), sha), timeout=600, interval=0.2)
+            marks = Milestones(t0)
+            wait_until(
+                f"https://{host(n)} serving", partial(prenv_stages, w, probe, n, sha, marks), timeout=600, interval=0.2
+            )
             ready.append(time.perf_counter() - t0)
+            prenv_marks.append(marks)
             wait_until(f"PR {n} comment saying ready", partial(says, repo, n, "ready"), timeout=120)
             announced.append(time.perf_counter() - t0)
             # Read back every run: the Deployments carry this PR's number, sha and image tag.
             objects = probes.render(api, f"pr-{n}")
 
             t0 = time.perf_counter()
-            floor_up(objects, n, rb, probe, env, sha)
+            marks = Milestones(t0)
+            floor_up(objects, n, rb, env, sha, marks)
             floor_ready.append(time.perf_counter() - t0)
+            floor_marks.append(marks)
 
             w.github.close_pull(REPOSITORY, n)
             t0 = time.perf_counter()
@@ -250,6 +302,9 @@ def run(rb: RealBench, ctx: Context, runs: int = 10, first_pr: int = 7000, progr
             "target_ratio": TARGET_RATIO,
             "samples_s": [round(x, 2) for x in ready],
             "floor_samples_s": [round(x, 2) for x in floor_ready],
+            # Where the time goes (medians since the webhook / the floor's start): prenv's namespace appears,
+            # Deployments available, page; the floor's database branch made, Deployments available, page.
+            "stages": {"prenv": _stages(prenv_marks), "floor": _stages(floor_marks)},
         },
         "teardown": {
             **td,

@@ -121,13 +121,20 @@ def to_markdown(results: dict[str, Any]) -> str:
     real = res.get("realnode")
     if real:
         r, td = real["time_to_ready"], real["teardown"]
+        stages = r.get("stages") or {}
+
+        def at(side: str, *names: str) -> str:
+            found = [f"{n} {stages[side][f'{n}_median_s']} s" for n in names if f"{n}_median_s" in stages.get(side, {})]
+            return f" (medians: {', '.join(found)})" if found else ""
+
         lines.append(
             _row(
                 "time to ready, **real node**: webhook → the HTTPS page (Traefik, wildcard certificate) answers 200 "
                 "with the new sha",
-                f"{describe(r)}; PR comment says ready: median {r['announced']['median_s']} s",
+                f"{describe(r)}{at('prenv', 'namespace', 'available')}; PR comment says ready: median "
+                f"{r['announced']['median_s']} s",
                 "same manifests: `kubectl apply --server-side` + `kubectl wait` + same SQL + same HTTPS fetch: "
-                f"{describe(r['floor'])}",
+                f"{describe(r['floor'])}{at('floor', 'database', 'available')}",
                 f"{r['ratio']}x",
                 f"ratio ≤ {r['target_ratio']:g}",
                 _verdict(r["ratio"] <= r["target_ratio"]),
