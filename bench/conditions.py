@@ -23,7 +23,7 @@ from typing import Any
 P95_MIN_SAMPLES = 20
 # Busy: a 1-minute load average above half the cores, or anything else that runs pulumi, pytest or a node.
 BUSY_LOAD_PER_CPU = 0.5
-_COMPETITORS = ("pulumi", "pytest", "kubelet", "kube-proxy", "containerd", "kube-apiserver", "etcd", "traefik")
+_COMPETITORS = ("pulumi", "pytest", "kubelet", "kube-proxy", "kube-apiserver", "etcd", "traefik")
 # The benchmark's own worlds live under temporary directories named so (bench/world.py, bench/realnode.py); their
 # detached processes (control plane, node, Traefik) are part of what is measured, not competition.
 OWN_MARKER = b"/prenv-bench-"
