@@ -1,0 +1,295 @@
+"""Least privilege that holds: real requests as the driver's ServiceAccount against the embedded cluster.
+
+``pulumi up -s shared`` and ``-s driver`` install the RBAC and the ValidatingAdmissionPolicy of stacks/incluster.py;
+the requests below carry a token of the ``prenv-driver`` ServiceAccount (TokenRequest API). The driver manages a
+prenv namespace and what an environment is made of in it, once the namespace's RoleBinding (which the PR stack
+creates) binds ``prenv-environment`` there; everything else is refused, by RBAC (reads, which admission never sees)
+or by the policy (writes RBAC alone would allow).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from prenv import naming
+from prenv.cluster import ClusterInfo
+from tests.fixtures.driver_stack import (
+    SystemStacks,
+    service_account_client,
+    system_env,
+    system_namespace_cleanup,
+)
+from tests.fixtures.preview import unique_pr, write_project
+
+pytestmark = pytest.mark.integration
+
+MANAGED = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY}
+POLICY_DENIAL = "ValidatingAdmissionPolicy 'prenv-driver'"
+
+
+@pytest.fixture(scope="module")
+def driver_installed(
+    cluster: ClusterInfo, cluster_api: client.ApiClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[SystemStacks]:
+    """The shared and driver stacks up (destroyed afterwards), the admission policy in force."""
+    root = tmp_path_factory.mktemp("driver-rbac")
+    (root / "state").mkdir()
+    stacks = SystemStacks(write_project(root / "project"), f"file://{root / 'state'}", system_env(cluster))
+    with system_namespace_cleanup(client.CoreV1Api(cluster_api)):
+        try:
+            stacks.up_shared()
+            stacks.up_driver()
+            yield stacks
+        finally:
+            stacks.destroy("driver")
+            stacks.destroy("shared")
+
+
+@pytest.fixture(scope="module")
+def driver(driver_installed: SystemStacks, cluster: ClusterInfo, cluster_api: client.ApiClient) -> Iterator[Any]:
+    """An API client that is the driver's ServiceAccount, returned once the admission policy is enforced."""
+    api = service_account_client(cluster_api, cluster.kubeconfig, naming.SYSTEM_NAMESPACE, "prenv-driver")
+    probe = {"metadata": {"name": f"probe-{uuid.uuid4().hex[:8]}"}}
+    # The policy takes effect when the API server's informer has it: a dry-run create of a foreign namespace is
+    # allowed by RBAC and must come back refused by the policy.
+    _eventually(lambda: _denied(lambda: client.CoreV1Api(api).create_namespace(probe, dry_run="All"), POLICY_DENIAL))
+    yield api
+    api.close()
+
+
+@pytest.fixture
+def team_namespace(cluster_api: client.ApiClient) -> Iterator[str]:
+    """Another team's namespace with a Secret in it, deleted afterwards."""
+    core = client.CoreV1Api(cluster_api)
+    name = f"team-{uuid.uuid4().hex[:8]}"
+    core.create_namespace({"metadata": {"name": name}})
+    core.create_namespaced_secret(name, {"metadata": {"name": "db-password"}, "stringData": {"password": "s3cret"}})
+    yield name
+    _delete_namespace(core, name)
+
+
+@pytest.fixture
+def kube_system_secret(cluster_api: client.ApiClient) -> Iterator[str]:
+    core = client.CoreV1Api(cluster_api)
+    name = f"bootstrap-{uuid.uuid4().hex[:8]}"
+    core.create_namespaced_secret("kube-system", {"metadata": {"name": name}, "stringData": {"token": "t0ken"}})
+    yield name
+    core.delete_namespaced_secret(name, "kube-system")
+
+
+@pytest.fixture
+def pr_namespace(driver: Any, cluster_api: client.ApiClient) -> Iterator[str]:
+    """A prenv namespace created by the driver itself, with the RoleBinding the PR stack gives it; deleted after."""
+    name = naming.namespace(unique_pr())
+    client.CoreV1Api(driver).create_namespace({"metadata": {"name": name, "labels": MANAGED}})
+    try:
+        client.RbacAuthorizationV1Api(driver).create_namespaced_role_binding(name, _binding())
+        yield name
+    finally:
+        _delete_namespace(client.CoreV1Api(cluster_api), name)
+
+
+def test_the_driver_creates_a_prenv_namespace_and_manages_an_environment_in_it(driver: Any, pr_namespace: str) -> None:
+    core, apps = client.CoreV1Api(driver), client.AppsV1Api(driver)
+    net, batch = client.NetworkingV1Api(driver), client.BatchV1Api(driver)
+    ns = pr_namespace
+    secret = {"metadata": {"name": "prenv-database", "labels": MANAGED}, "stringData": {"DATABASE_URL": "postgres://x"}}
+    # RBAC picks up the new RoleBinding from its informer: the first writes may come a moment before it.
+    _eventually(lambda: core.create_namespaced_secret(ns, secret))
+    assert core.read_namespaced_secret("prenv-database", ns).data["DATABASE_URL"]
+    core.create_namespaced_config_map(ns, {"metadata": {"name": "app"}, "data": {"k": "v"}})
+    core.create_namespaced_resource_quota(ns, {"metadata": {"name": "prenv-quota"}, "spec": {"hard": {"pods": "5"}}})
+    core.create_namespaced_limit_range(
+        ns, {"metadata": {"name": "prenv-limits"}, "spec": {"limits": [{"type": "Container", "default": {"cpu": "1"}}]}}
+    )
+    labels = {"app": "web"}
+    pod = {"metadata": {"labels": labels}, "spec": {"containers": [{"name": "web", "image": "prenv.local/app:1"}]}}
+    deployment = {"metadata": {"name": "web"}, "spec": {"selector": {"matchLabels": labels}, "template": pod}}
+    apps.create_namespaced_deployment(ns, deployment)
+    apps.patch_namespaced_deployment("web", ns, {"spec": {"replicas": 2}})
+    core.create_namespaced_service(
+        ns, {"metadata": {"name": "web"}, "spec": {"selector": labels, "ports": [{"port": 80}]}}
+    )
+    backend = {"service": {"name": "web", "port": {"number": 80}}}
+    rule = {"host": "web-1.preview.test", "http": {"paths": [{"path": "/", "pathType": "Prefix", "backend": backend}]}}
+    net.create_namespaced_ingress(ns, {"metadata": {"name": "web"}, "spec": {"rules": [rule]}})
+    net.create_namespaced_network_policy(ns, {"metadata": {"name": "prenv-isolation"}, "spec": {"podSelector": {}}})
+    job_pod = {"spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "prenv.local/app:1"}]}}
+    batch.create_namespaced_job(ns, {"metadata": {"name": "migrate"}, "spec": {"template": job_pod}})
+    # The reads pulumi-kubernetes' await logic makes, in the PR's namespace.
+    core.list_namespaced_pod(ns)
+    core.list_namespaced_event(ns)
+    apps.list_namespaced_replica_set(ns)
+    assert apps.read_namespaced_deployment("web", ns).spec.replicas == 2
+    net.delete_namespaced_ingress("web", ns)
+    apps.delete_namespaced_deployment("web", ns)
+    core.delete_namespaced_secret("prenv-database", ns)
+    core.delete_namespace(ns)  # what `prenv gc --apply` does to an orphan
+
+
+def _pr_name() -> str:
+    return naming.namespace(unique_pr())
+
+
+Denied = Callable[[Any, dict[str, str]], object]
+DENIED: list[tuple[str, Denied, str | None]] = [
+    (
+        "read-a-secret-in-kube-system",
+        lambda api, ctx: client.CoreV1Api(api).read_namespaced_secret(ctx["kube_secret"], "kube-system"),
+        None,
+    ),
+    (
+        "list-secrets-in-kube-system",
+        lambda api, ctx: client.CoreV1Api(api).list_namespaced_secret("kube-system"),
+        None,
+    ),
+    (
+        "read-a-secret-in-another-teams-namespace",
+        lambda api, ctx: client.CoreV1Api(api).read_namespaced_secret("db-password", ctx["team"]),
+        None,
+    ),
+    (
+        "read-the-secrets-of-its-own-namespace",
+        lambda api, ctx: client.CoreV1Api(api).list_namespaced_secret(naming.SYSTEM_NAMESPACE),
+        None,
+    ),
+    (
+        "list-secrets-cluster-wide",
+        lambda api, ctx: client.CoreV1Api(api).list_secret_for_all_namespaces(),
+        None,
+    ),
+    (
+        "delete-another-teams-namespace",
+        lambda api, ctx: client.CoreV1Api(api).delete_namespace(ctx["team"]),
+        POLICY_DENIAL,
+    ),
+    (
+        "create-an-unlabelled-pr-namespace",
+        lambda api, ctx: client.CoreV1Api(api).create_namespace({"metadata": {"name": _pr_name()}}),
+        POLICY_DENIAL,
+    ),
+    (
+        "create-a-labelled-namespace-with-a-foreign-name",
+        lambda api, ctx: client.CoreV1Api(api).create_namespace(
+            {"metadata": {"name": f"team-{uuid.uuid4().hex[:8]}", "labels": MANAGED}}
+        ),
+        POLICY_DENIAL,
+    ),
+    (
+        "create-a-labelled-namespace-with-a-non-numeric-pr",
+        lambda api, ctx: client.CoreV1Api(api).create_namespace({"metadata": {"name": "pr-abc", "labels": MANAGED}}),
+        POLICY_DENIAL,
+    ),
+    (
+        "adopt-another-teams-namespace-by-labelling-it",
+        lambda api, ctx: client.CoreV1Api(api).patch_namespace(ctx["team"], {"metadata": {"labels": MANAGED}}),
+        POLICY_DENIAL,
+    ),
+    (
+        "bind-its-environment-role-in-another-teams-namespace",
+        lambda api, ctx: client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(ctx["team"], _binding()),
+        POLICY_DENIAL,
+    ),
+    (
+        "bind-its-environment-role-to-a-pr-apps-service-account",
+        lambda api, ctx: client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
+            ctx["pr"], _binding(name="app", subject=("default", ctx["pr"]))
+        ),
+        POLICY_DENIAL,
+    ),
+    (
+        "bind-cluster-admin-in-a-prenv-namespace",
+        lambda api, ctx: client.RbacAuthorizationV1Api(api).create_namespaced_role_binding(
+            ctx["pr"], _binding(name="admin", role="cluster-admin")
+        ),
+        None,  # RBAC refuses the escalation before admission
+    ),
+    (
+        "create-a-deployment-in-another-teams-namespace",
+        lambda api, ctx: client.AppsV1Api(api).create_namespaced_deployment(
+            ctx["team"], {"metadata": {"name": "x"}, "spec": {}}
+        ),
+        None,
+    ),
+    (
+        "create-a-cluster-role",
+        lambda api, ctx: client.RbacAuthorizationV1Api(api).create_cluster_role(
+            {"metadata": {"name": f"x-{uuid.uuid4().hex[:6]}"}, "rules": []}
+        ),
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize(("request_", "by"), [(call, by) for _, call, by in DENIED], ids=[i for i, _, _ in DENIED])
+def test_the_driver_is_refused_everything_outside_prenv_namespaces(
+    driver: Any,
+    pr_namespace: str,
+    team_namespace: str,
+    kube_system_secret: str,
+    cluster_api: client.ApiClient,
+    request_: Denied,
+    by: str | None,
+) -> None:
+    ctx = {"team": team_namespace, "kube_secret": kube_system_secret, "pr": pr_namespace}
+    body = _denied(lambda: request_(driver, ctx), by)
+    assert body is not None, "the request was allowed"
+    # Nothing changed behind the refusal: the other team's namespace and secrets are intact.
+    core = client.CoreV1Api(cluster_api)
+    team = core.read_namespace(team_namespace)
+    assert team.status.phase == "Active" and not (team.metadata.labels or {}).get(naming.LABEL_MANAGED_BY)
+    assert core.read_namespaced_secret("db-password", team_namespace).data["password"]
+
+
+def _binding(
+    name: str = "prenv-driver",
+    role: str = "prenv-environment",
+    subject: tuple[str, str] = ("prenv-driver", naming.SYSTEM_NAMESPACE),
+) -> dict[str, Any]:
+    return {
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+        "subjects": [{"kind": "ServiceAccount", "name": subject[0], "namespace": subject[1]}],
+    }
+
+
+def _denied(call: Callable[[], object], by: str | None) -> str | None:
+    """The body of the 403 ``call`` gets (containing ``by`` when given), or None when it was allowed."""
+    try:
+        call()
+    except ApiException as e:
+        assert e.status == 403, (e.status, e.body)
+        if by is not None:
+            assert by in str(e.body), e.body
+        return str(e.body)
+    return None
+
+
+def _eventually(check: Callable[[], object], timeout: float = 30.0) -> None:
+    """Repeat ``check`` until it returns something truthy (RBAC and admission informers lag their objects)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if check():
+                return
+        except (ApiException, AssertionError):
+            if time.monotonic() > deadline:
+                raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{check} did not succeed within {timeout} s")
+        time.sleep(0.2)
+
+
+def _delete_namespace(core: client.CoreV1Api, name: str) -> None:
+    try:
+        core.delete_namespace(name)
+    except ApiException as e:
+        if e.status != 404:
+            raise
