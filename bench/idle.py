@@ -8,8 +8,9 @@ Idle cost: a full resync — exactly what ``prenv serve`` runs every ``resync_se
 requests to GitHub (the fake server's request log) and CPU seconds (this process and its children, from
 ``getrusage``). Beside it:
 
-- the **floor**: what learning "who is deployed" costs at least — one API list of the prenv namespaces
-  (``kubectl get namespaces -l prenv.dev/managed-by=prenv``) plus one listing of the backend's checkpoints;
+- the **floor**: what learning "who is deployed" costs at least — one API list of the prenv namespaces (label
+  ``prenv.dev/managed-by=prenv``, the Kubernetes client in this process) plus one listing of the backend's
+  checkpoints;
 - the **baseline** (not a floor): the same listing through the Automation API alone (``pulumi stack ls`` plus one
   ``pulumi stack output`` per stack), the way a driver without direct checkpoint reading learns what is deployed.
 
@@ -26,11 +27,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+from kubernetes import client
+
 from bench import probes
 from bench.conditions import Context, summarise
 from bench.serve import ServeProcess
 from bench.world import CLUSTER_DESCRIPTION, REPOSITORY, SEED_DESCRIPTION, WEBHOOK_SECRET, World
-from prenv.cluster.bootstrap import wait_until
+from prenv.cluster.bootstrap import api_client, wait_until
 from prenv.gateway.cloud import CloudGateway
 from prenv.model import ActionKind
 from prenv.procs import free_port, rss_bytes
@@ -98,14 +101,19 @@ def run(
     wall = summarise(walls, 3)
     progress(f"  idle resync: {wall['median_s']}s, {max(processes)} pulumi processes, {max(requests)} GitHub requests")
 
-    # The floor: one API list of the prenv namespaces and one listing of the backend's checkpoints.
-    env = w.env()
+    # The floor: one API list of the prenv namespaces and one listing of the backend's checkpoints, in this process
+    # like the resync (a kubectl process would cost more than the resync itself).
+    api = api_client(w.cluster.kubeconfig)
+    core = client.CoreV1Api(api)
     floor_walls = []
-    for _ in range(resyncs):
-        t0 = time.perf_counter()
-        probes.kubectl(env, "get", "namespaces", "-l", "prenv.dev/managed-by=prenv", "-o", "name")
-        listed_checkpoints = len(probes.Probe.backend_of(w.backend_dir).stack_names())
-        floor_walls.append(time.perf_counter() - t0)
+    try:
+        for _ in range(resyncs):
+            t0 = time.perf_counter()
+            core.list_namespace(label_selector="prenv.dev/managed-by=prenv")
+            listed_checkpoints = len(probes.Probe.backend_of(w.backend_dir).stack_names())
+            floor_walls.append(time.perf_counter() - t0)
+    finally:
+        api.close()
     floor = summarise(floor_walls, 3)
     progress(f"  floor (kubectl get + checkpoint listing): {floor['median_s']}s")
 
@@ -133,7 +141,7 @@ def run(
             "pulumi_processes": max(processes),
             "github_requests": max(requests),
             "cpu_s": round(max(cpus), 2),
-            "floor": {**floor, "what": "kubectl get namespaces (label selector) + one checkpoint listing"},
+            "floor": {**floor, "what": "one API list of the prenv namespaces + one checkpoint listing"},
             "floor_checkpoints_listed": listed_checkpoints,
             "ratio": round(wall["median_s"] / floor["median_s"], 1) if floor["median_s"] else None,
             "baseline": {

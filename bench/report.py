@@ -187,7 +187,11 @@ def to_markdown(results: dict[str, Any]) -> str:
         i, mem = idle["idle"], idle["memory"]
         floor = i.get("floor")
         base = i["baseline"]
-        floor_text = f"one `kubectl get` + one checkpoint listing: {describe(floor)}" if floor else "floor not measured"
+        floor_text = (
+            f"one API list of the namespaces + one checkpoint listing: {describe(floor)}"
+            if floor
+            else "floor not measured"
+        )
         ratio = f"{i['ratio']}x" if floor and i.get("ratio") is not None else "n/a (no floor in this run)"
         lines.append(
             _row(
