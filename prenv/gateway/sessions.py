@@ -107,6 +107,7 @@ class SessionCommand(PulumiCommand):
         self.grace = grace
         self._running: dict[int, subprocess.Popen[str]] = {}
         self._guard = threading.Lock()
+        self._unrecorded = False
         _COMMANDS.add(self)
 
     def run(
@@ -189,7 +190,10 @@ class SessionCommand(PulumiCommand):
             self.record_dir.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(doc), encoding="utf-8")
         except OSError as e:
-            logger.warning("cannot record pulumi session %s in %s (%s)", sid, self.record_dir, type(e).__name__)
+            # Once: a read-only state dir (an installed package, a container) fails every operation alike.
+            log = logger.debug if self._unrecorded else logger.warning
+            log("cannot record pulumi sessions in %s (%s): a crash would leave them", self.record_dir, type(e).__name__)
+            self._unrecorded = True
             return None
         return path
 

@@ -155,3 +155,19 @@ def test_an_unreadable_record_is_ignored(tmp_path: Path) -> None:
     (tmp_path / "1.json").write_text("{not json")
     assert end_orphaned_sessions(tmp_path) == []
     assert end_orphaned_sessions(tmp_path / "missing") == []
+
+
+def test_an_unwritable_record_dir_warns_once_and_the_commands_still_run(
+    tmp_path: Path, command: SessionCommand, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "not-a-dir"
+    blocked.write_text("")
+    command.record_dir = blocked / "sessions"
+    with caplog.at_level("DEBUG", logger="prenv.gateway.sessions"):
+        for _ in range(2):
+            lines: list[str] = []
+            command.run(["up"], os.getcwd(), {}, on_output=lines.append)
+            assert not process_alive(child_of(lines))
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1
+    assert "cannot record pulumi sessions" in warnings[0].getMessage()
