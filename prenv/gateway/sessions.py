@@ -134,7 +134,9 @@ class SessionCommand(PulumiCommand):
             ]
             for t in readers:
                 t.start()
-            proc.wait()
+            # Wait for the engine to exit but leave it unreaped until its session is ended: while it is a zombie its
+            # pid, which is the session's id, cannot be given to another process.
+            os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
         # The session is ended: a plugin that held our pipes open is gone, so the readers see the end of them.
         for t in readers:
             t.join(timeout=self.grace)
@@ -167,9 +169,7 @@ class SessionCommand(PulumiCommand):
 
     def _end(self, sid: int, proc: subprocess.Popen[str]) -> None:
         left = end_session(sid, grace=self.grace)
-        if proc.poll() is None:  # the engine itself ignored SIGKILL? never: but never leave it unreaped
-            proc.kill()
-        proc.wait()
+        proc.wait()  # reaps the engine (SIGKILLed by end_session if it was still running)
         others = [p for p in left if p != sid]
         if others:
             logger.debug("pulumi session %s: ended %d leftover process(es)", sid, len(others))
