@@ -146,8 +146,11 @@ def split_ref(ref: str) -> tuple[str, str]:
     return repository, tag
 
 
-def build_image(spec: ImageSpec, archive: Path, *, umoci: str | None = None) -> BuiltImage:
+def build_image(spec: ImageSpec, archive: Path, *, umoci: str | None = None, rootfs: Path | None = None) -> BuiltImage:
     """Build ``spec`` into an OCI image layout packed as one tar at ``archive`` (replaced if present).
+
+    With ``rootfs`` (a prepared root filesystem, e.g. Debian's from mmdebstrap) its tree is the image's one layer,
+    owners and modes as they are, and ``spec.files`` must be empty.
 
     Raises:
         ToolError: umoci is not installed (the message has the install line).
@@ -159,11 +162,14 @@ def build_image(spec: ImageSpec, archive: Path, *, umoci: str | None = None) -> 
     for target, source in spec.files.items():
         if not Path(source).is_file():
             raise ClusterError(f"image {spec.ref}: {source} (for {target}) is not a file")
+    if rootfs is not None and spec.files:
+        raise ValueError("an image from a prepared root filesystem takes no extra files")
     archive.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="prenv-image-", dir=archive.parent) as tmp:
         work = Path(tmp)
-        rootfs = work / "rootfs"
-        _stage(spec, rootfs)
+        if rootfs is None:
+            rootfs = work / "rootfs"
+            _stage(spec, rootfs)
         layout = work / "layout"
         image = f"{layout}:{spec.tag}"
         rootless = ["--rootless"] if os.geteuid() != 0 else []

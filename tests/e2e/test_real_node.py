@@ -193,3 +193,67 @@ def test_a_browser_opens_two_previews_each_showing_its_own_pr_and_rows(world: Re
             assert f"<h1>Preview of PR {n}</h1>" in dom.stdout
             assert f"<td>only-in-{n}</td>" in dom.stdout and "<td>teapot</td>" in dom.stdout
             assert f"only-in-{other}" not in dom.stdout
+
+
+def test_the_driver_image_built_here_runs_prenv_and_its_toolchain_as_a_non_root_user(
+    world: RealWorld, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from devtools import driverimage
+
+    image = driverimage.build(tmp_path_factory.mktemp("img"))
+    world.cluster.load_image(image)
+    checks = {
+        "whoami": ["/usr/bin/id", "-u"],
+        "help": ["/opt/prenv/venv/bin/prenv", "--help"],
+        "engine": ["/opt/prenv/tools/bin/pulumi", "version"],
+        "imports": ["/opt/prenv/venv/bin/python", "-c", "import pulumi_kubernetes, pulumi_random, prenv.driver"],
+        "plugins": ["/usr/bin/ls", "/opt/prenv/tools/pulumi-home/plugins"],
+        "writable": ["/usr/bin/touch", "/opt/prenv/project/Pulumi.pr-1.yaml", "/opt/prenv/tools/pulumi-home/x"],
+    }
+    with api_client(world.info.kubeconfig) as api:
+        core = client.CoreV1Api(api)
+        namespace = f"img-{unique_pr()}"
+        core.create_namespace({"metadata": {"name": namespace}})
+        try:
+            for name, command in checks.items():
+                core.create_namespaced_pod(
+                    namespace,
+                    {
+                        "metadata": {"name": name},
+                        "spec": {
+                            "restartPolicy": "Never",
+                            "automountServiceAccountToken": False,
+                            "containers": [
+                                {
+                                    "name": "c",
+                                    "image": image.ref,
+                                    "imagePullPolicy": "Never",
+                                    "command": command,
+                                    "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
+                                }
+                            ],
+                        },
+                    },
+                )
+            logs = {}
+            for name in checks:
+                phase = wait_for_phase(core, namespace, name)
+                logs[name] = core.read_namespaced_pod_log(name, namespace)
+                assert phase == "Succeeded", f"{name}: {phase}: {logs[name][-1000:]}"
+        finally:
+            core.delete_namespace(namespace)
+    assert logs["whoami"].strip() == "10001"
+    assert "Preview environments per pull request" in logs["help"]
+    assert logs["engine"].strip() == "v3.274.1"
+    assert "resource-kubernetes-v4.25.0" in logs["plugins"] and "resource-random-v4.21.4" in logs["plugins"]
+
+
+def wait_for_phase(core: client.CoreV1Api, namespace: str, name: str, timeout: float = 120.0) -> str:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        phase = core.read_namespaced_pod(name, namespace).status.phase
+        if phase in ("Succeeded", "Failed") or time.monotonic() > deadline:
+            return str(phase)
+        time.sleep(0.5)
