@@ -196,3 +196,37 @@ def test_the_real_node_rows_say_real_node_and_judge_the_ratio_target() -> None:
     assert "median 5.45 s (min 5.0, max 5.9; n=10)" in rows[0]
     assert "up 6.9 s (1 sample); RSS 830 MiB after up, 951 MiB after the runs" in rows[1]
     assert "nothing left after down" in rows[1]
+
+
+def test_a_busy_machine_is_refused_before_anything_starts(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bench import __main__ as bench_main
+
+    monkeypatch.setattr(bench_main, "machine_load", lambda: Load(3.5, 3.0, 2, ("77 pytest",)))
+    monkeypatch.setattr(bench_main, "RESULTS", Path("/nonexistent"))  # nothing may be written
+
+    assert bench_main.main(["db_branch"]) == 2
+    out = capsys.readouterr().out
+    assert "refusing to benchmark a busy machine: load average 3.50 > 1 on 2 CPUs" in out
+    assert "77 pytest" in out and "--under-load" in out
+
+
+@pytest.mark.parametrize(
+    ("argv", "quick"),
+    [
+        ([], False),
+        (["--quick"], True),
+        (["realnode", "--runs", "3"], True),
+        (["realnode", "--runs", "30"], False),
+        (["burst", "--prs", "5"], True),
+        (["lifecycle", "--runs", "10"], True),  # the documented run takes 20: no p95 from 10
+    ],
+    ids=["documented", "quick", "fewer runs", "more runs", "fewer PRs", "fewer than 20"],
+)
+def test_fewer_samples_than_documented_is_a_quick_run_that_is_not_a_figure(argv: list[str], quick: bool) -> None:
+    from bench.__main__ import ALL, is_quick, parse
+
+    args = parse(argv)
+
+    assert is_quick(args, args.which or list(ALL)) is quick
