@@ -34,8 +34,9 @@ NODE_PACKAGES: tuple[str, ...] = (
 )
 
 # The demo and the suite: a throwaway PostgreSQL server (devtools.localdb); headless Chromium opening preview pages
-# with the local CA trusted in an NSS database (certutil), in tests/e2e/test_real_node.py.
-DEV_PACKAGES: tuple[str, ...] = ("postgresql", "chromium", "libnss3-tools")
+# with the local CA trusted in an NSS database (certutil), in tests/e2e/test_real_node.py; mmdebstrap for the
+# driver image (devtools/driverimage.py).
+DEV_PACKAGES: tuple[str, ...] = ("postgresql", "chromium", "libnss3-tools", "mmdebstrap")
 PACKAGES: tuple[str, ...] = NODE_PACKAGES + DEV_PACKAGES
 
 # Debian's containernetworking-plugins install here, not in the usual /opt/cni/bin.

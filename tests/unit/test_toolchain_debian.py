@@ -78,7 +78,7 @@ def test_a_package_apt_get_could_not_install_is_named_with_its_line() -> None:
 def test_the_demo_and_suite_packages_are_checked_with_the_node_packages() -> None:
     machine = Machine(set(debian.NODE_PACKAGES))
     installed = debian.ensure(machine, installed=machine.installed, is_root=True)
-    assert installed == ["postgresql", "chromium", "libnss3-tools"]
+    assert installed == ["postgresql", "chromium", "libnss3-tools", "mmdebstrap"]
 
 
 def test_dpkg_knows_an_installed_package_from_an_unknown_one() -> None:
