@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SEED = "app_seed"
 SHARED_STACK = "organization/prenv/shared"  # the shared stack of a DIY backend, as a StackReference names it
 # One real node per machine (kube-proxy's and the kubelet's iptables chains are machine-wide): whoever starts one
-# holds this lock. The same file as tests/fixtures/node.py's NODE_TEST_LOCK (tests cannot be imported from here).
+# holds this lock: the real-node tests (tests/fixtures/node.py) and the real-node benchmark.
 REAL_NODE_LOCK = Path("/tmp/prenv-real-node-tests.lock")  # noqa: S108 (machine-wide on purpose)
 _NODE_PROCESSES = ("kubelet", "kube-proxy")
 
