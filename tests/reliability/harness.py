@@ -8,6 +8,7 @@ other tests of the same worker, whose namespaces and databases belong to other b
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import selectors
 import socket
@@ -15,7 +16,7 @@ import subprocess
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from kubernetes.client.exceptions import ApiException
 from prenv import db
 from prenv.gateway.backend import DiyBackend, FileStore
 from tests.reliability.exposure import COLLECTOR
-from testsupport.records import Record, write_record
+from testsupport.records import Record, results_dir, write_record
 
 ROOT = Path(__file__).resolve().parents[2]
 PRENV = str(ROOT / ".venv" / "bin" / "prenv")
@@ -65,6 +66,8 @@ def record(
     so that the table shows "n/a" rather than a 0 nobody measured."""
     if orphans is None and not orphans_note:
         raise ValueError(f"{check}: say why orphans are not measured (orphans_note)")
+    if _CURRENT_TEST:
+        details = {**details, "test": _CURRENT_TEST[0]}
     rec = Record(
         check=check,
         title=title,
@@ -79,7 +82,67 @@ def record(
         orphans_note=orphans_note,
     )
     write_record(rec)
+    _WRITTEN.append(rec)
     return rec
+
+
+# --- records follow their test's outcome ---------------------------------------------------------------------------
+# A record is written where the check has its figures, which may be before the test's last assertions. So that a
+# table row never says more than the test proved: when a test starts, the records it wrote last time (found by the
+# ``test`` detail) are replaced by "did not finish" ones, and when it fails or errors, what it wrote is rewritten
+# as failed. A crashed check thus never keeps an old green record.
+
+_CURRENT_TEST: list[str] = []
+_WRITTEN: list[Record] = []
+
+
+def begin_test(nodeid: str, directory: Path | None = None) -> list[Record]:
+    """Mark ``nodeid``'s previous records (this worker's part) as not finished; returns the placeholders."""
+    _CURRENT_TEST[:] = [nodeid]
+    _WRITTEN.clear()
+    placeholders = []
+    directory = directory or results_dir()
+    for path in sorted(directory.glob(f"*.{part()}.json")) if directory.exists() else []:
+        try:
+            old = Record(**json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError, TypeError):
+            continue
+        if old.details.get("test") != nodeid:
+            continue
+        placeholder = replace(
+            old,
+            trials=0,
+            failures=1,
+            orphans=None,
+            orphans_note="the check did not finish",
+            details={"test": nodeid, "status": "did not finish"},
+            run=run_id(),
+            finished_at="",
+            command="",
+        )
+        write_record(placeholder, directory)
+        placeholders.append(placeholder)
+    return placeholders
+
+
+def end_test(failed: bool, outcome: str = "", directory: Path | None = None) -> list[Record]:
+    """After the test: if it ``failed``, rewrite what it recorded as failed (at least one failure); returns those."""
+    written, _WRITTEN[:] = list(_WRITTEN), []
+    _CURRENT_TEST.clear()
+    if not failed:
+        return []
+    out = []
+    for rec in written:
+        failed_rec = replace(
+            rec,
+            failures=max(rec.failures, 1),
+            details={**rec.details, "status": f"test failed after recording ({outcome})".strip()},
+            finished_at="",
+            command="",
+        )
+        write_record(failed_rec, directory)
+        out.append(failed_rec)
+    return out
 
 
 # --- the CLI ----------------------------------------------------------------------------------------------------

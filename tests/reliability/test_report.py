@@ -58,3 +58,25 @@ def test_the_table_has_one_row_per_check_in_order(tmp_path: Path) -> None:
 def test_a_check_name_that_is_not_a_slug_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="slug"):
         write_record(Record("../evil", "x", 1, 0, 0), tmp_path)
+
+
+def test_a_test_that_fails_after_recording_leaves_a_failed_record_and_one_that_crashes_no_green_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.reliability import harness
+
+    monkeypatch.setenv("PRENV_RELIABILITY_DIR", str(tmp_path))
+    harness.begin_test("t.py::test_a")
+    harness.record("a-check", "A", trials=5, failures=0, orphans=0, order=1, unit="x")
+    harness.end_test(failed=True, outcome="call")
+    harness.begin_test("t.py::test_b")
+    harness.record("b-check", "B", trials=5, failures=0, orphans=0, order=2, unit="x")
+    harness.end_test(failed=False)
+
+    harness.begin_test("t.py::test_b")  # the next run of test_b crashes before it records anything
+    harness.end_test(failed=True, outcome="call")
+
+    a, b = load_records(tmp_path)
+    assert (a.trials, a.failures, a.details["status"]) == (5, 1, "test failed after recording (call)")
+    assert (b.trials, b.failures, b.orphans, b.orphans_note) == (0, 1, None, "the check did not finish")
+    assert b.details == {"test": "t.py::test_b", "status": "did not finish"}
