@@ -69,7 +69,9 @@ class PreviewMigration(pulumi.ComponentResource):
                 backoff_limit=0,
                 active_deadline_seconds=m.timeout_seconds,
                 template=k8s.core.v1.PodTemplateSpecArgs(
-                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels),
+                    # The sha annotation, as on the app's pods: the driver's diagnosis of a failed up looks at the
+                    # pods of the current sha, and a failing migration's pod is one of them.
+                    metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels, annotations={LABEL_SHA: args.sha}),
                     spec=k8s.core.v1.PodSpecArgs(
                         restart_policy="Never",
                         automount_service_account_token=False,

@@ -18,7 +18,8 @@ Two steps, so that bad input fails before anything is created:
    - a cluster-scoped object is refused (``Kind/name`` in the error) unless ``prenv:app.allowClusterScoped`` lists it:
      it would outlive the namespace's quota and policy and could collide with every other PR's copy;
    - it carries prenv's labels and the ``patchForce`` ownership annotation, a Deployment's, StatefulSet's or
-     DaemonSet's pod template carries the commit sha (so every push rolls the pods), and prenv's await choices apply:
+     DaemonSet's pod template carries the commit sha (so every push rolls the pods) and prenv's labels (so the
+     driver finds the PR's pods when it says why an up failed), and prenv's await choices apply:
      Services skip pulumi's endpoint-settle sleep, Ingresses wait for their controller's admission, and a workload
      that is not ready within ``prenv:rolloutTimeout`` fails the up (as the built-in shape does, components/meta.py
      and components/app.py).
@@ -137,7 +138,7 @@ class Guard:
         meta["annotations"] = annotations
         out["metadata"] = meta
         if kind in WORKLOADS:
-            out["spec"] = _with_sha(out.get("spec"), self.sha)
+            out["spec"] = _pod_template(out.get("spec"), self.sha, self.labels)
         return out
 
     def transform(self, args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
@@ -151,12 +152,15 @@ class Guard:
         return pulumi.ResourceTransformResult(props=self.object(args.props), opts=opts)
 
 
-def _with_sha(spec: Any, sha: str) -> Any:
+def _pod_template(spec: Any, sha: str, labels: Mapping[str, str]) -> Any:
+    """The workload's pod template with the sha annotation (a push rolls the pods) and prenv's labels (so the
+    driver finds the PR's pods when it says why an up failed, as for the built-in shape). Selectors are untouched."""
     if not isinstance(spec, Mapping):
         return spec
     template = dict(spec.get("template") or {})
     tmeta = dict(template.get("metadata") or {})
     tmeta["annotations"] = {**(tmeta.get("annotations") or {}), LABEL_SHA: sha}
+    tmeta["labels"] = {**(tmeta.get("labels") or {}), **labels}
     template["metadata"] = tmeta
     return {**spec, "template": template}
 

@@ -110,6 +110,8 @@ def test_the_example_app_deploys_into_the_pr_namespace_rolls_on_a_push_and_leave
             assert "curl" not in text and "$(" not in text and ";drop" not in text
         others = apps.list_deployment_for_all_namespaces(label_selector=f"prenv.dev/pr={n}").items
         assert {d.metadata.namespace for d in others} == {ns}
+        pods = core.list_pod_for_all_namespaces(label_selector=f"prenv.dev/pr={n}").items  # what the diagnosis reads
+        assert pods and {p.metadata.annotations["prenv.dev/sha"] for p in pods} == {SHA1}
 
         state = gw.up(desired(n, SHA2))
         assert state.sha == SHA2

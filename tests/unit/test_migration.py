@@ -52,6 +52,8 @@ def test_the_migration_is_a_job_named_after_the_sha_reading_the_database_secret(
     assert job["metadata"]["namespace"] == "pr-7"
     assert job["spec"]["backoffLimit"] == 0
     assert job["spec"]["activeDeadlineSeconds"] == 120
+    assert job["spec"]["template"]["metadata"]["annotations"] == {"prenv.dev/sha": SHA}
+    assert job["spec"]["template"]["metadata"]["labels"]["prenv.dev/pr"] == "7"
     pod = job["spec"]["template"]["spec"]
     assert pod["restartPolicy"] == "Never"
     (container,) = pod["containers"]

@@ -83,6 +83,14 @@ def test_every_workload_pod_template_carries_the_sha_so_each_push_rolls() -> Non
         assert out["spec"]["template"]["metadata"]["labels"] == {"app": "web"}
 
 
+def test_workload_pods_carry_prenv_labels_beside_their_own_and_selectors_are_untouched() -> None:
+    dep = deployment(namespace="x")
+    dep["spec"]["selector"] = {"matchLabels": {"app": "web"}}
+    out = guard(labels={"prenv.dev/pr": "7"}).object(dep)
+    assert out["spec"]["template"]["metadata"]["labels"] == {"app": "web", "prenv.dev/pr": "7"}
+    assert out["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+
+
 def test_a_job_template_is_left_alone_since_it_cannot_change_in_place() -> None:
     job = {**deployment(namespace="x"), "kind": "Job"}
     assert "annotations" not in guard().object(job)["spec"]["template"]["metadata"]
