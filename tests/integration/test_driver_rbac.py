@@ -12,21 +12,25 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
+from pulumi import automation as auto
 
 from prenv import naming
 from prenv.cluster import ClusterInfo
+from prenv.cluster.bootstrap import api_client
 from tests.fixtures.driver_stack import (
     SystemStacks,
     service_account_client,
+    service_account_kubeconfig,
     system_env,
     system_namespace_cleanup,
 )
-from tests.fixtures.preview import unique_pr, write_project
+from tests.fixtures.preview import BASE_DOMAIN, unique_pr, write_project
 
 pytestmark = pytest.mark.integration
 
@@ -132,6 +136,40 @@ def test_the_driver_creates_a_prenv_namespace_and_manages_an_environment_in_it(d
     apps.delete_namespaced_deployment("web", ns)
     core.delete_namespaced_secret("prenv-database", ns)
     core.delete_namespace(ns)  # what `prenv gc --apply` does to an orphan
+
+
+def test_a_pr_stack_run_as_the_driver_goes_up_refreshes_and_is_destroyed(
+    driver: Any, driver_installed: SystemStacks, cluster_api: client.ApiClient, tmp_path: Path
+) -> None:
+    """The real program with the driver's token: ``prenv-environment`` covers everything pulumi-kubernetes does in a
+    PR namespace (create, await, refresh, delete). The test creates the namespace and its RoleBinding as the driver
+    first, as the PR stack's first steps; the stack's Namespace then takes the namespace over (server-side apply)."""
+    n = unique_pr()
+    ns = naming.namespace(n)
+    client.CoreV1Api(driver).create_namespace({"metadata": {"name": ns, "labels": MANAGED}})
+    try:
+        client.RbacAuthorizationV1Api(driver).create_namespaced_role_binding(ns, _binding())
+        _eventually(lambda: client.CoreV1Api(driver).list_namespaced_secret(ns))
+        project = write_project(tmp_path / "project", baseDomain=BASE_DOMAIN, database={"enabled": False})
+        kubeconfig = service_account_kubeconfig(driver, tmp_path / "sa.yaml")
+        as_driver = api_client(kubeconfig)  # the only credentials pulumi gets are the driver's
+        assert _denied(lambda: client.CoreV1Api(as_driver).list_namespaced_secret("kube-system"), None)
+        as_driver.close()
+        env = {**driver_installed.env, "KUBECONFIG": str(kubeconfig)}
+        (tmp_path / "state").mkdir()
+        stack = SystemStacks(project, f"file://{tmp_path / 'state'}", env).stack(f"pr-{n}")
+        stack.set_config("prenv:sha", auto.ConfigValue("1" * 40))
+        try:
+            up = stack.up(color="never", suppress_progress=True)
+            assert up.outputs["url"].value == f"http://web-{n}.{BASE_DOMAIN}"
+            assert client.AppsV1Api(cluster_api).read_namespaced_deployment("web", ns).status.available_replicas == 1
+            stack.refresh(color="never", suppress_progress=True)  # reads every object back, Secrets included
+        finally:
+            stack.destroy(color="never", suppress_progress=True)
+        phase = _namespace_phase(client.CoreV1Api(cluster_api), ns)
+        assert phase in (None, "Terminating"), "the destroy deleted the namespace"
+    finally:
+        _delete_namespace(client.CoreV1Api(cluster_api), ns)
 
 
 def _pr_name() -> str:
@@ -285,6 +323,15 @@ def _eventually(check: Callable[[], object], timeout: float = 30.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"{check} did not succeed within {timeout} s")
         time.sleep(0.2)
+
+
+def _namespace_phase(core: client.CoreV1Api, name: str) -> str | None:
+    try:
+        return str(core.read_namespace(name).status.phase)
+    except ApiException as e:
+        if e.status != 404:
+            raise
+        return None
 
 
 def _delete_namespace(core: client.CoreV1Api, name: str) -> None:
