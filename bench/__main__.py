@@ -173,7 +173,7 @@ def main(argv: list[str]) -> int:
         try:
             with realnode.real_world(ctx, progress=_say) as rb:
                 value = realnode.run(rb, ctx, progress=_say, **kwargs["realnode"])
-            value["leftovers_after_down"] = realnode.leftovers()
+            value["leftovers_after_down"] = rb.leftovers_after_down
             record("realnode", value, started)
         except ClusterError as e:  # the lock was taken or a node started since the preflight: say so, keep the rest
             if "real node" not in str(e):

@@ -33,7 +33,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,7 @@ class RealBench:
     cluster_up_s: float
     rss_after_up: int
     up_conditions: dict[str, Any]
+    leftovers_after_down: list[str] = field(default_factory=list)  # filled in once the world is down
 
 
 def host(pr: int, prefix: str = "web-") -> str:
@@ -172,7 +173,8 @@ def real_world(ctx: Context, progress: Any = print) -> Iterator[RealBench]:
             from prenv.toolchain import cache_dir
 
             gateway_for(project, w.backend_url, w.env(), pulumi_root=cache_dir()).deploy_shared()
-            yield RealBench(w, cluster, db_host, image, up_s, rss, up_row)
+            bench = RealBench(w, cluster, db_host, image, up_s, rss, up_row)
+            yield bench
         finally:
             progress("stopping the real-node world")
             github.stop()
@@ -180,6 +182,8 @@ def real_world(ctx: Context, progress: Any = print) -> Iterator[RealBench]:
                 pg.remove()
             cluster.down(progress=lambda msg, secs: None)
             shutil.rmtree(root, ignore_errors=True)
+        # Still under the lock: no other node can have started since ours went down.
+        bench.leftovers_after_down = leftovers()
 
 
 def leftovers() -> list[str]:
