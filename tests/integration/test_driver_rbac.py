@@ -172,6 +172,33 @@ def test_a_pr_stack_run_as_the_driver_goes_up_refreshes_and_is_destroyed(
         _delete_namespace(client.CoreV1Api(cluster_api), ns)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=auto.CommandError,
+    reason="the PR stack does not create its namespace's prenv-driver RoleBinding yet (components/namespace.py)",
+)
+def test_a_pr_stack_run_as_the_driver_from_scratch_binds_the_drivers_rights_in_its_namespace(
+    driver: Any, driver_installed: SystemStacks, cluster_api: client.ApiClient, tmp_path: Path
+) -> None:
+    """What the in-cluster driver does: ``pulumi up`` of a new PR with nothing prepared. The PR stack must create the
+    RoleBinding ``prenv-driver`` → ``prenv-environment`` right after its namespace, before anything in it."""
+    n = unique_pr()
+    project = write_project(tmp_path / "project", baseDomain=BASE_DOMAIN, database={"enabled": False})
+    env = {**driver_installed.env, "KUBECONFIG": str(service_account_kubeconfig(driver, tmp_path / "sa.yaml"))}
+    (tmp_path / "state").mkdir()
+    stack = SystemStacks(project, f"file://{tmp_path / 'state'}", env).stack(f"pr-{n}")
+    stack.set_config("prenv:sha", auto.ConfigValue("1" * 40))
+    try:
+        stack.up(color="never", suppress_progress=True)
+        binding = client.RbacAuthorizationV1Api(cluster_api).read_namespaced_role_binding("prenv-driver", f"pr-{n}")
+        assert binding.role_ref.name == "prenv-environment"
+    finally:
+        try:
+            stack.destroy(color="never", suppress_progress=True)
+        finally:
+            _delete_namespace(client.CoreV1Api(cluster_api), naming.namespace(n))
+
+
 def _pr_name() -> str:
     return naming.namespace(unique_pr())
 
