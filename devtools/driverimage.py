@@ -31,7 +31,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from prenv.cluster.images import BuiltImage, ImageSpec, build_image
+from prenv.cluster.images import BuiltImage, ImageSpec, build_layout, extend_image
 from prenv.errors import ToolError
 
 logger = logging.getLogger(__name__)
@@ -140,6 +140,10 @@ def _json(argv: tuple[str, ...]) -> str:
 def build(state_dir: Path, recipe: Recipe = RECIPE, ref: str = REF) -> BuiltImage:
     """Build the image here (root only: mmdebstrap and chroot) into ``<state_dir>/images/prenv-driver.tar``.
 
+    Two layers, as a Containerfile's cache would have them: the runtime (Debian, the virtualenv with the runtime
+    requirements, the toolchain), kept as an OCI layout in the tool cache under a key of what it is made of, and
+    prenv's code with the project on top, made at every build (seconds).
+
     Raises:
         ToolError: not root, or mmdebstrap / umoci / the toolchain is missing (with what to run).
     """
@@ -149,29 +153,94 @@ def build(state_dir: Path, recipe: Recipe = RECIPE, ref: str = REF) -> BuiltImag
         raise ToolError(f"mmdebstrap builds the driver image's Debian root; install it: {MMDEBSTRAP_INSTALL}")
     images = state_dir / "images"
     images.mkdir(parents=True, exist_ok=True)
+    runtime, python = _runtime_layout(recipe)
+    spec = ImageSpec(
+        ref=ref,
+        entrypoint=recipe.entrypoint,
+        files={},
+        env=recipe.env,
+        user=f"{recipe.uid}:{recipe.uid}",
+        workdir=recipe.home,
+        labels={"org.opencontainers.image.title": "prenv driver"},
+    )
+    with tempfile.TemporaryDirectory(prefix="prenv-driver-", dir=images) as tmp:
+        layer = _code_layer(Path(tmp), recipe, python)
+        return extend_image(runtime, RUNTIME_TAG, spec, layer, images / ARCHIVE)
+
+
+RUNTIME_TAG = "runtime"
+
+
+def _runtime_layout(recipe: Recipe) -> tuple[Path, str]:
+    """The runtime layer as an OCI layout in the tool cache (outside the checkout: a clean clone reuses it), and
+    the virtualenv's ``lib/pythonX.Y`` directory name; built when what it is made of changed."""
     from prenv.toolchain import cache_dir
 
-    bases = cache_dir() / "driver-image"  # outside the checkout: a clean clone reuses it
-    bases.mkdir(parents=True, exist_ok=True)
-    base = _base_rootfs(bases, recipe)
-    with tempfile.TemporaryDirectory(prefix="prenv-driver-", dir=images) as tmp:
+    cache = cache_dir() / "driver-image"
+    cache.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha256(repr((recipe, (ROOT / "requirements.txt").read_bytes(), _tool_stamps())).encode())
+    layout = cache / f"runtime-{key.hexdigest()[:12]}"
+    meta = layout.with_suffix(".python")
+    if layout.is_dir() and meta.exists():
+        return layout, meta.read_text().strip()
+    for stale in [*cache.glob("runtime-*")]:
+        shutil.rmtree(stale, ignore_errors=True) if stale.is_dir() else stale.unlink()
+    base = _base_rootfs(cache, recipe)
+    with tempfile.TemporaryDirectory(prefix="prenv-runtime-", dir=cache) as tmp:
         work = Path(tmp)
         rootfs = work / "rootfs"
         rootfs.mkdir()
         _run(["tar", "-xf", str(base), "-C", str(rootfs)], "unpack the base root")
-        wheels = _wheels(work / "wheels", recipe)
-        _install(rootfs, wheels, recipe)
+        _install_requirements(rootfs, _wheels(work / "wheels"), recipe)
         _copy_tools(rootfs, recipe)
-        spec = ImageSpec(
-            ref=ref,
-            entrypoint=recipe.entrypoint,
-            files={},
-            env=recipe.env,
-            user=f"{recipe.uid}:{recipe.uid}",
-            workdir=recipe.home,
-            labels={"org.opencontainers.image.title": "prenv driver"},
-        )
-        return build_image(spec, images / ARCHIVE, rootfs=rootfs)
+        (python,) = [p.name for p in (rootfs / recipe.venv.lstrip("/") / "lib").glob("python3.*")]
+        spec = ImageSpec(ref=f"prenv.local/prenv-runtime:{RUNTIME_TAG}", entrypoint=("/bin/true",), files={})
+        partial = work / "layout"
+        build_layout(spec, partial, rootfs=rootfs)
+        partial.rename(layout)
+    meta.write_text(python + "\n")
+    return layout, python
+
+
+def _tool_stamps() -> list[tuple[str, int, int]]:
+    """What identifies the toolchain pieces the image copies: path, size and mtime of each file."""
+    from prenv.toolchain import cache_dir
+
+    cache = cache_dir()
+    files = [(cache / "bin" / name).resolve() for name in _TOOL_BINARIES]
+    for plugin in _plugins(cache):
+        files += sorted(p for p in plugin.rglob("*") if p.is_file())
+    return [(str(f), f.stat().st_size, int(f.stat().st_mtime)) for f in files if f.exists()]
+
+
+def _code_layer(work: Path, recipe: Recipe, python: str) -> Path:
+    """prenv installed into the virtualenv's site-packages (its wheel, built here), its launcher, the project."""
+    layer = work / "layer"
+    src = work / "src"
+    for name in recipe.src_files:
+        _copy(ROOT / name, src / name)
+    wheels = work / "wheels"
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(src), "-w", str(wheels)],
+        "build prenv's wheel",
+        timeout=600,
+    )
+    (wheel,) = wheels.glob("prenv-*.whl")
+    site = layer / recipe.venv.lstrip("/") / "lib" / python / "site-packages"
+    _run(
+        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-compile", "--target", str(site), str(wheel)],
+        "install prenv's wheel into the layer",
+    )
+    shutil.rmtree(site / "bin", ignore_errors=True)  # pip's launcher names this machine's Python; ours is below
+    launcher = layer / recipe.venv.lstrip("/") / "bin" / "prenv"
+    launcher.parent.mkdir(parents=True, exist_ok=True)
+    launcher.write_text(f"#!{recipe.venv}/bin/python3\nimport sys\nfrom prenv.cli import main\nsys.exit(main())\n")
+    launcher.chmod(0o755)
+    project = layer / recipe.project.lstrip("/")
+    for name in recipe.project_files:
+        _copy(ROOT / name, project / name)
+    _chown(project, recipe.uid)
+    return layer
 
 
 def _base_rootfs(cache: Path, recipe: Recipe) -> Path:
@@ -206,7 +275,7 @@ def _base_rootfs(cache: Path, recipe: Recipe) -> Path:
     return tarball
 
 
-def _wheels(dest: Path, recipe: Recipe) -> Path:
+def _wheels(dest: Path) -> Path:
     """Wheels of the runtime requirements, made on this machine (Debian's Python 3.11 in the image matches the
     tool's own; the image never reaches an index)."""
     _run(
@@ -217,15 +286,10 @@ def _wheels(dest: Path, recipe: Recipe) -> Path:
     return dest
 
 
-def _install(rootfs: Path, wheels: Path, recipe: Recipe) -> None:
-    src = rootfs / recipe.src.lstrip("/")
-    for name in recipe.src_files:
-        _copy(ROOT / name, src / name)
-    project = rootfs / recipe.project.lstrip("/")
-    for name in recipe.project_files:
-        _copy(ROOT / name, project / name)
+def _install_requirements(rootfs: Path, wheels: Path, recipe: Recipe) -> None:
     staged = rootfs / "opt" / "prenv" / "wheels"  # removed again below
     shutil.copytree(wheels, staged)
+    shutil.copy2(ROOT / "requirements.txt", staged / "requirements.txt")
     pip = f"{recipe.venv}/bin/pip"
     try:
         _chroot(rootfs, ["python3", "-m", "venv", recipe.venv], "create the virtualenv")
@@ -239,28 +303,28 @@ def _install(rootfs: Path, wheels: Path, recipe: Recipe) -> None:
                 "--find-links",
                 "/opt/prenv/wheels",
                 "-r",
-                f"{recipe.src}/requirements.txt",
+                "/opt/prenv/wheels/requirements.txt",
             ],
             "install the runtime requirements",
-        )
-        # prenv's own wheel is built here from the staged sources (Debian's setuptools in the venv is too old for
-        # the build-system pin), then installed like the others.
-        _run(
-            [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", str(src), "-w", str(staged)],
-            "build prenv's wheel",
-            timeout=600,
-        )
-        (wheel,) = staged.glob("prenv-*.whl")
-        _chroot(
-            rootfs,
-            [pip, "install", "-q", "--no-deps", "--no-index", f"/opt/prenv/wheels/{wheel.name}"],
-            "install prenv",
         )
     finally:
         shutil.rmtree(staged, ignore_errors=True)
     for cache in rootfs.glob("root/.cache/pip"):
         shutil.rmtree(cache, ignore_errors=True)
-    _chown(project, recipe.uid)
+
+
+_TOOL_BINARIES = ("pulumi", "pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python")
+
+
+def _plugins(cache: Path) -> list[Path]:
+    plugins = cache / "pulumi-home" / "plugins"
+    if not plugins.is_dir():
+        return []
+    return [
+        p
+        for p in sorted(plugins.iterdir())
+        if p.is_dir() and p.name.startswith(("resource-kubernetes-", "resource-random-"))
+    ]
 
 
 def _copy_tools(rootfs: Path, recipe: Recipe) -> None:
@@ -270,17 +334,18 @@ def _copy_tools(rootfs: Path, recipe: Recipe) -> None:
     cache = cache_dir()
     dest = rootfs / recipe.tools.lstrip("/")
     (dest / "bin").mkdir(parents=True, exist_ok=True)
-    for name in ("pulumi", "pulumi-language-python", "pulumi-language-python-exec", "pulumi-resource-pulumi-python"):
+    for name in _TOOL_BINARIES:
         source = cache / "bin" / name
         if not source.exists():
             raise ToolError(f"{source} is missing; run `make tools`")
         shutil.copy2(source.resolve(), dest / "bin" / name)
-    plugins = cache / "pulumi-home" / "plugins"
-    if not plugins.is_dir():
-        raise ToolError(f"no pulumi plugins in {plugins}; run `make tools`")
-    for plugin in sorted(plugins.iterdir()):
-        if plugin.is_dir() and plugin.name.startswith(("resource-kubernetes-", "resource-random-")):
-            shutil.copytree(plugin, dest / "pulumi-home" / "plugins" / plugin.name, symlinks=False)
+    plugins = _plugins(cache)
+    if len(plugins) != 2:
+        raise ToolError(
+            f"the kubernetes and random plugins are not in {cache / 'pulumi-home' / 'plugins'}; run `make tools`"
+        )
+    for plugin in plugins:
+        shutil.copytree(plugin, dest / "pulumi-home" / "plugins" / plugin.name, symlinks=False)
     _chown(dest / "pulumi-home", recipe.uid)
 
 

@@ -58,6 +58,7 @@ DEFAULT_USER = "65532:65532"
 # 2000-01-01T00:00:00Z for every file time and the config's "created": same inputs, same digests.
 EPOCH = 946684800
 _CREATED = "2000-01-01T00:00:00Z"
+_HISTORY = ("--history.created", _CREATED, "--history.created_by", "prenv.cluster.images")
 _NAME_ANNOTATION = "io.containerd.image.name"
 _REF_ANNOTATION = "org.opencontainers.image.ref.name"
 
@@ -156,39 +157,91 @@ def build_image(spec: ImageSpec, archive: Path, *, umoci: str | None = None, roo
         ToolError: umoci is not installed (the message has the install line).
         ClusterError: umoci failed, or a source file is missing.
     """
-    tool = umoci or shutil.which("umoci")
-    if tool is None:
-        raise ToolError(f"umoci builds the images of the embedded cluster's node; install it: {UMOCI_INSTALL}")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="prenv-image-", dir=archive.parent) as tmp:
+        layout = Path(tmp) / "layout"
+        build_layout(spec, layout, umoci=umoci, rootfs=rootfs)
+        return _finish(_umoci_tool(umoci), spec, layout, archive)
+
+
+def build_layout(spec: ImageSpec, layout: Path, *, umoci: str | None = None, rootfs: Path | None = None) -> None:
+    """``spec`` as an unpacked OCI image layout at ``layout`` (tag ``spec.tag``): the base a later
+    :func:`extend_image` adds a layer to (e.g. a cached runtime under an image's changing code)."""
+    tool = _umoci_tool(umoci)
     for target, source in spec.files.items():
         if not Path(source).is_file():
             raise ClusterError(f"image {spec.ref}: {source} (for {target}) is not a file")
     if rootfs is not None and spec.files:
         raise ValueError("an image from a prepared root filesystem takes no extra files")
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="prenv-image-", dir=archive.parent) as tmp:
-        work = Path(tmp)
+    with tempfile.TemporaryDirectory(prefix="prenv-stage-", dir=layout.parent) as tmp:
         if rootfs is None:
-            rootfs = work / "rootfs"
+            rootfs = Path(tmp) / "rootfs"
             _stage(spec, rootfs)
-        layout = work / "layout"
         image = f"{layout}:{spec.tag}"
-        rootless = ["--rootless"] if os.geteuid() != 0 else []
-        history = ["--history.created", _CREATED, "--history.created_by", "prenv.cluster.images"]
         _umoci(tool, spec, "init", "--layout", str(layout))
         _umoci(tool, spec, "new", "--image", image)
-        _umoci(tool, spec, "insert", *rootless, *history, "--image", image, str(rootfs), "/")
-        config = ["--image", image, "--created", _CREATED, *history]
-        config += ["--config.user", spec.user, "--config.workingdir", spec.workdir]
-        config += [f"--config.entrypoint={arg}" for arg in spec.entrypoint]
-        config += [f"--config.env={k}={v}" for k, v in sorted(spec.env.items())]
-        config += [f"--config.exposedports={p}/tcp" for p in sorted(spec.ports)]
-        config += [f"--config.label={k}={v}" for k, v in sorted(spec.labels.items())]
-        _umoci(tool, spec, "config", *config)
-        _umoci(tool, spec, "gc", "--layout", str(layout))
-        _name_for_containerd(layout, spec)
-        partial = work / "image.tar"
-        _pack(layout, partial)
-        os.replace(partial, archive)
+        _umoci(tool, spec, "insert", *_rootless(), *_HISTORY, "--image", image, str(rootfs), "/")
+    _configure(tool, spec, image)
+
+
+def extend_image(
+    base: Path, base_tag: str, spec: ImageSpec, layer: Path, archive: Path, *, umoci: str | None = None
+) -> BuiltImage:
+    """A copy of the layout ``base`` (image ``base_tag``, left as it is) with the tree ``layer`` as one more layer
+    and ``spec``'s name and config, packed at ``archive``. Only the new layer is compressed: fast when the base is
+    big and the layer small."""
+    tool = _umoci_tool(umoci)
+    if spec.files:
+        raise ValueError("an extended image takes its files from the layer tree")
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="prenv-image-", dir=archive.parent) as tmp:
+        layout = Path(tmp) / "layout"
+        shutil.copytree(base, layout, symlinks=True)
+        image = f"{layout}:{spec.tag}"
+        _umoci(
+            tool,
+            spec,
+            "insert",
+            *_rootless(),
+            *_HISTORY,
+            "--image",
+            f"{layout}:{base_tag}",
+            "--tag",
+            spec.tag,
+            str(layer),
+            "/",
+        )
+        _configure(tool, spec, image)
+        return _finish(tool, spec, layout, archive)
+
+
+def _umoci_tool(umoci: str | None) -> str:
+    tool = umoci or shutil.which("umoci")
+    if tool is None:
+        raise ToolError(f"umoci builds the images of the embedded cluster's node; install it: {UMOCI_INSTALL}")
+    return tool
+
+
+def _rootless() -> list[str]:
+    return ["--rootless"] if os.geteuid() != 0 else []
+
+
+def _configure(tool: str, spec: ImageSpec, image: str) -> None:
+    config = ["--image", image, "--created", _CREATED, *_HISTORY]
+    config += ["--config.user", spec.user, "--config.workingdir", spec.workdir]
+    config += [f"--config.entrypoint={arg}" for arg in spec.entrypoint]
+    config += [f"--config.env={k}={v}" for k, v in sorted(spec.env.items())]
+    config += [f"--config.exposedports={p}/tcp" for p in sorted(spec.ports)]
+    config += [f"--config.label={k}={v}" for k, v in sorted(spec.labels.items())]
+    _umoci(tool, spec, "config", *config)
+
+
+def _finish(tool: str, spec: ImageSpec, layout: Path, archive: Path) -> BuiltImage:
+    _umoci(tool, spec, "gc", "--layout", str(layout))
+    _name_for_containerd(layout, spec)
+    partial = layout.parent / "image.tar"
+    _pack(layout, partial)
+    os.replace(partial, archive)
     return read_image(archive)
 
 
