@@ -115,7 +115,7 @@ def run(
     finally:
         api.close()
     floor = summarise(floor_walls, 3)
-    progress(f"  floor (kubectl get + checkpoint listing): {floor['median_s']}s")
+    progress(f"  floor (API list + checkpoint listing): {floor['median_s']}s")
 
     # The baseline: the same listing through the Automation API, as the gateway for a Pulumi Cloud backend lists.
     gw = d.gateway
