@@ -172,6 +172,39 @@ def test_a_pr_stack_run_as_the_driver_goes_up_refreshes_and_is_destroyed(
         _delete_namespace(client.CoreV1Api(cluster_api), ns)
 
 
+def test_the_driver_holds_its_lease_in_its_own_namespace_and_may_review_its_rights(
+    driver: Any, cluster_api: client.ApiClient
+) -> None:
+    coordination = client.CoordinationV1Api(driver)
+    name = f"prenv-test-{uuid.uuid4().hex[:8]}"
+    lease = {"metadata": {"name": name}, "spec": {"holderIdentity": "pod-a", "leaseDurationSeconds": 15}}
+    coordination.create_namespaced_lease(naming.SYSTEM_NAMESPACE, lease)
+    try:
+        held = coordination.read_namespaced_lease(name, naming.SYSTEM_NAMESPACE)
+        held.spec.holder_identity = "pod-b"
+        coordination.replace_namespaced_lease(name, naming.SYSTEM_NAMESPACE, held)
+        assert coordination.read_namespaced_lease(name, naming.SYSTEM_NAMESPACE).spec.holder_identity == "pod-b"
+        # Nothing else in its own namespace: not even a ConfigMap.
+        body = {"metadata": {"name": name}, "data": {}}
+        assert _denied(
+            lambda: client.CoreV1Api(driver).create_namespaced_config_map(naming.SYSTEM_NAMESPACE, body), None
+        )
+    finally:
+        client.CoordinationV1Api(cluster_api).delete_namespaced_lease(name, naming.SYSTEM_NAMESPACE)
+    # `kubectl auth can-i` works (self-reviews are not writes the policy needs to bound) and tells the truth.
+    review = {"spec": {"resourceAttributes": {"verb": "get", "resource": "secrets", "namespace": "kube-system"}}}
+    assert client.AuthorizationV1Api(driver).create_self_subject_access_review(review).status.allowed is False
+
+
+def test_the_driver_relabels_its_own_namespace(driver: Any, pr_namespace: str) -> None:
+    core = client.CoreV1Api(driver)
+    core.patch_namespace(pr_namespace, {"metadata": {"labels": {naming.LABEL_SHA: "2" * 40}}})
+    assert core.read_namespace(pr_namespace).metadata.labels[naming.LABEL_SHA] == "2" * 40
+    # ...but cannot take the label that makes it prenv's away, which would let it out of the policy's reach.
+    unlabel = {"metadata": {"labels": {naming.LABEL_MANAGED_BY: None}}}
+    assert _denied(lambda: core.patch_namespace(pr_namespace, unlabel), POLICY_DENIAL)
+
+
 @pytest.mark.xfail(
     strict=True,
     raises=auto.CommandError,
