@@ -246,12 +246,15 @@ def environment(layout: ClusterLayout, tools: Toolset, base: Mapping[str, str] |
     return env
 
 
-def options_document(ports: Mapping[str, int], pki_dir: Path | None = None) -> str:
+def options_document(
+    ports: Mapping[str, int], pki_dir: Path | None = None, advertise_address: str | None = None
+) -> str:
     """The KwokctlConfiguration we pass with ``--config``: fixed ports, loopback only (kwokctl's default binds
     every component to 0.0.0.0), and our component flags (``COMPONENT_ARGS``). With ``pki_dir`` (kwokctl's
     certificates, made before the apiserver starts), the apiserver presents the admin certificate to kubelets, which
     trust the cluster CA and authorize through the apiserver: ``kubectl logs``, ``exec`` and ``port-forward`` work on
-    a real node."""
+    a real node. With ``advertise_address`` (the real node's bridge address) the ``kubernetes`` Service points
+    there, where Traefik relays to the loopback-only apiserver (prenv.cluster.traefik): pods reach the API."""
     unknown = set(ports) - set(PORT_OPTIONS)
     if unknown:
         raise ValueError(f"unknown port options: {sorted(unknown)}")
@@ -263,6 +266,8 @@ def options_document(ports: Mapping[str, int], pki_dir: Path | None = None) -> s
             ("kube-apiserver", "kubelet-client-certificate", str(pki_dir / "admin.crt")),
             ("kube-apiserver", "kubelet-client-key", str(pki_dir / "admin.key")),
         ]
+    if advertise_address is not None:
+        args.append(("kube-apiserver", "advertise-address", advertise_address))
     for component, key, value in args:
         patches.setdefault(component, []).append({"key": key, "value": value})
     document = {

@@ -306,7 +306,10 @@ class EmbeddedCluster:
         for attempt in (1, 2):
             self.layout.root.mkdir(parents=True, exist_ok=True)
             ports = dict(zip(kwokctl.PORT_OPTIONS, procs.free_ports(len(kwokctl.PORT_OPTIONS)), strict=True))
-            self.layout.kwokctl_options.write_text(kwokctl.options_document(ports, self.layout.pki_dir))
+            advertise = self.node_network.gateway if self.node_kinds.real else None
+            self.layout.kwokctl_options.write_text(
+                kwokctl.options_document(ports, self.layout.pki_dir, advertise_address=advertise)
+            )
             command = kwokctl.create_command(self.layout, tools)
             try:
                 kwokctl.run(command, self.layout.kwokctl_log, timeout=240, what="kwokctl create cluster")
@@ -342,6 +345,9 @@ class EmbeddedCluster:
             step("apiserver ready")
             bootstrap.create_objects(api, self.nodes, self.ingress_class, tools.kube_version)
             pki.ensure_ca(self.layout.tls_dir, f"prenv local CA ({self.name})")
+            if self.node_kinds.real:
+                # First: its bridge address is where Traefik relays the pods' API traffic from.
+                self._start_real_node(api, step)
             ports = self._start_traefik(tools)
             step(
                 f"{self.nodes.count} fake nodes and IngressClass {self.ingress_class} in place; Traefik on "
@@ -353,8 +359,6 @@ class EmbeddedCluster:
                     "nodes Ready and schedulable", lambda: bootstrap.nodes_ready(api, names), timeout=READY_TIMEOUT
                 )
                 step(f"nodes Ready and schedulable: {', '.join(names)}")
-            if self.node_kinds.real:
-                self._start_real_node(api, step)
             bootstrap.wait_until(
                 "ServiceAccount default/default",
                 lambda: bootstrap.default_service_account(api),
@@ -406,8 +410,19 @@ class EmbeddedCluster:
             # First start, or someone else took a port while the cluster was stopped: choose afresh.
             http, https = procs.free_ports(2)
             ports = IngressPorts(http=http, https=https)
+        relay = None
+        record = kwokctl.read_record(layout)
+        if self.node_kinds.real and record is not None and "kubeApiserverPort" in record.ports:
+            apiserver_port = int(record.ports["kubeApiserverPort"])
+            relay_file = layout.traefik_config.with_name("traefik-relay.yaml")
+            traefik.write_config(relay_file, traefik.relay_config(apiserver_port))
+            relay = (self.node_network.gateway, apiserver_port, relay_file)
         config = traefik.static_config(
-            ingress_class=self.ingress_class, ingress_ip=self.ingress_ip, ports=ports, log=layout.traefik_log
+            ingress_class=self.ingress_class,
+            ingress_ip=self.ingress_ip,
+            ports=ports,
+            log=layout.traefik_log,
+            relay=relay,
         )
         traefik.write_config(layout.traefik_config, config)
         pid = processes.spawn_detached(

@@ -13,6 +13,12 @@ serves the Ingresses of the cluster's IngressClass:
 - no dashboard or API (the module's ``webui/static`` is only a placeholder), no ping/metrics entryPoint, no
   version check or anonymous usage report; logs to ``traefik.log`` in the cluster's directory.
 
+With a real node, Traefik is also how pods reach the API server, which listens on 127.0.0.1 only: an entryPoint
+``kube-apiserver`` on the node's bridge address and the apiserver's own port relays raw TCP (TLS untouched, so
+client certificates and ServiceAccount tokens work as they are) to 127.0.0.1, and the apiserver advertises the
+bridge address, so the ``kubernetes`` Service leads there. Nothing outside the machine can reach the bridge.
+That TCP route is in a second, file-provider config (``relay_config``).
+
 Traefik reads either a config file or command-line flags, never both, so everything is in the file and the
 command line is only ``--configFile``. That path is unique per cluster, which is also how ``status`` and
 ``down`` recognise the process (pids get reused).
@@ -31,6 +37,7 @@ from prenv.cluster.records import IngressPorts
 
 WEB = "web"
 WEBSECURE = "websecure"
+APISERVER = "kube-apiserver"
 BIND_ADDRESS = "127.0.0.1"
 # Traefik applies a provider's new configuration at most this often (its default, 2s, would make every new
 # Ingress wait for up to 2s before it routes).
@@ -39,8 +46,16 @@ PROVIDERS_THROTTLE = "200ms"
 GRACE_TIMEOUT = "2s"
 
 
-def static_config(*, ingress_class: str, ingress_ip: str, ports: IngressPorts, log: Path) -> dict[str, Any]:
-    """Traefik's static configuration for one cluster."""
+def static_config(
+    *,
+    ingress_class: str,
+    ingress_ip: str,
+    ports: IngressPorts,
+    log: Path,
+    relay: tuple[str, int, Path] | None = None,
+) -> dict[str, Any]:
+    """Traefik's static configuration for one cluster. ``relay`` is ``(bridge address, apiserver port, path of the
+    relay's dynamic config)`` when pods must reach the apiserver (a real node)."""
 
     def entry_point(port: int) -> dict[str, Any]:
         return {
@@ -50,18 +65,42 @@ def static_config(*, ingress_class: str, ingress_ip: str, ports: IngressPorts, l
 
     websecure = entry_point(ports.https)
     websecure["http"] = {"tls": {}}
+    entry_points = {WEB: entry_point(ports.http), WEBSECURE: websecure}
+    providers: dict[str, Any] = {
+        "providersThrottleDuration": PROVIDERS_THROTTLE,
+        "kubernetesIngress": {
+            # Only IngressClasses naming traefik.io/ingress-controller are considered; of those, this one.
+            "ingressClass": ingress_class,
+            "ingressEndpoint": {"ip": ingress_ip},
+        },
+    }
+    if relay is not None:
+        address, port, dynamic = relay
+        entry_points[APISERVER] = {
+            "address": f"{address}:{port}",
+            "transport": {"lifeCycle": {"graceTimeOut": GRACE_TIMEOUT}},
+        }
+        providers["file"] = {"filename": str(dynamic), "watch": False}
     return {
         "global": {"checkNewVersion": False, "sendAnonymousUsage": False},
         "log": {"level": "INFO", "filePath": str(log), "noColor": True},
-        "entryPoints": {WEB: entry_point(ports.http), WEBSECURE: websecure},
-        "providers": {
-            "providersThrottleDuration": PROVIDERS_THROTTLE,
-            "kubernetesIngress": {
-                # Only IngressClasses naming traefik.io/ingress-controller are considered; of those, this one.
-                "ingressClass": ingress_class,
-                "ingressEndpoint": {"ip": ingress_ip},
+        "entryPoints": entry_points,
+        "providers": providers,
+    }
+
+
+def relay_config(apiserver_port: int) -> dict[str, Any]:
+    """The TCP route of the ``kube-apiserver`` entryPoint: every connection, bytes as they are, to the apiserver
+    on 127.0.0.1 (``HostSNI(`*`)`` without ``tls`` is Traefik's raw TCP forwarding)."""
+    return {
+        "tcp": {
+            "routers": {
+                APISERVER: {"entryPoints": [APISERVER], "rule": "HostSNI(`*`)", "service": APISERVER},
             },
-        },
+            "services": {
+                APISERVER: {"loadBalancer": {"servers": [{"address": f"{BIND_ADDRESS}:{apiserver_port}"}]}},
+            },
+        }
     }
 
 

@@ -209,12 +209,37 @@ def test_the_driver_image_built_here_runs_prenv_and_its_toolchain_as_a_non_root_
         "imports": ["/opt/prenv/venv/bin/python", "-c", "import pulumi_kubernetes, pulumi_random, prenv.driver"],
         "plugins": ["/usr/bin/ls", "/opt/prenv/tools/pulumi-home/plugins"],
         "writable": ["/usr/bin/touch", "/opt/prenv/project/Pulumi.pr-1.yaml", "/opt/prenv/tools/pulumi-home/x"],
+        # The API server from a pod, with the pod's ServiceAccount token (relayed by Traefik on the bridge).
+        "apiserver": [
+            "/opt/prenv/venv/bin/python",
+            "-c",
+            "import os; from kubernetes import client, config; config.load_incluster_config(); "
+            "ns = open('/var/run/secrets/kubernetes.io/serviceaccount/namespace').read(); "
+            "print('pods:', ' '.join(p.metadata.name for p in client.CoreV1Api().list_namespaced_pod(ns).items))",
+        ],
     }
     with api_client(world.info.kubeconfig) as api:
         core = client.CoreV1Api(api)
         namespace = f"img-{unique_pr()}"
         core.create_namespace({"metadata": {"name": namespace}})
         try:
+            rbac = client.RbacAuthorizationV1Api(api)
+            rbac.create_namespaced_role(
+                namespace,
+                {
+                    "metadata": {"name": "read-pods"},
+                    "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["list"]}],
+                },
+            )
+            rbac.create_namespaced_role_binding(
+                namespace,
+                {
+                    "metadata": {"name": "read-pods"},
+                    "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "read-pods"},
+                    "subjects": [{"kind": "ServiceAccount", "name": "default", "namespace": namespace}],
+                },
+            )
+            wait_for_service_account(core, namespace)
             for name, command in checks.items():
                 core.create_namespaced_pod(
                     namespace,
@@ -222,13 +247,15 @@ def test_the_driver_image_built_here_runs_prenv_and_its_toolchain_as_a_non_root_
                         "metadata": {"name": name},
                         "spec": {
                             "restartPolicy": "Never",
-                            "automountServiceAccountToken": False,
+                            "automountServiceAccountToken": name == "apiserver",
                             "containers": [
                                 {
                                     "name": "c",
                                     "image": image.ref,
                                     "imagePullPolicy": "Never",
                                     "command": command,
+                                    # kwokctl's serving certificate names kubernetes.default.svc, not 10.96.0.1.
+                                    "env": [{"name": "KUBERNETES_SERVICE_HOST", "value": "kubernetes.default.svc"}],
                                     "securityContext": {"runAsNonRoot": True, "allowPrivilegeEscalation": False},
                                 }
                             ],
@@ -246,6 +273,16 @@ def test_the_driver_image_built_here_runs_prenv_and_its_toolchain_as_a_non_root_
     assert "Preview environments per pull request" in logs["help"]
     assert logs["engine"].strip() == "v3.274.1"
     assert "resource-kubernetes-v4.25.0" in logs["plugins"] and "resource-random-v4.21.4" in logs["plugins"]
+    assert "apiserver" in logs["apiserver"].split() and "whoami" in logs["apiserver"].split()
+
+
+def wait_for_service_account(core: client.CoreV1Api, namespace: str, timeout: float = 60.0) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not core.list_namespaced_service_account(namespace, field_selector="metadata.name=default").items:
+        assert time.monotonic() < deadline, f"no default ServiceAccount in {namespace}"
+        time.sleep(0.3)
 
 
 def wait_for_phase(core: client.CoreV1Api, namespace: str, name: str, timeout: float = 120.0) -> str:
