@@ -32,8 +32,10 @@ import yaml
 from rich.console import Console
 from rich.table import Table
 
+from prenv.cluster.layout import default_state_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-STATE = ROOT / ".state"
+STATE = default_state_dir()  # $PRENV_STATE_DIR or <checkout>/.state
 DEMO = STATE / "demo"
 PROJECT = DEMO / "project"
 console = Console(width=None if sys.stdout.isatty() else 110)
@@ -212,9 +214,6 @@ def down() -> None:
         for empty in (STATE / "cluster", STATE):
             with contextlib.suppress(OSError):
                 empty.rmdir()
-        for f in ROOT.glob("Pulumi.pr-*.yaml"):
-            f.unlink()
-        (ROOT / "Pulumi.shared.yaml").unlink(missing_ok=True)
 
 
 COMMANDS: dict[str, Callable[[], None]] = {"up": up, "down": down}
