@@ -36,8 +36,19 @@ class PreviewNamespace(pulumi.ComponentResource):
             # created-at is stamped once; later ups must not rewrite it (TTL counts from creation).
             opts=pulumi.ResourceOptions(parent=self, ignore_changes=['metadata.labels["prenv.dev/created-at"]']),
         )
-        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns])
         ns_name = ns.metadata.name
+        # The in-cluster driver's rights in this namespace, and only here (stacks/incluster.py): everything else in
+        # the namespace waits for this binding, and the destroy deletes it last, after everything else.
+        access = k8s.rbac.v1.RoleBinding(
+            f"{name}-driver-access",
+            metadata=meta(name="prenv-driver", namespace=ns_name, labels=args.labels),
+            role_ref=k8s.rbac.v1.RoleRefArgs(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name="prenv-environment"
+            ),
+            subjects=[k8s.rbac.v1.SubjectArgs(kind="ServiceAccount", name="prenv-driver", namespace="prenv-system")],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[ns]),
+        )
+        in_ns = pulumi.ResourceOptions(parent=self, depends_on=[ns, access])
         k8s.core.v1.ResourceQuota(
             f"{name}-quota",
             metadata=meta(name="prenv-quota", namespace=ns_name, labels=args.labels),
@@ -87,5 +98,5 @@ class PreviewNamespace(pulumi.ComponentResource):
             ),
             opts=in_ns,
         )
-        self.name = ns_name
+        self.name = pulumi.Output.all(ns_name, access.id).apply(lambda v: str(v[0]))
         self.register_outputs({"name": self.name})

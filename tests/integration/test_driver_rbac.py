@@ -205,11 +205,6 @@ def test_the_driver_relabels_its_own_namespace(driver: Any, pr_namespace: str) -
     assert _denied(lambda: core.patch_namespace(pr_namespace, unlabel), POLICY_DENIAL)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=auto.CommandError,
-    reason="the PR stack does not create its namespace's prenv-driver RoleBinding yet (components/namespace.py)",
-)
 def test_a_pr_stack_run_as_the_driver_from_scratch_binds_the_drivers_rights_in_its_namespace(
     driver: Any, driver_installed: SystemStacks, cluster_api: client.ApiClient, tmp_path: Path
 ) -> None:
