@@ -17,9 +17,8 @@ so the rights are split in three:
 - per PR namespace (ClusterRole ``prenv-environment``, bound by a RoleBinding ``prenv-driver`` *in* that namespace):
   the kinds a preview environment is made of, and the reads pulumi-kubernetes' await logic needs (pods, replica
   sets, events, endpoints). The driver can read a Secret only where such a RoleBinding puts it — never in
-  ``kube-system`` or another team's namespace. The PR stack has to create that RoleBinding right after its namespace
-  and before anything in it; it does not yet (components/namespace.py; a strict xfail in
-  tests/integration/test_driver_rbac.py says so until it does);
+  ``kube-system`` or another team's namespace. The PR stack creates that RoleBinding right after its namespace
+  and before anything in it (components/namespace.py);
 - a ValidatingAdmissionPolicy (``prenv-driver``, admissionregistration.k8s.io/v1, GA in Kubernetes 1.30) bounds
   every write the driver makes: a namespace it creates, changes or deletes must be labelled
   ``prenv.dev/managed-by=prenv`` and named ``<namespacePrefix>pr-<n>`` (before and after), a RoleBinding may bind only
@@ -27,6 +26,15 @@ so the rights are split in three:
   Lease in ``prenv-system``), and nothing else cluster-scoped.
 
 The binding that grants the cluster-wide rights is created after the policy is in force and deleted before it.
+
+**The pod** runs the driver image (devtools/driverimage.py: prenv, the pinned toolchain, the project at
+``/opt/prenv/project``) as uid 10001, non-root, no privilege escalation, every capability dropped. Pulumi writes
+the project directory (``Pulumi.pr-<n>.yaml``) and ``PULUMI_HOME`` in the image (owned by that user) and prenv's
+state (``PRENV_STATE_DIR``, ``HOME``) to an emptyDir. ``driverConfig`` is the pod's prenv.yaml: ``project_dir``
+defaults to the image's project, and a ``file://`` state backend is refused (it would live and die with one pod,
+unseen by the other replica): use ``s3://`` or Pulumi Cloud. ``prenv:githubAppPrivateKey`` (secret) is mounted as a
+file and becomes ``source.github.app.private_key_file``. The API server is reached as ``kubernetes.default.svc``
+(``prenv:driverApiHost``), the name every API server's certificate carries.
 """
 
 from __future__ import annotations
@@ -39,6 +47,12 @@ import yaml
 
 from prenv import naming, template
 from prenv.errors import ConfigError
+
+IMAGE_PROJECT = "/opt/prenv/project"  # devtools.driverimage.RECIPE.project
+STATE_DIR = "/var/lib/prenv"  # devtools.driverimage.RECIPE.home
+SECRETS_DIR = "/etc/prenv-secrets"
+APP_KEY_FILE = "github-app.pem"
+DRIVER_UID = 10001
 
 SHARED_STACK_KEY = "prenv:sharedStack"
 SERVICE_ACCOUNT = "prenv-driver"
@@ -193,11 +207,36 @@ def system_namespace(cfg: pulumi.Config) -> pulumi.Output[str]:
     return pulumi.StackReference(ref).require_output("namespace").apply(str)
 
 
+def driver_config(document: object, *, app_key: bool) -> dict[str, object]:
+    """The pod's prenv.yaml from ``prenv:driverConfig``: the image's project unless set, the mounted GitHub App key
+    when one is given; a ``file://`` backend is refused, naming the key."""
+    if not isinstance(document, dict):
+        raise ConfigError("prenv:driverConfig", "must be an object (the driver's prenv.yaml)")
+    config = dict(document)
+    config.setdefault("project_dir", IMAGE_PROJECT)
+    backend = str((config.get("state") or {}).get("backend", "")) if isinstance(config.get("state"), dict) else ""
+    if not backend or backend.startswith("file:"):
+        raise ConfigError(
+            "prenv:driverConfig.state.backend",
+            f"{backend or 'the default file:// backend'} would live and die with one pod, unseen by the other "
+            "replica; use s3://… or Pulumi Cloud (https://api.pulumi.com)",
+        )
+    if app_key:
+        source = dict(config.get("source") or {})
+        github = dict(source.get("github") or {})
+        app = dict(github.get("app") or {})
+        app.setdefault("private_key_file", f"{SECRETS_DIR}/{APP_KEY_FILE}")
+        github["app"], source["github"], config["source"] = app, github, source
+    return config
+
+
 def run(project_dir: Path | None = None) -> None:
     cfg = pulumi.Config("prenv")
     image = cfg.require("driverImage")
     replicas = cfg.get_int("driverReplicas") or 2
     prefix = namespace_prefix(cfg, project_dir or Path.cwd())
+    app_key = cfg.get_secret("githubAppPrivateKey")
+    api_host = cfg.get("driverApiHost") or "kubernetes.default.svc"
     labels = {naming.LABEL_MANAGED_BY: naming.MANAGED_BY, "app.kubernetes.io/name": "prenv-driver"}
     meta = k8s.meta.v1.ObjectMetaArgs
     rbac = "rbac.authorization.k8s.io"
@@ -252,7 +291,11 @@ def run(project_dir: Path | None = None) -> None:
     settings = k8s.core.v1.ConfigMap(
         "driver-config",
         metadata=meta(name="prenv-driver-config", namespace=namespace, labels=labels),
-        data={"prenv.yaml": yaml.safe_dump(cfg.require_object("driverConfig"), sort_keys=False)},
+        data={
+            "prenv.yaml": yaml.safe_dump(
+                driver_config(cfg.require_object("driverConfig"), app_key=app_key is not None), sort_keys=False
+            )
+        },
     )
     secret_data = {env: cfg.get_secret(key) for key, env in SECRET_KEYS.items()}
     secret = k8s.core.v1.Secret(
@@ -260,6 +303,21 @@ def run(project_dir: Path | None = None) -> None:
         metadata=meta(name="prenv-driver", namespace=namespace, labels=labels),
         string_data={k: v for k, v in secret_data.items() if v is not None},
     )
+    secret_files: list[k8s.core.v1.VolumeArgs] = []
+    secret_mounts: list[k8s.core.v1.VolumeMountArgs] = []
+    if app_key is not None:
+        key_secret = k8s.core.v1.Secret(
+            "driver-github-app",
+            metadata=meta(name="prenv-driver-github-app", namespace=namespace, labels=labels),
+            string_data={APP_KEY_FILE: app_key},
+        )
+        secret_files.append(
+            k8s.core.v1.VolumeArgs(
+                name="github-app",
+                secret=k8s.core.v1.SecretVolumeSourceArgs(secret_name=key_secret.metadata.name, default_mode=0o400),
+            )
+        )
+        secret_mounts.append(k8s.core.v1.VolumeMountArgs(name="github-app", mount_path=SECRETS_DIR, read_only=True))
     selector = {"app.kubernetes.io/name": "prenv-driver"}
     k8s.apps.v1.Deployment(
         "driver",
@@ -275,8 +333,17 @@ def run(project_dir: Path | None = None) -> None:
                         k8s.core.v1.VolumeArgs(
                             name="config",
                             config_map=k8s.core.v1.ConfigMapVolumeSourceArgs(name=settings.metadata.name),
-                        )
+                        ),
+                        k8s.core.v1.VolumeArgs(name="state", empty_dir=k8s.core.v1.EmptyDirVolumeSourceArgs()),
+                        *secret_files,
                     ],
+                    security_context=k8s.core.v1.PodSecurityContextArgs(
+                        run_as_non_root=True,
+                        run_as_user=DRIVER_UID,
+                        run_as_group=DRIVER_UID,
+                        fs_group=DRIVER_UID,
+                        seccomp_profile=k8s.core.v1.SeccompProfileArgs(type="RuntimeDefault"),
+                    ),
                     termination_grace_period_seconds=660,  # let a running pulumi operation finish (serve's bound)
                     containers=[
                         k8s.core.v1.ContainerArgs(
@@ -289,9 +356,16 @@ def run(project_dir: Path | None = None) -> None:
                                     secret_ref=k8s.core.v1.SecretEnvSourceArgs(name=secret.metadata.name)
                                 )
                             ],
-                            env=[k8s.core.v1.EnvVarArgs(name="PRENV_LEADER_ELECTION", value="true")],
+                            env=[
+                                k8s.core.v1.EnvVarArgs(name="PRENV_LEADER_ELECTION", value="true"),
+                                k8s.core.v1.EnvVarArgs(name="PRENV_STATE_DIR", value=STATE_DIR),
+                                k8s.core.v1.EnvVarArgs(name="HOME", value=STATE_DIR),
+                                k8s.core.v1.EnvVarArgs(name="KUBERNETES_SERVICE_HOST", value=api_host),
+                            ],
                             volume_mounts=[
-                                k8s.core.v1.VolumeMountArgs(name="config", mount_path="/etc/prenv", read_only=True)
+                                k8s.core.v1.VolumeMountArgs(name="config", mount_path="/etc/prenv", read_only=True),
+                                k8s.core.v1.VolumeMountArgs(name="state", mount_path=STATE_DIR),
+                                *secret_mounts,
                             ],
                             readiness_probe=k8s.core.v1.ProbeArgs(
                                 http_get=k8s.core.v1.HTTPGetActionArgs(path="/readyz", port="http")
@@ -300,7 +374,10 @@ def run(project_dir: Path | None = None) -> None:
                                 http_get=k8s.core.v1.HTTPGetActionArgs(path="/healthz", port="http")
                             ),
                             security_context=k8s.core.v1.SecurityContextArgs(
-                                run_as_non_root=True, allow_privilege_escalation=False, read_only_root_filesystem=False
+                                run_as_non_root=True,
+                                allow_privilege_escalation=False,
+                                read_only_root_filesystem=False,  # pulumi writes the project dir and PULUMI_HOME
+                                capabilities=k8s.core.v1.CapabilitiesArgs(drop=["ALL"]),
                             ),
                         )
                     ],

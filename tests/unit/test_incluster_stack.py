@@ -6,12 +6,14 @@ What the rules and the policy allow and deny against a real API server: tests/in
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
 import pulumi
 import pulumi.runtime
 import pytest
+import yaml
 
 from prenv.errors import ConfigError
 from testsupport.pulumi_harness import Registry, run
@@ -21,7 +23,8 @@ SHARED_NAMESPACE = "ops-system"  # not naming.SYSTEM_NAMESPACE: proves the name 
 CONFIG = {
     "prenv:driverImage": "registry.example.com/prenv:0.1.0",
     "prenv:webhookSecret": "whsec",
-    "prenv:driverConfig": '{"source": {"type": "github", "github": {"repository": "acme/shop"}}}',
+    "prenv:driverConfig": '{"source": {"type": "github", "github": {"repository": "acme/shop"}}, '
+    '"state": {"backend": "s3://acme-prenv-state?region=eu-west-1"}}',
     "prenv:sharedStack": SHARED,
 }
 
@@ -134,13 +137,52 @@ def test_the_driver_reads_credentials_from_a_secret_and_gets_time_to_finish_oper
     assert pod["terminationGracePeriodSeconds"] >= 600
     container = pod["containers"][0]
     assert container["envFrom"] == [{"secretRef": {"name": "prenv-driver"}}]
-    assert all("value" not in e or e["name"] == "PRENV_LEADER_ELECTION" for e in container["env"])
+    plain = {"PRENV_LEADER_ELECTION", "PRENV_STATE_DIR", "HOME", "KUBERNETES_SERVICE_HOST"}  # nothing secret
+    assert all("value" not in e or e["name"] in plain for e in container["env"])
     assert container["securityContext"]["runAsNonRoot"] is True
 
 
 def test_the_driver_gets_its_prenv_yaml_from_a_config_map() -> None:
     registry = build()
-    data = registry.one("kubernetes:core/v1:ConfigMap").inputs["data"]["prenv.yaml"]
-    assert "repository: acme/shop" in data
+    data = yaml.safe_load(registry.one("kubernetes:core/v1:ConfigMap").inputs["data"]["prenv.yaml"])
+    assert data["source"]["github"]["repository"] == "acme/shop"
+    assert data["project_dir"] == "/opt/prenv/project"  # the image's project, writable by the driver's user
     pod = registry.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
-    assert pod["containers"][0]["volumeMounts"] == [{"name": "config", "mountPath": "/etc/prenv", "readOnly": True}]
+    mounts = {m["name"]: m for m in pod["containers"][0]["volumeMounts"]}
+    assert mounts["config"] == {"name": "config", "mountPath": "/etc/prenv", "readOnly": True}
+
+
+def test_the_driver_runs_non_root_with_its_state_on_an_empty_dir_and_reaches_the_api_by_its_service_name() -> None:
+    pod = build().one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+    container = pod["containers"][0]
+    assert container["securityContext"]["allowPrivilegeEscalation"] is False
+    assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert {"name": "state", "emptyDir": {}} in pod["volumes"]
+    assert {"name": "state", "mountPath": "/var/lib/prenv"} in container["volumeMounts"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["PRENV_STATE_DIR"] == env["HOME"] == "/var/lib/prenv"
+    assert env["KUBERNETES_SERVICE_HOST"] == "kubernetes.default.svc"
+
+
+@pytest.mark.parametrize("backend", [None, "file:///var/lib/prenv/state"])
+def test_a_state_backend_that_lives_in_one_pod_is_refused_naming_the_key(backend: str | None) -> None:
+    state = {} if backend is None else {"state": {"backend": backend}}
+    config = json.dumps({"source": {"type": "github", "github": {"repository": "acme/shop"}}, **state})
+    with pytest.raises(Exception, match=r"prenv:driverConfig\.state\.backend"):
+        build(**{"prenv:driverConfig": config})
+
+
+def test_a_github_app_key_is_mounted_from_its_own_secret_and_named_in_the_config() -> None:
+    pulumi.runtime.set_all_config({}, secret_keys=[])
+    registry = build(**{"prenv:githubAppPrivateKey": "-----BEGIN RSA PRIVATE KEY-----\nx\n"})
+    data = yaml.safe_load(registry.one("kubernetes:core/v1:ConfigMap").inputs["data"]["prenv.yaml"])
+    assert data["source"]["github"]["app"]["private_key_file"] == "/etc/prenv-secrets/github-app.pem"
+    secrets = {r.inputs["metadata"]["name"]: r for r in registry.of_type("kubernetes:core/v1:Secret")}
+    data = secrets["prenv-driver-github-app"].inputs["stringData"]
+    assert "4dabf18193072939515e22adb298388d" in data  # pulumi's secret marker: the key stays encrypted in state
+    assert list(data["value"]) == ["github-app.pem"]
+    pod = registry.one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]
+    assert {"name": "github-app", "mountPath": "/etc/prenv-secrets", "readOnly": True} in pod["containers"][0][
+        "volumeMounts"
+    ]
