@@ -1,5 +1,6 @@
-"""End to end with GitLab as the source: the real ``prenv`` CLI, the real engine, the embedded cluster and PostgreSQL,
-the merge requests (and branches) served by the fake GitLab that python-gitlab really talks to.
+"""End to end with GitLab as the source: the real ``prenv`` CLI and ``prenv serve``, the real engine, the embedded
+cluster and PostgreSQL, the merge requests (and branches) served by the fake GitLab that python-gitlab really talks
+to; serve's webhooks are GitLab's documented payloads (tests/data/gitlab-webhooks).
 
 A merge request opens, gets a push and is merged; a release branch appears and is deleted. Hostile titles and
 branch names come along and never reach a name, a command or SQL.
@@ -9,20 +10,27 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import yaml
 from kubernetes import client
 
 from devtools.localdb import LocalPostgres
-from prenv import db, naming
+from prenv import db, naming, settings
+from prenv.service.gitlab_feedback import environment_name
+from prenv.service.runner import build_service, server
 from tests.fixtures.driver import PRENV
 from tests.fixtures.gitlab import TOKEN
 from tests.fixtures.preview import unique_pr
+from tests.integration.test_service_gitlab import PROJECT as HOOK_PROJECT
+from tests.integration.test_service_gitlab import hook, hook_headers
 from testsupport.gitlab_server import FakeGitLab
+from testsupport.service_harness import SECRET, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -134,3 +142,78 @@ def test_a_release_branch_gets_an_environment_until_it_is_deleted(
     assert f"pr-{n}" not in live_namespaces(cluster_api)
     assert d.listed() == {}
     assert not CANARY.exists()
+
+
+def test_prenv_serve_takes_gitlab_webhooks_to_real_stacks_and_keeps_one_note_and_the_environment_current(
+    tmp_path: Path,
+    fake_gitlab: FakeGitLab,
+    project_dir: Path,
+    backend_url: str,
+    preview_env: dict[str, str],
+    cluster_api: client.ApiClient,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    n = unique_pr()
+    config = tmp_path / "prenv.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "project_dir": str(project_dir),
+                "source": {"type": "gitlab", "gitlab": {"project": HOOK_PROJECT, "base_url": fake_gitlab.url}},
+                "filters": {"labels": ["preview"]},
+                "state": {"backend": backend_url},
+                "serve": {"resync_seconds": 3600, "feedback": {"enabled": True}},
+            }
+        )
+    )
+    for key in ("KUBECONFIG", "PRENV_DATABASE_ADMIN_DSN", "PULUMI_CONFIG_PASSPHRASE"):
+        if key in preview_env:
+            monkeypatch.setenv(key, preview_env[key])
+    monkeypatch.setenv("GITLAB_TOKEN", TOKEN)
+    monkeypatch.setenv("PRENV_WEBHOOK_SECRET", SECRET.decode())
+    service = build_service(settings.load(config))
+    gateway = service.reconciler.gateway
+    srv = server(service, "127.0.0.1", 0, log_level="warning")
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+
+    def deployed() -> dict[int, str | None]:
+        return {s.pr: s.sha for s in gateway.list_stacks()}
+
+    def notes() -> list[str]:
+        return [note["body"] for note in fake_gitlab.notes(HOOK_PROJECT, n)]
+
+    def env() -> dict[str, Any]:
+        return next(e for e in fake_gitlab.environments(HOOK_PROJECT) if e["name"] == environment_name(n))
+
+    try:
+        wait_for(lambda: srv.started, what="uvicorn to start")
+        base = f"http://127.0.0.1:{srv.servers[0].sockets[0].getsockname()[1]}"
+        with httpx.Client(base_url=base, timeout=10) as http:
+            wait_for(lambda: http.get("/readyz").status_code == 200, timeout=60, what="readiness")
+            fake_gitlab.add_merge_request(HOOK_PROJECT, n, sha="1" * 40, labels=["preview"], branch=HOSTILE_BRANCH)
+            opened = http.post("/webhooks/gitlab", content=hook("merge_request_open", n), headers=hook_headers())
+            assert opened.status_code == 202
+            wait_for(lambda: deployed().get(n) == "1" * 40, timeout=240, what="the environment")
+            wait_for(lambda: len(notes()) == 1 and "ready" in notes()[0], timeout=30, what="the MR note")
+            assert f"web-{n}.preview.test" in notes()[0]
+            wait_for(lambda: env()["state"] == "available", timeout=30, what="the GitLab environment")
+            assert env()["external_url"] == f"http://web-{n}.preview.test"
+
+            fake_gitlab.add_merge_request(HOOK_PROJECT, n, sha="2" * 40, labels=["preview"], branch=HOSTILE_BRANCH)
+            http.post("/webhooks/gitlab", content=hook("merge_request_update_commits", n), headers=hook_headers())
+            wait_for(lambda: deployed().get(n) == "2" * 40, timeout=240, what="the update")
+            wait_for(lambda: "2222222" in notes()[0], timeout=30, what="the note edited in place")
+            assert len(notes()) == 1
+
+            fake_gitlab.close_merge_request(HOOK_PROJECT, n, state="merged")
+            http.post("/webhooks/gitlab", content=hook("merge_request_merge", n), headers=hook_headers())
+            wait_for(lambda: n not in deployed(), timeout=240, what="the teardown")
+            wait_for(lambda: env()["state"] == "stopped", timeout=30, what="the environment stopped")
+            wait_for(lambda: "torn down" in notes()[0], timeout=30, what="the final note")
+            assert len(notes()) == 1 and TOKEN not in notes()[0]
+        assert f"pr-{n}" not in live_namespaces(cluster_api)
+        assert not CANARY.exists()
+    finally:
+        srv.should_exit = True
+        thread.join(30)
