@@ -11,6 +11,9 @@
 //	PUBLIC_URL    the environment's public URL (shown as a link)
 //	APP_TABLE     the table whose rows the page lists (default products, the seed's table)
 //	UPSTREAM_URL  another service of the environment whose /healthz the page reports (e.g. http://worker)
+//
+// `app migrate` is the app's database migration (prenv:database.migrate): it records the deployed commit in the
+// listed table, once per sha; `app migrate SQL…` runs the given statements in one transaction instead.
 package main
 
 import (
@@ -31,6 +34,17 @@ func main() {
 	cfg := configFromEnv(os.Getenv)
 	if len(os.Args) > 1 && os.Args[1] == "-v" {
 		os.Stdout.WriteString("prenv-example-app " + version + "\n")
+		return
+	}
+	if len(os.Args) > 1 && os.Args[1] == "migrate" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		if err := migrate(ctx, cfg, os.Args[2:]); err != nil {
+			log.Printf("migration failed: %v", err)
+			cancel()
+			os.Exit(1)
+		}
+		log.Printf("migration done")
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)

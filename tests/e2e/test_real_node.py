@@ -294,3 +294,39 @@ def wait_for_phase(core: client.CoreV1Api, namespace: str, name: str, timeout: f
         if phase in ("Succeeded", "Failed") or time.monotonic() > deadline:
             return str(phase)
         time.sleep(0.5)
+
+
+def test_a_migration_runs_before_the_app_and_a_failing_one_fails_the_up_while_the_old_pods_keep_serving(
+    world: RealWorld, tmp_path: Path
+) -> None:
+    import yaml
+
+    n = unique_pr()
+    world.load(n)
+    database = {"enabled": True, "namePrefix": "pr_", "template": "app_seed", "appHost": world.db_host}
+    migrate = {"command": ["/app", "migrate"], "timeoutSeconds": 60}
+    with world.environments(tmp_path, database={**database, "migrate": migrate}) as d:
+        d.open([pr(n, "a")])
+        done = d.run("sync")
+        assert done.returncode == 0, done.stderr[-3000:]
+        # The Job ran against this PR's branch before the app rolled out: the page lists the row it wrote.
+        assert f"<td>migrated at {'a' * 40}</td>" in world.page(n, f"Preview of PR {n}", timeout=5).body
+
+        # The next push brings a migration that fails: the up fails at the Job and says why, the app is untouched.
+        template = tmp_path / "project" / "Pulumi.preview.yaml"
+        doc = yaml.safe_load(template.read_text())
+        doc["config"]["prenv:database"]["migrate"] = {
+            "command": ["/app", "migrate", "SELECT * FROM no_such_table"],
+            "timeoutSeconds": 60,
+        }
+        template.write_text(yaml.safe_dump(doc, sort_keys=False))
+        d.open([pr(n, "b")])
+        failed = d.run("sync")
+        assert failed.returncode == 1
+        output = " ".join((failed.stdout + failed.stderr).split())
+        assert 'relation "no_such_table" does not exist' in output
+        [listed] = d.json("list")
+        assert listed["status"] == "failed" and 'relation "no_such_table" does not exist' in listed["error"]
+        assert "postgresql://" not in listed["error"]
+        page = world.page(n, f"Preview of PR {n}", timeout=5)
+        assert f'<code id="sha">{"a" * 40}</code>' in page.body  # the previous rollout keeps serving
