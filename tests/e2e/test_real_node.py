@@ -330,3 +330,34 @@ def test_a_migration_runs_before_the_app_and_a_failing_one_fails_the_up_while_th
         assert "postgresql://" not in listed["error"]
         page = world.page(n, f"Preview of PR {n}", timeout=5)
         assert f'<code id="sha">{"a" * 40}</code>' in page.body  # the previous rollout keeps serving
+
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART_VALUES = {
+    "image": {"repository": "{imageRepository}", "tag": "{imageTag}"},
+    "pr": "{pr}",
+    "sha": "{sha}",
+    "url": "{url}",
+    "databaseSecret": "{databaseSecret}",
+}
+APPS = {
+    "helm": {"kind": "helm", "chart": str(ROOT / "examples/app/chart"), "service": "web", "values": CHART_VALUES},
+    "kustomize": {"kind": "kustomize", "directory": str(ROOT / "examples/app/kustomize"), "service": "web"},
+}
+
+
+@pytest.mark.parametrize("kind", sorted(APPS))
+def test_the_example_app_as_a_helm_chart_or_a_kustomize_base_really_runs_and_rolls_on_a_push(
+    world: RealWorld, tmp_path: Path, kind: str
+) -> None:
+    n = unique_pr()
+    world.load(n)
+    with world.environments(tmp_path, app=APPS[kind]) as d:
+        d.open([pr(n, "a")])
+        done = d.run("sync")
+        assert done.returncode == 0, done.stderr[-3000:]
+        page = world.page(n, f"Preview of PR {n}", timeout=5)  # ready means its pods are Ready
+        assert f'<code id="sha">{"a" * 40}</code>' in page.body and "<td>teapot</td>" in page.body
+        d.open([pr(n, "b")])
+        assert d.run("sync").returncode == 0
+        assert f'<code id="sha">{"b" * 40}</code>' in world.page(n, "b" * 40, timeout=60).body
