@@ -191,6 +191,31 @@ class DiyBackend:
             error=error,
         )
 
+    def remove_broken_sidecars(self, stack: str) -> list[str]:
+        """Remove the stack's metadata sidecars that do not decode; returns their keys.
+
+        A ``file://`` backend is gocloud's fileblob, which keeps each object's metadata in a ``<key>.attrs`` file
+        written by a plain create-then-write. A pulumi killed in between leaves it empty, and from then on every read
+        of the object fails (``failed to load checkpoint: EOF``), so no later operation could recover the stack. The
+        sidecar is optional (fileblob uses defaults without it). Other stores have no sidecars."""
+        if not isinstance(self.store, FileStore):
+            return []
+        checkpoints = [
+            k for k in self.store.list(f".pulumi/stacks/{self.project}") if k.rsplit("/", 1)[-1].startswith(f"{stack}.")
+        ]
+        per_stack = [
+            *self.store.list(f".pulumi/locks/organization/{self.project}/{stack}"),
+            *self.store.list(f".pulumi/history/{self.project}/{stack}"),
+        ]
+        removed = []
+        for key in [k for k in checkpoints + per_stack if k.endswith(".attrs")]:
+            try:
+                json.loads(self.store.read(key) or b"")
+            except ValueError:
+                self.store.delete(key)
+                removed.append(key)
+        return removed
+
     def _failure_key(self, stack: str) -> str:
         return f".prenv/failures/{self.project}/{stack}.json"
 

@@ -58,6 +58,9 @@ class CloudGateway(PulumiGateway):
     def _destroy(self, stack: auto.Stack, log: OutputLog) -> None:
         stack.destroy(on_output=log.output, color="never", suppress_progress=True)
 
+    def _repair(self, name: str) -> None:
+        """Nothing to repair: Pulumi Cloud keeps the state, no file of it is ours to read."""
+
     def _remember_failure(self, name: str, kind: str, error: StackOperationError | None) -> None:
         """Nothing is kept: Pulumi Cloud records the failed update itself (its console shows why), and prenv has
         no file of its own there; ``prenv list`` says only which run failed."""

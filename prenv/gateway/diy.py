@@ -85,6 +85,10 @@ class DiyGateway(PulumiGateway):
             except auto.CommandError as e:
                 raise stack_error(name, "refresh", e, temporary=True) from None
 
+    def _repair(self, name: str) -> None:
+        for key in self.backend.remove_broken_sidecars(name):
+            logger.warning("%s: removed %s, left empty or cut short by a killed pulumi (it is optional)", name, key)
+
     def _remember_failure(self, name: str, kind: str, error: StackOperationError | None) -> None:
         try:
             if error is None:

@@ -124,6 +124,7 @@ class PulumiGateway(ABC):
         """See StackGateway.up."""
         pr = desired.pr
         name = naming.stack_name(pr.number)
+        self._repair(name)
         exists = self._exists(name)
         stack = self._select(name, create=True, exists=exists)
         self._write_config(stack, desired, new=exists is False)
@@ -160,6 +161,7 @@ class PulumiGateway(ABC):
     def destroy(self, pr: int) -> None:
         """See StackGateway.destroy."""
         name = naming.stack_name(pr)
+        self._repair(name)
         try:
             stack = self._select(name, create=False)
         except auto.StackNotFoundError:
@@ -181,6 +183,10 @@ class PulumiGateway(ABC):
             except auto.CommandError as e:
                 raise stack_error(name, "stack rm", e) from None
         self._remember_failure(name, "destroy", None)
+
+    @abstractmethod
+    def _repair(self, name: str) -> None:
+        """Make the backend's files of stack ``name`` readable again after a crash, before pulumi reads them."""
 
     @abstractmethod
     def _remember_failure(self, name: str, kind: str, error: StackOperationError | None) -> None:

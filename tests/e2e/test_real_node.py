@@ -94,7 +94,9 @@ def test_a_pr_opens_serves_its_own_page_over_https_gets_a_push_and_closes_leavin
         with api_client(world.info.kubeconfig) as api:
             live = [n.metadata.name for n in client.CoreV1Api(api).list_namespace().items]
         assert f"pr-{a}" not in live
-        assert world.containers(f"pr-{a}") == []
+        # The kubelet stops the pods at once and removes their exited containers at its next garbage collection
+        # (once a minute): wait for that, not a fixed time.
+        assert world.wait_for_no_containers(f"pr-{a}", timeout=150) == []
         with psycopg.connect(world.postgres.dsn) as conn:
             assert not db.database_exists(conn, f"pr_{a}")
             assert not db.role_exists(conn, f"pr_{a}")

@@ -143,3 +143,29 @@ def test_a_recorded_reason_is_shown_only_while_the_last_run_is_failed(tmp_path: 
     recovered = backend.state("pr-7")
     assert recovered is not None and (recovered.result, recovered.error) == ("succeeded", None)
     assert not list((tmp_path / ".pulumi" / "stacks" / "prenv").glob("*.tmp"))
+
+
+def test_a_metadata_sidecar_left_empty_by_a_killed_pulumi_is_removed_before_pulumi_reads_the_stack(
+    tmp_path: Path,
+) -> None:
+    """gocloud's fileblob writes ``<key>.attrs`` by create-then-write: a SIGKILL in between leaves it empty, and
+    pulumi then fails every read of the stack with ``failed to load checkpoint: EOF``."""
+    write_stack(tmp_path, "pr-7", "update", "succeeded")
+    write_stack(tmp_path, "pr-8", "update", "succeeded")
+    stacks = tmp_path / ".pulumi" / "stacks" / "prenv"
+    (stacks / "pr-7.json.attrs").write_text("")  # cut short
+    (stacks / "pr-7.json.bak.attrs").write_text('{"user.content_type":"application/json"}\n')  # fine
+    (stacks / "pr-8.json.attrs").write_text("")  # another stack's: not this operation's business
+    history = tmp_path / ".pulumi" / "history" / "prenv" / "pr-7"
+    (history / "pr-7-1.history.json.attrs").write_text('{"user.content_type"')
+    backend = DiyBackend(FileStore(tmp_path), "prenv")
+
+    removed = backend.remove_broken_sidecars("pr-7")
+
+    assert sorted(removed) == [
+        ".pulumi/history/prenv/pr-7/pr-7-1.history.json.attrs",
+        ".pulumi/stacks/prenv/pr-7.json.attrs",
+    ]
+    assert (stacks / "pr-7.json.bak.attrs").exists() and (stacks / "pr-8.json.attrs").exists()
+    assert backend.state("pr-7") is not None  # the checkpoint itself is untouched
+    assert backend.remove_broken_sidecars("pr-7") == []
