@@ -89,6 +89,22 @@ def test_a_row_started_on_a_busy_machine_or_forced_says_under_load(monkeypatch: 
     assert busy.under_load and "42 pulumi" in busy.why_under_load
 
 
+def test_afterwards_only_other_processes_make_a_row_under_load_not_its_own_load_average(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(conditions, "machine_load", lambda me=None: Load(0.3, 0.5, 2, ()))
+    c = Conditions.start(cluster="real node", seed="2 rows", parallelism=2, samples=10, command="x")
+    monkeypatch.setattr(conditions, "machine_load", lambda me=None: Load(1.2, 1.8, 2, ()))  # the run's own work
+    row = c.finish()
+    assert not row["under_load"] and row["load_after"]["load1"] == 1.2
+
+    monkeypatch.setattr(conditions, "machine_load", lambda me=None: Load(0.3, 0.5, 2, ()))
+    c = Conditions.start(cluster="real node", seed="2 rows", parallelism=2, samples=10, command="x")
+    monkeypatch.setattr(conditions, "machine_load", lambda me=None: Load(1.2, 1.8, 2, ("7 pytest",)))
+    row = c.finish()
+    assert row["under_load"] and row["why_under_load"] == "after: 1 other process(es): 7 pytest"
+
+
 LEGACY = {  # the shape bench/__main__.py wrote before rows carried conditions (2026-12-01)
     "when": "2026-12-01 20:00 UTC",
     "machine": {"cpus": 2, "memory_mib": 24105},
