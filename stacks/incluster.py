@@ -45,6 +45,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import yaml
 
+from components.meta import INGRESS_AWAIT, SERVICE_AWAIT
 from prenv import naming, template
 from prenv.errors import ConfigError
 
@@ -63,6 +64,10 @@ ENVIRONMENT_ROLE = "prenv-environment"
 POLICY = "prenv-driver"
 SECRET_KEYS = {
     "githubToken": "GITHUB_TOKEN",
+    "gitlabToken": "GITLAB_TOKEN",
+    # An s3:// state backend without a workload identity (IRSA and the like): the keys, from secret config.
+    "awsAccessKeyId": "AWS_ACCESS_KEY_ID",
+    "awsSecretAccessKey": "AWS_SECRET_ACCESS_KEY",
     "webhookSecret": "PRENV_WEBHOOK_SECRET",
     "databaseAdminDsn": "PRENV_DATABASE_ADMIN_DSN",
     "pulumiPassphrase": "PULUMI_CONFIG_PASSPHRASE",
@@ -387,9 +392,48 @@ def run(project_dir: Path | None = None) -> None:
     )
     svc = k8s.core.v1.Service(
         "driver-svc",
-        metadata=meta(name="prenv-driver", namespace=namespace, labels=labels),
+        # The Deployment's await already waits for Ready pods; no 10 s endpoint settle on top.
+        metadata=meta(name="prenv-driver", namespace=namespace, labels=labels, annotations=SERVICE_AWAIT),
         spec=k8s.core.v1.ServiceSpecArgs(
             selector=selector, ports=[k8s.core.v1.ServicePortArgs(name="http", port=80, target_port="http")]
         ),
     )
     pulumi.export("webhookService", svc.metadata.name)
+    host = cfg.get("driverHost")
+    if host:
+        webhook_ingress(host, cfg, namespace, labels, svc.metadata.name)
+        pulumi.export("webhookUrl", f"https://{host}/webhooks/github")
+
+
+def webhook_ingress(
+    host: str, cfg: pulumi.Config, namespace: pulumi.Input[str], labels: dict[str, str], service: pulumi.Input[str]
+) -> k8s.networking.v1.Ingress:
+    """``https://<prenv:driverHost>/`` → the driver's Service, for GitHub's and GitLab's webhooks: the TLS Secret is
+    the shared stack's ``wildcard-tls`` in the same namespace unless ``prenv:driverTlsSecret`` names another; the
+    class is ``prenv:driverIngressClass`` (default ``nginx``, the embedded cluster's)."""
+    naming.check_base_domain(host, key="prenv:driverHost")  # a DNS name of at least two labels
+    backend = k8s.networking.v1.IngressBackendArgs(
+        service=k8s.networking.v1.IngressServiceBackendArgs(
+            name=service, port=k8s.networking.v1.ServiceBackendPortArgs(name="http")
+        )
+    )
+    return k8s.networking.v1.Ingress(
+        "driver-ingress",
+        metadata=k8s.meta.v1.ObjectMetaArgs(
+            name="prenv-driver", namespace=namespace, labels=labels, annotations=INGRESS_AWAIT
+        ),
+        spec=k8s.networking.v1.IngressSpecArgs(
+            ingress_class_name=cfg.get("driverIngressClass") or "nginx",
+            tls=[
+                k8s.networking.v1.IngressTLSArgs(hosts=[host], secret_name=cfg.get("driverTlsSecret") or "wildcard-tls")
+            ],
+            rules=[
+                k8s.networking.v1.IngressRuleArgs(
+                    host=host,
+                    http=k8s.networking.v1.HTTPIngressRuleValueArgs(
+                        paths=[k8s.networking.v1.HTTPIngressPathArgs(path="/", path_type="Prefix", backend=backend)]
+                    ),
+                )
+            ],
+        ),
+    )

@@ -186,3 +186,36 @@ def test_a_github_app_key_is_mounted_from_its_own_secret_and_named_in_the_config
     assert {"name": "github-app", "mountPath": "/etc/prenv-secrets", "readOnly": True} in pod["containers"][0][
         "volumeMounts"
     ]
+
+
+def test_without_a_driver_host_there_is_no_ingress_and_the_service_skips_the_endpoint_settle() -> None:
+    registry = build()
+    assert registry.of_type("kubernetes:networking.k8s.io/v1:Ingress") == []
+    service = registry.one("kubernetes:core/v1:Service").inputs
+    assert service["metadata"]["annotations"] == {"pulumi.com/skipAwait": "true"}
+
+
+def test_a_driver_host_gets_an_https_ingress_to_the_webhook_service_with_the_shared_wildcard_certificate() -> None:
+    registry = build(**{"prenv:driverHost": "prenv.preview.example.com"})
+    ingress = registry.one("kubernetes:networking.k8s.io/v1:Ingress").inputs
+    assert ingress["metadata"]["namespace"] == SHARED_NAMESPACE
+    assert ingress["spec"]["ingressClassName"] == "nginx"
+    assert ingress["spec"]["tls"] == [{"hosts": ["prenv.preview.example.com"], "secretName": "wildcard-tls"}]
+    [rule] = ingress["spec"]["rules"]
+    assert rule["host"] == "prenv.preview.example.com"
+    assert rule["http"]["paths"][0]["backend"]["service"] == {"name": "prenv-driver", "port": {"name": "http"}}
+
+
+def test_a_driver_host_that_is_not_a_dns_name_is_refused_naming_the_key() -> None:
+    with pytest.raises(Exception, match="prenv:driverHost"):
+        build(**{"prenv:driverHost": "not a host"})
+
+
+def test_s3_keys_and_a_gitlab_token_come_from_secret_config_into_the_drivers_secret() -> None:
+    registry = build(
+        **{"prenv:awsAccessKeyId": "AKIA", "prenv:awsSecretAccessKey": "s3cr3t", "prenv:gitlabToken": "glpat"}
+    )
+    secrets = {r.inputs["metadata"]["name"]: r.inputs for r in registry.of_type("kubernetes:core/v1:Secret")}
+    data = secrets["prenv-driver"]["stringData"]
+    assert "4dabf18193072939515e22adb298388d" in data  # a secret: encrypted in the stack's state
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "GITLAB_TOKEN"} <= set(data["value"])
