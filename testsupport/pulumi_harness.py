@@ -6,6 +6,7 @@ resources, plus the resolved values (and secretness) of chosen outputs.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,6 +63,7 @@ def run(
     ``registry``: a Registry subclass answering invokes (``call``), when the code under test invokes a provider.
     """
     registry = registry if registry is not None else Registry()
+    _ensure_event_loop()
     pulumi.runtime.set_mocks(registry, project="prenv", stack="pr-7", preview=False)
     resolved: dict[str, Resolved] = {}
 
@@ -81,6 +83,16 @@ def run(
 
     _go()
     return registry, resolved
+
+
+def _ensure_event_loop() -> None:
+    """Pulumi's runtime asks ``asyncio.get_event_loop()``. Once anything in this thread has run ``asyncio.run`` (a
+    test client, an async helper), that raises "There is no current event loop" instead of making one, so the
+    outcome of a mocks test would depend on which tests ran before it in the same worker: give it a loop."""
+    try:
+        asyncio.get_event_loop()
+    except RuntimeError:
+        asyncio.set_event_loop(asyncio.new_event_loop())
 
 
 def _secretness(key: str, out: pulumi.Output[Any], resolved: dict[str, Resolved]) -> pulumi.Output[None]:
