@@ -134,17 +134,20 @@ def project_path(project: str) -> str:
 class _GitLabLister:
     """What both GitLab sources share: the client, bounded retries, the rate limit, and error translation."""
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.project!r}, base_url={self.base_url!r})"
+
     def __init__(
         self,
         project: str,
         *,
-        token: str | None,
-        job_token: str | None,
-        base_url: str,
-        ca_bundle: Path | None,
-        timeout: int,
-        retries: int,
-        per_page: int,
+        token: str | None = None,
+        job_token: str | None = None,
+        base_url: str = DEFAULT_BASE_URL,
+        ca_bundle: Path | None = None,
+        timeout: int = 10,
+        retries: int = 2,
+        per_page: int = 100,
     ) -> None:
         if not 1 <= per_page <= 100:
             raise ConfigError("source.gitlab.per_page", "must be between 1 and 100")
@@ -252,32 +255,6 @@ class GitLabSource(_GitLabLister):
         ConfigError: a malformed project, an empty token, an unreadable CA bundle, a bad number.
     """
 
-    def __init__(
-        self,
-        project: str,
-        *,
-        token: str | None = None,
-        job_token: str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
-        ca_bundle: Path | None = None,
-        timeout: int = 10,
-        retries: int = 2,
-        per_page: int = 100,
-    ) -> None:
-        super().__init__(
-            project,
-            token=token,
-            job_token=job_token,
-            base_url=base_url,
-            ca_bundle=ca_bundle,
-            timeout=timeout,
-            retries=retries,
-            per_page=per_page,
-        )
-
-    def __repr__(self) -> str:
-        return f"GitLabSource({self.project!r}, base_url={self.base_url!r})"
-
     def list_open(self) -> list[PullRequest]:
         started = time.monotonic()
         with self._translate_errors():
@@ -299,32 +276,6 @@ class GitLabBranchSource(_GitLabLister):
     Every branch is listed; ``filters.branch_include``/``branch_exclude`` pick the ones that get an environment. Same
     arguments as :class:`GitLabSource`.
     """
-
-    def __init__(
-        self,
-        project: str,
-        *,
-        token: str | None = None,
-        job_token: str | None = None,
-        base_url: str = DEFAULT_BASE_URL,
-        ca_bundle: Path | None = None,
-        timeout: int = 10,
-        retries: int = 2,
-        per_page: int = 100,
-    ) -> None:
-        super().__init__(
-            project,
-            token=token,
-            job_token=job_token,
-            base_url=base_url,
-            ca_bundle=ca_bundle,
-            timeout=timeout,
-            retries=retries,
-            per_page=per_page,
-        )
-
-    def __repr__(self) -> str:
-        return f"GitLabBranchSource({self.project!r}, base_url={self.base_url!r})"
 
     def list_open(self) -> list[PullRequest]:
         with self._translate_errors():
