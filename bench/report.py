@@ -121,9 +121,9 @@ def to_markdown(results: dict[str, Any]) -> str:
     real = res.get("realnode")
     if real:
         r, td = real["time_to_ready"], real["teardown"]
-        stages = r.get("stages") or {}
 
-        def at(side: str, *names: str) -> str:
+        def at(side: str, *names: str, of: dict[str, Any] = r) -> str:
+            stages = of.get("stages") or {}
             found = [f"{n} {stages[side][f'{n}_median_s']} s" for n in names if f"{n}_median_s" in stages.get(side, {})]
             return f" (medians: {', '.join(found)})" if found else ""
 
@@ -153,6 +153,35 @@ def to_markdown(results: dict[str, Any]) -> str:
                 cond(real),
             )
         )
+        helm, versus = real.get("helm"), real.get("helm_vs_builtin")
+        if helm and versus:
+            h = helm["time_to_ready"]
+            lines.append(
+                _row(
+                    "time to ready, **real node, Helm chart** (`prenv:app.kind: helm`, examples/app/chart), same run "
+                    "as the built-in shape above: webhook → the HTTPS page answers 200 with the new sha",
+                    f"{describe(h)}{at('prenv', 'namespace', 'available', of=h)}; PR comment says ready: median "
+                    f"{h['announced']['median_s']} s",
+                    "same floor method on the chart's objects: "
+                    f"{describe(h['floor'])}{at('floor', 'database', 'available', of=h)}",
+                    f"{h['ratio']}x",
+                    "—",
+                    "",
+                    cond(helm),
+                )
+            )
+            lines.append(
+                _row(
+                    "Helm chart vs built-in shape, **real node**: median time to ready, same run, same floor method",
+                    f"chart {h['median_s']} s vs built-in {r['median_s']} s",
+                    f"floors: chart {h['floor']['median_s']} s vs built-in {r['floor']['median_s']} s "
+                    f"({versus['floor_ratio']}x)",
+                    f"{versus['ratio']}x",
+                    f"chart ≤ {versus['target_ratio']:g}x built-in",
+                    _verdict(versus["ratio"] <= versus["target_ratio"]),
+                    cond(helm),
+                )
+            )
         rss = real["cluster_rss_mib"]
         left = real.get("leftovers_after_down")
         lines.append(

@@ -64,11 +64,14 @@ class World:
             "PRENV_WEBHOOK_SECRET": WEBHOOK_SECRET,
         }
 
-    def write_config(self, name: str, *, parallelism: int, workers: int, port: int = 8080) -> Path:
-        """A prenv.yaml for the GitHub source on the fake server (the ``prenv serve`` configuration)."""
+    def write_config(
+        self, name: str, *, parallelism: int, workers: int, port: int = 8080, project_dir: Path | None = None
+    ) -> Path:
+        """A prenv.yaml for the GitHub source on the fake server (the ``prenv serve`` configuration), for the
+        world's project or ``project_dir`` (another template on the same backend)."""
         path = self.root / f"{name}.yaml"
         doc: dict[str, Any] = {
-            "project_dir": str(self.project_dir),
+            "project_dir": str(project_dir or self.project_dir),
             "source": {"type": "github", "github": {"repository": REPOSITORY, "base_url": self.github.base_url}},
             "filters": {"labels": ["preview"], "max_environments": 1000},
             "reconcile": {"parallelism": parallelism, "max_teardowns_per_cycle": 1000},

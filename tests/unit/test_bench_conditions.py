@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -188,7 +189,7 @@ def test_the_real_node_benchmark_refuses_a_held_lock_or_a_running_node(
         pass
 
 
-REALNODE = {
+REALNODE: dict[str, Any] = {
     "runs": 10,
     "cluster_up_s": 6.9,
     "cluster_rss_mib": {"after_up": 830, "after_runs": 951},
@@ -212,6 +213,41 @@ def test_the_real_node_rows_say_real_node_and_judge_the_ratio_target() -> None:
     assert "median 5.45 s (min 5.0, max 5.9; n=10)" in rows[0]
     assert "up 6.9 s (1 sample); RSS 830 MiB after up, 951 MiB after the runs" in rows[1]
     assert "nothing left after down" in rows[1]
+
+
+def _with_chart(chart_median: float) -> dict[str, Any]:
+    builtin = REALNODE["time_to_ready"]["median_s"]
+    chart = {
+        **summarise([chart_median] * 10),
+        "announced": summarise([chart_median + 1] * 10),
+        "floor": summarise([2.5] * 10),
+        "ratio": round(chart_median / 2.5, 2),
+        "target_ratio": 2.5,
+    }
+    versus = {"ratio": round(chart_median / builtin, 2), "target_ratio": 1.5, "floor_ratio": round(2.5 / 2.45, 2)}
+    return {**REALNODE, "helm": {"time_to_ready": chart, "teardown": REALNODE["teardown"]}, "helm_vs_builtin": versus}
+
+
+@pytest.mark.parametrize(
+    ("chart_median", "verdict"),
+    [(6.0, "| 1.1x | chart ≤ 1.5x built-in | met |"), (9.0, "| 1.65x | chart ≤ 1.5x built-in | **missed** |")],
+)
+def test_the_helm_chart_gets_its_own_row_and_is_judged_against_the_built_in_shape_of_the_same_run(
+    chart_median: float, verdict: str
+) -> None:
+    table = to_markdown({"machine": {"cpus": 2, "memory_mib": 1024}, "realnode": _with_chart(chart_median)})
+    [chart] = [line for line in table.splitlines() if "**real node, Helm chart**" in line]
+    [versus] = [line for line in table.splitlines() if line.startswith("| Helm chart vs built-in shape")]
+
+    assert f"median {chart_median} s (min {chart_median}, max {chart_median}; n=10)" in chart
+    assert "same floor method on the chart's objects: median 2.5 s" in chart
+    assert f"chart {chart_median} s vs built-in 5.45 s" in versus and verdict in versus
+
+
+def test_a_real_node_result_without_the_chart_renders_no_chart_rows() -> None:
+    table = to_markdown({"machine": {"cpus": 2, "memory_mib": 1024}, "realnode": REALNODE})
+
+    assert "Helm chart" not in table
 
 
 def test_a_busy_machine_is_refused_before_anything_starts(
