@@ -11,6 +11,9 @@ hour still see one renewal as one change, so skew can neither steal a live leade
 
 Safety against two leaders acting at once: a leader that could not renew stops calling itself leader after
 ``renew_deadline`` (< lease duration) measured on its own monotonic clock, before anyone else may take the Lease.
+
+Where the leader is: a holder given ``url`` writes it into the Lease's annotation ``prenv.dev/leader-url`` with
+every renewal, so a follower that receives a webhook can relay it there (:meth:`LeaseElector.leader_url`).
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 logger = logging.getLogger(__name__)
+
+URL_ANNOTATION = "prenv.dev/leader-url"
 
 
 class LeaseElector:
@@ -41,6 +46,7 @@ class LeaseElector:
         on_change: Callable[[bool], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        url: str | None = None,
     ) -> None:
         if not retry_period < renew_deadline < lease_duration:
             raise ValueError("need retry_period < renew_deadline < lease_duration")
@@ -49,6 +55,7 @@ class LeaseElector:
         self.identity = identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
         self.lease_duration, self.renew_deadline, self.retry_period = lease_duration, renew_deadline, retry_period
         self.on_change = on_change
+        self.url = url
         self.clock = clock
         self.wall_clock = wall_clock  # only written into the Lease, for humans; never compared
         self._renewed_at: float | None = None
@@ -105,7 +112,7 @@ class LeaseElector:
             if e.status != 404:
                 raise
             body = V1Lease(
-                metadata=V1ObjectMeta(name=self.name, namespace=self.namespace),
+                metadata=V1ObjectMeta(name=self.name, namespace=self.namespace, annotations=self._annotations({})),
                 spec=V1LeaseSpec(
                     holder_identity=self.identity,
                     lease_duration_seconds=int(self.lease_duration),
@@ -135,6 +142,7 @@ class LeaseElector:
         spec.holder_identity = self.identity
         spec.lease_duration_seconds = int(self.lease_duration)
         spec.renew_time = now
+        lease.metadata.annotations = self._annotations(lease.metadata.annotations or {})
         try:
             self.api.replace_namespaced_lease(self.name, self.namespace, lease)  # carries resourceVersion
         except ApiException as e:
@@ -142,6 +150,27 @@ class LeaseElector:
                 return False
             raise
         return True
+
+    def _annotations(self, current: dict[str, str]) -> dict[str, str]:
+        """``current`` with our URL as the leader's (or without any, when we have none)."""
+        annotations = {k: v for k, v in current.items() if k != URL_ANNOTATION}
+        if self.url:
+            annotations[URL_ANNOTATION] = self.url
+        return annotations
+
+    def leader_url(self) -> str | None:
+        """The URL another replica holding the Lease advertised, or None: we hold it, nobody does, it advertised
+        none, or the Lease cannot be read now."""
+        try:
+            lease = self.api.read_namespaced_lease(self.name, self.namespace)
+        except Exception:
+            logger.warning("leader election: cannot read the lease to find the leader", exc_info=True)
+            return None
+        holder = lease.spec.holder_identity if lease.spec is not None else None
+        if not holder or holder == self.identity:
+            return None
+        url = (lease.metadata.annotations or {}).get(URL_ANNOTATION)
+        return str(url) if url else None
 
     def _release(self) -> None:
         try:

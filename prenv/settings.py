@@ -29,6 +29,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -162,6 +163,20 @@ class LeaderSection(_Section):
     namespace: str = naming.SYSTEM_NAMESPACE
     lease_name: str = "prenv-driver"
     lease_seconds: float = Field(15.0, gt=2)
+    advertise_url: str | None = None
+    """This replica's own base URL (``http://<pod IP>:8080``), written into the Lease while it leads, so followers
+    relay the webhooks they receive to it; the in-cluster install sets it from the pod's IP. Unset: a follower
+    answers webhooks with 503 (``no-leader``) and the leader's resync catches up."""
+
+    @model_validator(mode="after")
+    def _check_url(self) -> LeaderSection:
+        url = self.advertise_url
+        parts = urlsplit(url) if url is not None else None
+        if parts is not None and (
+            parts.scheme not in ("http", "https") or not parts.hostname or parts.path not in ("", "/") or parts.query
+        ):
+            raise ValueError(f"serve.leader_election.advertise_url: {url!r} is not an http(s)://host[:port] URL")
+        return self
 
 
 class ServeSettings(_Section):

@@ -1,6 +1,7 @@
 """The ``driver`` stack: prenv itself, installed in the cluster it manages.
 
-A Deployment of ``prenv serve`` (2 replicas by default; one acts, elected through a Lease), a Service for webhooks,
+A Deployment of ``prenv serve`` (2 replicas by default; one acts, elected through a Lease; a webhook the Service
+hands to the other is relayed to the leader at the pod IP it advertises in the Lease), a Service for webhooks,
 a ServiceAccount with least-privilege RBAC, and a Secret holding the GitHub token, webhook secret, database admin DSN
 and Pulumi passphrase — all read from this stack's *secret* config, so they are encrypted in state and never in
 plain YAML.
@@ -21,7 +22,8 @@ so the rights are split in three:
   and before anything in it (components/namespace.py);
 - a ValidatingAdmissionPolicy (``prenv-driver``, admissionregistration.k8s.io/v1, GA in Kubernetes 1.30) bounds
   every write the driver makes: a namespace it creates, changes or deletes must be labelled
-  ``prenv.dev/managed-by=prenv`` and named ``<namespacePrefix>pr-<n>`` (before and after), a RoleBinding may bind only
+  ``prenv.dev/managed-by=prenv`` and named ``<namespacePrefix>pr-<n>`` (or a branch environment's
+  ``<namespacePrefix>br-<slug>-<digits>``) before and after, a RoleBinding may bind only
   ``prenv-environment`` to the driver itself, an object may be written only in such a namespace (or the driver's
   Lease in ``prenv-system``), and nothing else cluster-scoped.
 
@@ -113,9 +115,9 @@ def cluster_rules() -> list[k8s.rbac.v1.PolicyRuleArgs]:
 
 
 def namespace_pattern(prefix: str) -> str:
-    """The RE2 pattern of a PR namespace's name (naming.namespace): ``<prefix>pr-<n>``, n a PR number."""
-    digits = len(str(naming.MAX_PR_NUMBER - 1))
-    return f"^{prefix}{naming.STACK_PREFIX}[1-9][0-9]{{0,{digits - 1}}}$"
+    """The RE2 pattern of a PR namespace's name (naming.namespace): ``<prefix>pr-<n>``, n a PR number, or a branch
+    environment's ``<prefix>br-[<slug>-]<digits>``."""
+    return naming.namespace_pattern(prefix)
 
 
 def _is_prenv(var: str, pattern: str) -> str:
@@ -363,6 +365,16 @@ def run(project_dir: Path | None = None) -> None:
                             ],
                             env=[
                                 k8s.core.v1.EnvVarArgs(name="PRENV_LEADER_ELECTION", value="true"),
+                                # Where followers relay the webhooks they receive: this pod, while it leads.
+                                k8s.core.v1.EnvVarArgs(
+                                    name="POD_IP",
+                                    value_from=k8s.core.v1.EnvVarSourceArgs(
+                                        field_ref=k8s.core.v1.ObjectFieldSelectorArgs(field_path="status.podIP")
+                                    ),
+                                ),
+                                k8s.core.v1.EnvVarArgs(
+                                    name="PRENV_SERVE__LEADER_ELECTION__ADVERTISE_URL", value="http://$(POD_IP):8080"
+                                ),
                                 k8s.core.v1.EnvVarArgs(name="PRENV_STATE_DIR", value=STATE_DIR),
                                 k8s.core.v1.EnvVarArgs(name="HOME", value=STATE_DIR),
                                 k8s.core.v1.EnvVarArgs(name="KUBERNETES_SERVICE_HOST", value=api_host),

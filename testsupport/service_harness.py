@@ -21,6 +21,7 @@ from prenv.gateway.fake import FakeGateway
 from prenv.model import PullRequest
 from prenv.reconcile import Reconciler, ReconcileSettings
 from prenv.service.feedback import Feedback
+from prenv.service.leadership import Leadership
 from prenv.service.service import Service, ServiceOptions, Wiring
 from prenv.service.ttl import TtlPolicy
 from prenv.service.webhooks import sign
@@ -83,6 +84,7 @@ def make_service(
     feedback: Feedback | None = None,
     ttl: TtlPolicy | None = None,
     parallelism: int = 4,
+    leadership: Leadership | None = None,
     **options: Any,
 ) -> Service:
     wiring = Wiring.around(gateway or FakeGateway(), source or FakeSource([pull(2)]), ttl)
@@ -95,7 +97,9 @@ def make_service(
         on_outcome=wiring.outcomes,
     )
     opts = {"repository": REPOSITORY, "resync_seconds": 3600.0, "retry_delay_seconds": 0.05, **options}
-    return Service(reconciler, wiring, secret=SECRET, options=ServiceOptions(**opts), feedback=feedback)
+    return Service(
+        reconciler, wiring, secret=SECRET, options=ServiceOptions(**opts), feedback=feedback, leadership=leadership
+    )
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:

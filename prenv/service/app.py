@@ -3,12 +3,14 @@
 Only bytes move here; every rule lives in prenv.service.webhooks and prenv.service.gitlab_webhooks (what a delivery
 means) and prenv.service.service (what happens next). Both endpoints check in the same deliberate order: draining
 (503), then size (413, counted while the body streams in, so a huge body is never held in memory), then the
-signature or token (401) before anything else is looked at, then redelivery, then meaning. Responses never echo
-request content or the secret.
+signature or token (401) before anything else is looked at, then — on a follower of a leader election — the relay to
+the leader (prenv.service.leadership), then redelivery, then meaning. Responses never echo request content or the
+secret.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -21,6 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from prenv.service import gitlab_webhooks, webhooks
+from prenv.service.leadership import RELAYED_HEADER, relay
 from prenv.service.metrics import CONTENT_TYPE
 from prenv.service.service import Service
 from prenv.service.webhooks import Decision, Verdict
@@ -99,6 +102,8 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
         if not provider.authentic(service, bytes(body), request.headers):
             logger.warning("webhook rejected: missing or invalid signature or token (event %s)", label)
             return answer(401, "unauthorized")
+        if service.role == "follower" and service.leadership is not None:
+            return await to_leader(request, bytes(body), answer)
         delivery = provider.delivery(request.headers)
         if delivery and not service.deliveries.first_time(delivery):
             return answer(200, "duplicate")
@@ -115,6 +120,18 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
             return answer(503, "shutting-down")
         logger.info("webhook %s/%s: PR %s queued", label, decision.action, decision.pr)
         return answer(202, "queued", pr=decision.pr)
+
+    async def to_leader(request: Request, body: bytes, answer: Callable[..., Response]) -> Response:
+        """A follower's answer to an authentic delivery: the leader's, relayed; 503 when there is none to ask."""
+        assert service.leadership is not None
+        if request.headers.get(RELAYED_HEADER):
+            return answer(503, "not-leader")  # relayed once already: the leader moved meanwhile
+        url = await asyncio.get_running_loop().run_in_executor(None, service.leadership.leader_url)
+        if url is None:
+            return answer(503, "no-leader")
+        relayed = await relay(url, request.url.path, body, request.headers)
+        logger.info("webhook relayed to the leader: %s %s", relayed.status, relayed.result)
+        return answer(relayed.status, relayed.result, **relayed.extra)
 
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "alive"})

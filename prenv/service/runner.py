@@ -24,6 +24,7 @@ from prenv.errors import ConfigError
 from prenv.service.app import create_app
 from prenv.service.dispatch import BackgroundFeedback
 from prenv.service.feedback import Feedback, GitHubFeedback, NullFeedback
+from prenv.service.leadership import Leadership
 from prenv.service.metrics import RateLimitView
 from prenv.service.service import Service, ServiceOptions, Wiring
 from prenv.service.ttl import TtlPolicy
@@ -61,7 +62,7 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
         feedback=build_feedback(settings),
         # The metric is GitHub's (prenv_github_rate_limit_*); GitLab's limit is kept on its source, not exported.
         rate_limit=(lambda: _rate_limit_of(parts.source)) if github else (lambda: None),
-        is_leader=_elect(serve),
+        leadership=_elect(serve),
     )
 
 
@@ -71,8 +72,10 @@ def ttl_policy(serve: ServeSettings) -> TtlPolicy | None:
     return TtlPolicy(timedelta(hours=ttl.default_hours), ttl.keep_label, ttl.label_prefix) if ttl.enabled else None
 
 
-def _elect(serve: ServeSettings) -> Callable[[], bool] | None:
-    """Start leader election when enabled (``serve.leader_election.enabled``; ``PRENV_LEADER_ELECTION`` in the pod)."""
+def _elect(serve: ServeSettings) -> Leadership | None:
+    """Leader election when enabled (``serve.leader_election.enabled``; ``PRENV_LEADER_ELECTION`` in the pod), started
+    at once; the service it is given to is told of leadership changes (:meth:`Service.leadership_changed`) once it
+    exists, through ``notify``."""
     le = serve.leader_election
     if not le.enabled:
         return None
@@ -84,6 +87,12 @@ def _elect(serve: ServeSettings) -> Callable[[], bool] | None:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()
+    listeners: list[Callable[[bool], None]] = []
+
+    def changed(leader: bool) -> None:
+        for listen in listeners:
+            listen(leader)
+
     elector = LeaseElector(
         client.CoordinationV1Api(),
         namespace=le.namespace,
@@ -91,9 +100,14 @@ def _elect(serve: ServeSettings) -> Callable[[], bool] | None:
         lease_duration=le.lease_seconds,
         renew_deadline=le.lease_seconds * 2 / 3,
         retry_period=max(1.0, le.lease_seconds / 7),
+        on_change=changed,
+        url=le.advertise_url.rstrip("/") if le.advertise_url else None,
+    )
+    leadership = Leadership(
+        is_leader=lambda: elector.is_leader, leader_url=elector.leader_url, release=elector.stop, listeners=listeners
     )
     elector.start()
-    return lambda: elector.is_leader
+    return leadership
 
 
 def options_of(
@@ -194,6 +208,8 @@ class DrainingServer(uvicorn.Server):
 
     async def _drain_then_exit(self) -> None:
         await self.service.drain()
+        # Only now, with every operation finished, may another replica act: give the Lease up at once.
+        await asyncio.get_running_loop().run_in_executor(None, self.service.step_down)
         self.should_exit = True
 
 

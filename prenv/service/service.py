@@ -25,6 +25,7 @@ from prenv.model import ActionKind, DesiredEnvironment, PullRequest
 from prenv.reconcile import Outcome, Reconciler, SkipReason
 from prenv.service.feedback import Feedback, NullFeedback, Phase, Report
 from prenv.service.hooks import Hook
+from prenv.service.leadership import Leadership
 from prenv.service.metrics import RateLimitView, ServiceMetrics
 from prenv.service.observe import ObservedGateway
 from prenv.service.queue import WorkQueue
@@ -103,6 +104,8 @@ class Service:
         feedback: where outcomes are told to the PR.
         rate_limit: the GitHub rate limit last seen by the source, for metrics.
         is_leader: with leader election, whether this replica may act; None when it runs alone.
+        leadership: with leader election, the election itself (gives ``is_leader`` when that is not passed): the
+            leader's URL for relaying webhooks, and stepping down after the drain.
 
     Raises:
         ValueError: an empty secret, or a reconciler not built with ``wiring``.
@@ -118,6 +121,7 @@ class Service:
         feedback: Feedback | None = None,
         rate_limit: Callable[[], RateLimitView | None] = lambda: None,
         is_leader: Callable[[], bool] | None = None,
+        leadership: Leadership | None = None,
     ) -> None:
         if not secret:
             raise ValueError("the webhook secret must not be empty")
@@ -128,7 +132,10 @@ class Service:
         self.secret = secret
         self.options = options
         self.feedback: Feedback = feedback or NullFeedback()
-        self.is_leader = is_leader
+        self.leadership = leadership
+        if leadership is not None:
+            leadership.subscribe(self.leadership_changed)
+        self.is_leader = is_leader or (leadership.is_leader if leadership is not None else None)
         self.gateway = wiring.gateway
         self.ttl = wiring.ttl
         wiring.started.subscribe(self._operation_started)
@@ -147,6 +154,8 @@ class Service:
         self._ready = threading.Event()
         self._draining = False
         self._stopping: asyncio.Event | None = None
+        self._wake: asyncio.Event | None = None  # the resync loop's: stop, or resync now
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._resync_task: asyncio.Task[None] | None = None
         self._resync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resync")
         self._drained: bool | None = None
@@ -183,6 +192,8 @@ class Service:
     async def start(self) -> None:
         """Start the queue workers and the resync loop (whose first pass runs now)."""
         self._stopping = asyncio.Event()
+        self._wake = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
         self.queue.start()
         self._resync_task = asyncio.create_task(self._resync_loop(), name="resync")
         logger.info(
@@ -198,6 +209,7 @@ class Service:
         self.queue.close()
         if self._stopping is not None:
             self._stopping.set()
+        self._wake_resync()
         busy = sorted(self.gateway.active())
         logger.info("draining: no new operations; waiting for %d in flight %s", len(busy), busy)
 
@@ -230,13 +242,32 @@ class Service:
         return self._drained
 
     async def _resync_loop(self) -> None:
-        assert self._stopping is not None
+        assert self._stopping is not None and self._wake is not None
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             await loop.run_in_executor(self._resync_pool, self._resync_once)
             self._ready.set()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), timeout=self.options.resync_seconds)
+                await asyncio.wait_for(self._wake.wait(), timeout=self.options.resync_seconds)
+            self._wake.clear()
+
+    def _wake_resync(self) -> None:
+        """Cut the resync loop's wait short (from any thread)."""
+        if self._loop is not None and self._wake is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                self._loop.call_soon_threadsafe(self._wake.set)
+
+    def leadership_changed(self, leader: bool) -> None:
+        """The election's callback (from its thread): a replica that just became leader resyncs at once, so what
+        arrived during the failover (or was queued on the old leader) is acted on now, not a resync period later."""
+        if leader and not self._draining:
+            logger.info("leader now: full resync at once")
+            self._wake_resync()
+
+    def step_down(self) -> None:
+        """After the drain: leave the election, giving the Lease up so another replica takes over at once."""
+        if self.leadership is not None:
+            self.leadership.release()
 
     # --- work (in threads) -----------------------------------------------------------------------------------
 

@@ -101,7 +101,7 @@ def test_an_admission_policy_bounds_every_write_of_the_driver_to_prenv_namespace
     rules = spec["matchConstraints"]["resourceRules"]
     assert rules == [{"apiGroups": ["*"], "apiVersions": ["*"], "operations": ["*"], "resources": ["*/*"]}]
     expressions = " ".join(v["expression"] for v in spec["validations"])
-    assert "matches('^shop-pr-[1-9][0-9]{0,8}$')" in expressions
+    assert "matches('^shop-(pr-[1-9][0-9]{0,8}|br-([a-z0-9]+-)*[0-9]{8})$')" in expressions
     assert "labels['prenv.dev/managed-by'] == 'prenv'" in expressions
     assert "oldObject" in expressions and "namespaceObject" in expressions
     binding = registry.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding").inputs
@@ -111,7 +111,8 @@ def test_an_admission_policy_bounds_every_write_of_the_driver_to_prenv_namespace
 def test_the_prefix_defaults_to_the_templates_namespace_prefix() -> None:
     registry = build()  # the checkout's Pulumi.preview.yaml: namespacePrefix ""
     spec = registry.one("kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy").inputs["spec"]
-    assert "matches('^pr-[1-9][0-9]{0,8}$')" in " ".join(v["expression"] for v in spec["validations"])
+    expressions = " ".join(v["expression"] for v in spec["validations"])
+    assert "matches('^(pr-[1-9][0-9]{0,8}|br-([a-z0-9]+-)*[0-9]{8})$')" in expressions
 
 
 def test_the_driver_lives_in_the_shared_stacks_namespace_and_declares_no_namespace_of_its_own() -> None:
@@ -137,9 +138,24 @@ def test_the_driver_reads_credentials_from_a_secret_and_gets_time_to_finish_oper
     assert pod["terminationGracePeriodSeconds"] >= 600
     container = pod["containers"][0]
     assert container["envFrom"] == [{"secretRef": {"name": "prenv-driver"}}]
-    plain = {"PRENV_LEADER_ELECTION", "PRENV_STATE_DIR", "HOME", "KUBERNETES_SERVICE_HOST"}  # nothing secret
+    plain = {  # nothing secret
+        "PRENV_LEADER_ELECTION",
+        "PRENV_STATE_DIR",
+        "HOME",
+        "KUBERNETES_SERVICE_HOST",
+        "PRENV_SERVE__LEADER_ELECTION__ADVERTISE_URL",
+    }
     assert all("value" not in e or e["name"] in plain for e in container["env"])
     assert container["securityContext"]["runAsNonRoot"] is True
+
+
+def test_each_replica_advertises_its_pod_ip_for_followers_to_relay_webhooks_to() -> None:
+    container = build().one("kubernetes:apps/v1:Deployment").inputs["spec"]["template"]["spec"]["containers"][0]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["POD_IP"]["valueFrom"] == {"fieldRef": {"fieldPath": "status.podIP"}}
+    assert env["PRENV_SERVE__LEADER_ELECTION__ADVERTISE_URL"]["value"] == "http://$(POD_IP):8080"
+    names = [e["name"] for e in container["env"]]
+    assert names.index("POD_IP") < names.index("PRENV_SERVE__LEADER_ELECTION__ADVERTISE_URL"), "$(POD_IP) expands"
 
 
 def test_the_driver_gets_its_prenv_yaml_from_a_config_map() -> None:
@@ -160,7 +176,7 @@ def test_the_driver_runs_non_root_with_its_state_on_an_empty_dir_and_reaches_the
     assert container["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert {"name": "state", "emptyDir": {}} in pod["volumes"]
     assert {"name": "state", "mountPath": "/var/lib/prenv"} in container["volumeMounts"]
-    env = {e["name"]: e["value"] for e in container["env"]}
+    env = {e["name"]: e.get("value") for e in container["env"]}
     assert env["PRENV_STATE_DIR"] == env["HOME"] == "/var/lib/prenv"
     assert env["KUBERNETES_SERVICE_HOST"] == "kubernetes.default.svc"
 
