@@ -149,10 +149,87 @@ def _description(text: str) -> str:
     return clean if len(clean) <= _MAX_DESCRIPTION else clean[: _MAX_DESCRIPTION - 1] + "…"
 
 
+# --- what every forge's feedback shares --------------------------------------------------------------------------
+
+
+class ForgeFeedback:
+    """The part of writing back that does not depend on the forge: one report at a time per PR (reports for
+    different PRs run in parallel), the PR and URL remembered for later reports (a teardown has no PR), the health
+    check that turns a ``ready`` whose page does not answer into a failure, and no exception ever escaping.
+
+    A subclass writes to its forge in ``_update``; ``preliminary`` marks the ``deploying`` shown while the health
+    check runs (not a phase of its own: GitHub makes no deployment for it)."""
+
+    noun = "PR"  # how the logs name one (GitLab: "MR !")
+    http_errors: tuple[type[Exception], ...] = ()  # the forge client's HTTP errors: logged by status, not raised
+
+    def __init__(self, health_check: Callable[[str], bool] | None) -> None:
+        self.health_check = health_check
+        self._guard = threading.Lock()
+        self._locks: dict[int, threading.Lock] = {}
+        self._pulls: dict[int, PullRequest] = {}  # PR -> as last seen, for the teardown comment
+        self._urls: dict[int, str] = {}
+
+    def report(self, report: Report) -> None:
+        with self._lock_of(report.pr):
+            try:
+                self._report(report)
+            except Exception:  # the top of a listener: feedback never breaks an operation
+                logger.exception("%s%s: feedback failed", self.noun, report.pr)
+
+    def _report(self, report: Report) -> None:
+        if report.pull is not None:
+            self._pulls[report.pr] = report.pull
+        if report.url:
+            self._urls[report.pr] = report.url
+        if report.phase is Phase.READY and report.url and self.health_check is not None:
+            deploying = Report(report.pr, Phase.DEPLOYING, report.at, report.pull, report.url)
+            self._update(report.pr, deploying, preliminary=True)
+            if not self.health_check(report.url):
+                report = Report(
+                    report.pr,
+                    Phase.FAILED,
+                    datetime.now(UTC),
+                    report.pull,
+                    report.url,
+                    error="the environment did not answer HTTP 200 before the health check timed out",
+                )
+        self._update(report.pr, report, preliminary=False)
+
+    def _update(self, pr: int, report: Report, *, preliminary: bool) -> None:
+        """Write ``report`` to the forge, with the PR and URL last seen (``self._pulls``, ``self._urls``)."""
+        raise NotImplementedError
+
+    def _forget(self, pr: int) -> None:
+        """Drop what is remembered of ``pr`` (after its teardown)."""
+        self._pulls.pop(pr, None)
+        self._urls.pop(pr, None)
+
+    def _lock_of(self, pr: int) -> threading.Lock:
+        with self._guard:
+            return self._locks.setdefault(pr, threading.Lock())
+
+    @contextmanager
+    def _best_effort(self, pr: int, what: str) -> Iterator[None]:
+        """One part of an update (a comment, a deployment status): a forge or network error is logged, status code
+        or error type only, and the next part still runs."""
+        try:
+            yield
+        except self.http_errors as e:
+            logger.warning("%s%s: could not update the %s (HTTP %s)", self.noun, pr, what, self._status(e))
+        except requests.RequestException as e:
+            logger.warning("%s%s: could not update the %s (%s)", self.noun, pr, what, type(e).__name__)
+
+    @staticmethod
+    def _status(error: Exception) -> int | None:
+        """The HTTP status code of one of ``http_errors``."""
+        raise NotImplementedError
+
+
 # --- GitHub ---------------------------------------------------------------------------------------------------
 
 
-class GitHubFeedback:
+class GitHubFeedback(ForgeFeedback):
     """Comments and Deployments through PyGithub.
 
     Args:
@@ -163,6 +240,8 @@ class GitHubFeedback:
         health_check: called with the environment URL before announcing success; False turns it into a failure.
         timeout, retries, seconds_between_requests: per request, as for the GitHub source.
     """
+
+    http_errors = (GithubException,)
 
     def __init__(
         self,
@@ -176,18 +255,14 @@ class GitHubFeedback:
         retries: int = 2,
         seconds_between_requests: float | None = 0.25,
     ) -> None:
+        super().__init__(health_check)
         self.repository = repository
         self.bot_login = bot_login
-        self.health_check = health_check
         self._github = github_client(
             auth, base_url, timeout=timeout, retries=retries, seconds_between_requests=seconds_between_requests
         )
-        self._guard = threading.Lock()
-        self._locks: dict[int, threading.Lock] = {}
         self._comments: dict[int, int] = {}  # PR -> our comment id
         self._deployments: dict[int, int] = {}  # PR -> deployment id of the commit being/last deployed
-        self._pulls: dict[int, PullRequest] = {}  # PR -> as last seen, for the teardown comment
-        self._urls: dict[int, str] = {}
 
     def __repr__(self) -> str:
         return f"GitHubFeedback({self.repository!r})"
@@ -195,45 +270,18 @@ class GitHubFeedback:
     def close(self) -> None:
         self._github.close()
 
-    def report(self, report: Report) -> None:
-        with self._lock_of(report.pr):
-            try:
-                self._report(report)
-            except Exception:  # the top of a listener: feedback never breaks an operation
-                logger.exception("PR %s: feedback failed", report.pr)
-
-    def _report(self, report: Report) -> None:
-        if report.pull is not None:
-            self._pulls[report.pr] = report.pull
-        if report.url:
-            self._urls[report.pr] = report.url
-        if report.phase is Phase.READY and report.url and self.health_check is not None:
-            self._update(
-                report.pr, Report(report.pr, Phase.DEPLOYING, report.at, report.pull, report.url), deploy=False
-            )
-            if not self.health_check(report.url):
-                report = Report(
-                    report.pr,
-                    Phase.FAILED,
-                    datetime.now(UTC),
-                    report.pull,
-                    report.url,
-                    error="the environment did not answer HTTP 200 before the health check timed out",
-                )
-        self._update(report.pr, report, deploy=True)
-
-    def _update(self, pr: int, report: Report, *, deploy: bool) -> None:
+    def _update(self, pr: int, report: Report, *, preliminary: bool) -> None:
         pull = self._pulls.get(pr)
         url = self._urls.get(pr)
         repo = self._github.get_repo(self.repository)
-        if deploy:
+        if not preliminary:
             with self._best_effort(pr, "deployment status"):
                 self._deployment_status(repo, report, pull, url)
         with self._best_effort(pr, "comment"):
             self._comment(repo, pr, render_comment(report, pull, url))
         if report.phase is Phase.TORN_DOWN:
-            for memory in (self._pulls, self._urls, self._deployments):
-                memory.pop(pr, None)
+            self._forget(pr)
+            self._deployments.pop(pr, None)
 
     # --- the comment -----------------------------------------------------------------------------------------
 
@@ -318,17 +366,6 @@ class GitHubFeedback:
             return deployment
         return None
 
-    # --- plumbing --------------------------------------------------------------------------------------------
-
-    def _lock_of(self, pr: int) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(pr, threading.Lock())
-
-    @contextmanager
-    def _best_effort(self, pr: int, what: str) -> Iterator[None]:
-        try:
-            yield
-        except GithubException as e:
-            logger.warning("PR %s: could not update the %s (HTTP %s)", pr, what, e.status)
-        except requests.RequestException as e:
-            logger.warning("PR %s: could not update the %s (%s)", pr, what, type(e).__name__)
+    @staticmethod
+    def _status(error: Exception) -> int | None:
+        return error.status if isinstance(error, GithubException) else None

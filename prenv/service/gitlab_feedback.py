@@ -15,19 +15,14 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import requests
 from gitlab.exceptions import GitlabError
 
 from prenv import naming
-from prenv.model import PullRequest
-from prenv.service.feedback import MARKER, Phase, Report, render_comment
+from prenv.service.feedback import MARKER, ForgeFeedback, Phase, Report, render_comment
 from prenv.sources.gitlab import client as gitlab_client
 from prenv.sources.gitlab import project_path
 
@@ -43,7 +38,7 @@ def environment_name(pr: int) -> str:
     return ENVIRONMENT_FOLDER + naming.stack_name(pr)
 
 
-class GitLabFeedback:
+class GitLabFeedback(ForgeFeedback):
     """MR notes and environments through python-gitlab.
 
     Args:
@@ -56,6 +51,9 @@ class GitLabFeedback:
         timeout: seconds per request.
     """
 
+    noun = "MR !"
+    http_errors = (GitlabError,)
+
     def __init__(
         self,
         project: str,
@@ -67,16 +65,12 @@ class GitLabFeedback:
         health_check: Callable[[str], bool] | None = None,
         timeout: int = 10,
     ) -> None:
+        super().__init__(health_check)
         self.project = project
         self._path = project_path(project)
         self.bot_username = bot_username
-        self.health_check = health_check
         self._gitlab = gitlab_client(base_url, token=token, ca_bundle=ca_bundle, timeout=timeout)
-        self._guard = threading.Lock()
-        self._locks: dict[int, threading.Lock] = {}
         self._notes: dict[int, int] = {}  # MR iid -> our note id
-        self._pulls: dict[int, PullRequest] = {}
-        self._urls: dict[int, str] = {}
 
     def __repr__(self) -> str:
         return f"GitLabFeedback({self.project!r})"
@@ -84,40 +78,15 @@ class GitLabFeedback:
     def close(self) -> None:
         self._gitlab.session.close()
 
-    def report(self, report: Report) -> None:
-        with self._lock_of(report.pr):
-            try:
-                self._report(report)
-            except Exception:  # the top of a listener: feedback never breaks an operation
-                logger.exception("MR !%s: feedback failed", report.pr)
-
-    def _report(self, report: Report) -> None:
-        if report.pull is not None:
-            self._pulls[report.pr] = report.pull
-        if report.url:
-            self._urls[report.pr] = report.url
-        if report.phase is Phase.READY and report.url and self.health_check is not None:
-            self._update(report.pr, Report(report.pr, Phase.DEPLOYING, report.at, report.pull, report.url))
-            if not self.health_check(report.url):
-                report = Report(
-                    report.pr,
-                    Phase.FAILED,
-                    datetime.now(UTC),
-                    report.pull,
-                    report.url,
-                    error="the environment did not answer HTTP 200 before the health check timed out",
-                )
-        self._update(report.pr, report)
-
-    def _update(self, pr: int, report: Report) -> None:
+    def _update(self, pr: int, report: Report, *, preliminary: bool) -> None:
+        # The environment is written even for the preliminary "deploying": GitLab has no deployment per commit here.
         pull, url = self._pulls.get(pr), self._urls.get(pr)
         with self._best_effort(pr, "environment"):
             self._environment(pr, report.phase, url)
         with self._best_effort(pr, "note"):
             self._note(pr, render_comment(report, pull, url))
         if report.phase is Phase.TORN_DOWN:
-            self._pulls.pop(pr, None)
-            self._urls.pop(pr, None)
+            self._forget(pr)
 
     # --- the note --------------------------------------------------------------------------------------------
 
@@ -181,17 +150,6 @@ class GitLabFeedback:
                 f"{environments}/{found[0]['id']}", post_data={"external_url": external}, obey_rate_limit=False
             )
 
-    # --- plumbing --------------------------------------------------------------------------------------------
-
-    def _lock_of(self, pr: int) -> threading.Lock:
-        with self._guard:
-            return self._locks.setdefault(pr, threading.Lock())
-
-    @contextmanager
-    def _best_effort(self, pr: int, what: str) -> Iterator[None]:
-        try:
-            yield
-        except GitlabError as e:
-            logger.warning("MR !%s: could not update the %s (HTTP %s)", pr, what, e.response_code)
-        except requests.RequestException as e:
-            logger.warning("MR !%s: could not update the %s (%s)", pr, what, type(e).__name__)
+    @staticmethod
+    def _status(error: Exception) -> int | None:
+        return error.response_code if isinstance(error, GitlabError) else None
