@@ -199,12 +199,15 @@ def unlock(
     from prenv.gateway.locks import age_seconds, owner_of
 
     with _errors():
-        stack = naming.stack_name(naming.check_pr_number(pr, "--pr"))
+        number = naming.check_pr_number(pr, "--pr")
         s = settings.load(config)
         store = store_for(s.state.backend)
         if store is None:
             raise ConfigError("state.backend", "a Pulumi Cloud backend keeps its own locks: use `pulumi cancel`")
         backend = DiyBackend(store, "prenv")
+        # A branch environment's stack is br-<slug>-<digits> (or pr-<n> when made before slugs): found by number.
+        found = naming.stacks_of(backend.stack_names(), number) if naming.is_branch_number(number) else []
+        stack = found[0] if found else naming.stack_name(number)
         locks = backend.locks(stack)
         if not locks:
             err.print(f"{stack} is not locked")

@@ -6,6 +6,9 @@ Orphans are things prenv made whose stack is gone — no record of them remains,
 - ``<prefix><n>`` databases and roles on the shared server with no ``pr-<n>`` stack;
 - stale stacks: a ``pr-<n>`` stack whose PR is no longer open (listed only when the PR source answered).
 
+Everything is matched by number, so a branch environment (stack ``br-<slug>-<digits>``, namespace labelled with its
+number ``9xxxxxxxx``, database ``<prefix>9xxxxxxxx``) is judged the same way (prenv.naming).
+
 Deciding is pure (``find_orphans``); collecting and applying talk to the cluster, PostgreSQL and the gateway.
 """
 
@@ -97,7 +100,7 @@ def apply(
     if destroy_stack is not None:
         for pr in orphans.stale_stacks:
             destroy_stack(pr)
-            done.append(f"stack pr-{pr} destroyed and removed")
+            done.append(f"stack of PR {pr} destroyed and removed")
     for line in done:
         logger.info("gc: %s", line)
     return done

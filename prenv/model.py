@@ -13,7 +13,11 @@ from datetime import datetime
 
 @dataclass(frozen=True, slots=True)
 class PullRequest:
-    """A pull request as every source reports it. Only ``number`` ever feeds a resource name."""
+    """A pull request as every source reports it. Only ``number`` and ``slug`` ever feed a resource name.
+
+    ``slug`` is set by the branch sources only: a branch environment's readable name part, derived from the branch
+    name by :func:`prenv.naming.branch_slug` and validated (``[a-z0-9]`` runs joined by ``-``); None for a PR.
+    """
 
     number: int
     sha: str
@@ -25,6 +29,8 @@ class PullRequest:
     draft: bool = False
     fork: bool = False
     updated_at: datetime | None = None
+    slug: str | None = None
+    """A branch environment's slug (branch sources only; see above)."""
 
 
 class EnvStatus(enum.StrEnum):
@@ -48,7 +54,8 @@ class DesiredEnvironment:
 
 @dataclass(frozen=True, slots=True)
 class StackState:
-    """What the backend knows of one ``pr-<n>`` stack: the deployed sha and config hash recorded on it."""
+    """What the backend knows of one ``pr-<n>`` (or branch ``br-<slug>-<digits>``) stack: the deployed sha and
+    config hash recorded on it. ``pr`` is the environment's number, parsed from the stack name."""
 
     pr: int
     stack: str

@@ -1,29 +1,47 @@
-"""Every name prenv gives to a thing, computed in one place from the PR number and validated config only.
+"""Every name prenv gives to a thing, computed in one place from the PR number (and a branch environment's
+validated slug) and validated config only.
 
 Branch names, titles and authors are attacker-controlled: they never reach a name. They may appear only as label
-values (through :func:`label_value`) or as escaped text. The budgets each name must fit are written beside it:
+values (through :func:`label_value`), as escaped text, or — for branch environments — as the slug below, which keeps
+nothing of the name but ``[a-z0-9-]``. The budgets each name must fit are written beside it:
 
-| thing              | form                        | budget                                                   |
-|--------------------|-----------------------------|----------------------------------------------------------|
-| stack              | ``pr-<n>``                  | Pulumi stack names: ``[A-Za-z0-9_.-]``, ≤ 100            |
-| namespace          | ``<prefix>pr-<n>``          | DNS-1123 label: ``[a-z0-9]([-a-z0-9]*[a-z0-9])?``, ≤ 63  |
-| host               | ``<app>-<n>.<base domain>`` | each label ≤ 63, whole name ≤ 253                        |
-| database / role    | ``<db prefix><n>``          | PostgreSQL identifier ≤ 63 bytes, lower-case, quoted     |
-| label value        | sanitised                   | ``([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]``, ≤ 63       |
-| system namespace   | ``prenv-system``            | the shared stack's and the in-cluster driver's objects   |
+| thing            | PR form                     | branch form                         | budget                       |
+|------------------|-----------------------------|-------------------------------------|------------------------------|
+| stack            | ``pr-<n>``                  | ``br-<slug>-<digits>``              | ``[A-Za-z0-9_.-]``, ≤ 100    |
+| namespace        | ``<prefix>pr-<n>``          | ``<prefix>br-<slug>-<digits>``      | DNS-1123 label, ≤ 63         |
+| host             | ``<app>-<n>.<base domain>`` | ``<app>-br-<slug>-<digits>.<base>`` | each label ≤ 63, whole ≤ 253 |
+| database / role  | ``<db prefix><n>``          | ``<db prefix><n>`` (numeric)        | PostgreSQL identifier ≤ 63   |
+| label value      | sanitised                   | sanitised                           | ``[-A-Za-z0-9_.]``, ≤ 63     |
+| system namespace | ``prenv-system``            |                                     | shared stack, driver         |
+
+(DNS-1123 label: ``[a-z0-9]([-a-z0-9]*[a-z0-9])?``; label value: ``([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]``.)
 
 Fixed formats live here too: a commit sha (:func:`check_sha`) and the ``createdAt`` stamp (:func:`created_at`).
 
-Branch environments (``source.type: github-branches`` / ``gitlab-branches``) have no PR number, and a branch name is
-attacker-controlled text. A branch gets a number instead (:func:`branch_number`): ``BRANCH_NUMBER_BASE`` plus 8
-digits of the SHA-256 of the name, so every name above is built from that number exactly as for a PR and fits the
-same budgets; the raw name never reaches one. The range ``9xxxxxxxx`` is far above any real PR or MR number.
+**Branch environments** (``source.type: github-branches`` / ``gitlab-branches``) have no PR number, and a branch
+name is attacker-controlled text. A branch gets a number (:func:`branch_number`): ``BRANCH_NUMBER_BASE`` plus
+``<digits>``, 8 decimal digits of the SHA-256 of the exact name, so the whole driver (plans, locks, labels, gc,
+databases) stays keyed by an integer as for a PR; the range ``9xxxxxxxx`` is far above any real PR or MR number.
+For a reviewer it also gets a *slug* (:func:`branch_slug`): the name lower-cased, every run of characters outside
+``[a-z0-9]`` turned into one ``-``, trimmed, at most ``SLUG_MAX`` characters (``release/1.2`` → ``release-1-2``).
+Names that slug alike (``Release/1.2``, ``release-1.2``) are still kept apart by the digits, which every branch name
+ends with; the slug is only for reading. The stack is ``br-<slug>-<digits>`` (``br-<digits>`` when nothing of the
+name is left) and :func:`parse_stack` gives the number and slug back from it, so a stack name alone says which
+environment it is. A namespace or host truncates the slug further when its budget needs it (a long namespace
+prefix, a long service name), and a host whose service name leaves no room for ``-br-<digits>`` falls back to the
+numeric ``<app>-<n>``. Database and role names stay numeric: nobody reads them, and gc matches them by number.
+
+Stacks of branch environments made before slugs (``pr-9xxxxxxxx``) are still found by their number: the gateways
+keep updating and destroy them under their old names, so an old branch environment keeps its numeric names until
+its branch is deleted.
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prenv.errors import ConfigError
@@ -33,6 +51,13 @@ MAX_PR_NUMBER = 10**9  # keeps every derived name far inside its budget
 BRANCH_NUMBER_BASE = 900_000_000
 """Branch environments are numbered ``BRANCH_NUMBER_BASE + <hash mod BRANCH_NUMBER_SPAN>``, below MAX_PR_NUMBER."""
 BRANCH_NUMBER_SPAN = MAX_PR_NUMBER - BRANCH_NUMBER_BASE
+BRANCH_DIGITS = len(str(BRANCH_NUMBER_SPAN - 1))
+"""How many digits the hash part of a branch number has, zero-padded, at the end of every branch name (8)."""
+BRANCH_STACK_PREFIX = "br-"
+SLUG_MAX = 40
+"""Longest branch slug. ``br-<40>-<8 digits>`` is 52 characters: a stack name (≤ 100), and a namespace under a
+prefix of up to 11 characters without truncation. Like Argo CD's branch slug (50), short enough to read at a glance."""
+STACK_NAME_MAX = 100
 DNS_LABEL_MAX = 63
 DNS_NAME_MAX = 253
 PG_IDENTIFIER_MAX = 63
@@ -58,6 +83,9 @@ CREATED_AT_FORMAT = "%Y-%m-%dT%H-%M-%SZ"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _PG_PREFIX = re.compile(r"^[a-z_][a-z0-9_]*$")
 _STACK = re.compile(r"^pr-([1-9][0-9]*)$")
+_SLUG = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+_SLUG_BAD = re.compile(r"[^a-z0-9]+")
+_BRANCH_STACK = re.compile(rf"^br-(?:([a-z0-9]+(?:-[a-z0-9]+)*)-)?([0-9]{{{BRANCH_DIGITS}}})$")
 _LABEL_BAD = re.compile(r"[^A-Za-z0-9_.-]+")
 _SHA = re.compile(r"[0-9a-fA-F]{7,40}")
 
@@ -97,19 +125,82 @@ def is_branch_number(number: int) -> bool:
     return BRANCH_NUMBER_BASE <= number < MAX_PR_NUMBER
 
 
+def branch_slug(branch: str) -> str:
+    """The readable part of branch ``branch``'s names: ``[a-z0-9]`` runs joined by ``-``, ≤ SLUG_MAX; may be ''.
+
+    Only ASCII letters and digits survive (after lower-casing), so nothing of a hostile name but those reaches a
+    name; two names with the same slug are told apart by their number's digits, never by the slug.
+    """
+    return _SLUG_BAD.sub("-", branch.lower()).strip("-")[:SLUG_MAX].rstrip("-")
+
+
+def check_slug(slug: object, key: str = "prenv:slug") -> str:
+    """Return ``slug`` when it is a slug :func:`branch_slug` can give ('' included), else raise ConfigError."""
+    if not isinstance(slug, str) or (slug and (len(slug) > SLUG_MAX or not _SLUG.match(slug))):
+        raise ConfigError(
+            key, f"must be a branch slug: a-z and 0-9 runs joined by single '-', at most {SLUG_MAX} characters"
+        )
+    return slug
+
+
+def branch_digits(number: int, key: str = "prenv:pr") -> str:
+    """The hash part of branch number ``number``, zero-padded to BRANCH_DIGITS; ConfigError for any other number."""
+    if not is_branch_number(check_pr_number(number, key)):
+        raise ConfigError(key, f"{number} is not a branch environment's number (from {BRANCH_NUMBER_BASE})")
+    return f"{number - BRANCH_NUMBER_BASE:0{BRANCH_DIGITS}d}"
+
+
+def _with_slug(head: str, slug: str, digits: str, budget: int) -> str:
+    """``<head><slug>-<digits>``, the slug cut (at a '-' boundary or not) to fit ``budget``; ``<head><digits>``
+    when nothing of it fits. The caller makes sure ``<head><digits>`` fits."""
+    room = budget - len(head) - len(digits) - 1
+    cut = slug[: max(room, 0)].rstrip("-")
+    return f"{head}{cut}-{digits}" if cut else f"{head}{digits}"
+
+
 def created_at(now: datetime | None = None) -> str:
     """The ``createdAt`` stamp of a new environment (UTC, label-safe)."""
     return (now or datetime.now(UTC)).astimezone(UTC).strftime(CREATED_AT_FORMAT)
 
 
-def stack_name(pr: int) -> str:
-    return f"{STACK_PREFIX}{check_pr_number(pr)}"
+def stack_name(pr: int, slug: str | None = None) -> str:
+    """``pr-<n>``, or ``br-<slug>-<digits>`` for a branch environment (``slug`` given; ``pr`` a branch number)."""
+    if slug is None:
+        return f"{STACK_PREFIX}{check_pr_number(pr)}"
+    return _with_slug(BRANCH_STACK_PREFIX, check_slug(slug), branch_digits(pr), STACK_NAME_MAX)
+
+
+@dataclass(frozen=True, slots=True)
+class StackName:
+    """What a stack name says: the environment's number, and its branch slug (None: a ``pr-<n>`` stack)."""
+
+    number: int
+    slug: str | None = None
+
+
+def parse_stack(name: str) -> StackName | None:
+    """The number and slug of a ``pr-<n>`` or ``br-[<slug>-]<digits>`` stack name (fully qualified
+    ``org/project/<stack>`` too); None for any other name. Only names :func:`stack_name` gives are accepted."""
+    short = name.rsplit("/", 1)[-1]
+    m = _STACK.match(short)
+    if m:
+        return StackName(int(m.group(1)))
+    m = _BRANCH_STACK.match(short)
+    if m is None or len(m.group(1) or "") > SLUG_MAX:
+        return None
+    return StackName(BRANCH_NUMBER_BASE + int(m.group(2)), m.group(1) or "")
 
 
 def pr_of_stack(name: str) -> int | None:
-    """The PR number of a ``pr-<n>`` stack name (a fully qualified ``org/project/pr-<n>`` too), else None."""
-    m = _STACK.match(name.rsplit("/", 1)[-1])
-    return int(m.group(1)) if m else None
+    """The number of a ``pr-<n>`` or ``br-<slug>-<digits>`` stack name (see :func:`parse_stack`), else None."""
+    parsed = parse_stack(name)
+    return parsed.number if parsed else None
+
+
+def stacks_of(names: Iterable[str], number: int) -> list[str]:
+    """The names among ``names`` that are stacks of environment ``number``, sorted: one, normally; a branch
+    environment's may be its ``br-`` name or the ``pr-9xxxxxxxx`` one it had before slugs."""
+    return sorted({name.rsplit("/", 1)[-1] for name in names if pr_of_stack(name) == number})
 
 
 def check_dns_label(value: str, key: str) -> str:
@@ -143,13 +234,35 @@ def check_db_prefix(prefix: str, key: str = "prenv:database.namePrefix") -> str:
     return prefix
 
 
-def namespace(pr: int, prefix: str = "") -> str:
-    return f"{prefix}{STACK_PREFIX}{check_pr_number(pr)}"
+def namespace(pr: int, prefix: str = "", slug: str | None = None) -> str:
+    """``<prefix>pr-<n>``, or ``<prefix>br-<slug>-<digits>`` (slug cut to fit 63) for a branch environment."""
+    if slug is None:
+        return f"{prefix}{STACK_PREFIX}{check_pr_number(pr)}"
+    # check_namespace_prefix keeps room for "pr-<9 digits>", one more than "br-<8 digits>" needs.
+    name = _with_slug(f"{prefix}{BRANCH_STACK_PREFIX}", check_slug(slug), branch_digits(pr), DNS_LABEL_MAX)
+    return check_dns_label(name, "prenv:namespacePrefix")
 
 
-def host(app: str, pr: int, base_domain: str) -> str:
-    """``<app>-<n>.<base domain>``: the service name is a validated DNS label; the result is checked again."""
+def namespace_pattern(prefix: str = "") -> str:
+    """A regular expression (RE2 and Python alike) that every name :func:`namespace` gives under ``prefix``
+    matches: ``<prefix>pr-<n>`` or ``<prefix>br-[<slug>-]<digits>``. The prefix is validated
+    (:func:`check_namespace_prefix`): DNS-label characters, no regex metacharacters."""
+    pr_digits = len(str(MAX_PR_NUMBER - 1))
+    return (
+        f"^{prefix}({STACK_PREFIX}[1-9][0-9]{{0,{pr_digits - 1}}}"
+        f"|{BRANCH_STACK_PREFIX}([a-z0-9]+-)*[0-9]{{{BRANCH_DIGITS}}})$"
+    )
+
+
+def host(app: str, pr: int, base_domain: str, slug: str | None = None) -> str:
+    """``<app>-<n>.<base domain>``, or ``<app>-br-<slug>-<digits>.<base domain>`` for a branch environment (slug
+    cut to fit the 63-character label; ``<app>-<n>`` when ``-br-<digits>`` itself does not fit). The service name is
+    a validated DNS label; the result is checked again."""
     label = f"{app}-{check_pr_number(pr)}"
+    if slug is not None:
+        head, digits = f"{app}-{BRANCH_STACK_PREFIX}", branch_digits(pr)
+        if len(head) + len(digits) <= DNS_LABEL_MAX:
+            label = _with_slug(head, check_slug(slug), digits, DNS_LABEL_MAX)
     check_dns_label(label, "prenv:services[].name")
     name = f"{label}.{base_domain}"
     if len(name) > DNS_NAME_MAX:

@@ -23,7 +23,7 @@ from prenv.errors import ConfigError
 from prenv.validation import config_error
 
 NAMESPACE = "prenv"
-PR_KEYS = ("pr", "sha", "branch", "author", "imageTag")
+PR_KEYS = ("pr", "sha", "branch", "author", "imageTag", "slug")
 
 _QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
 _IMAGE_REPO = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
@@ -444,13 +444,18 @@ class Template(_Model):
 
 
 class PrValues(_Model):
-    """The PR values the driver (or CI) sets on a ``pr-<n>`` stack. Only ``pr`` feeds names."""
+    """The PR values the driver (or CI) sets on a ``pr-<n>`` stack. Only ``pr`` and ``slug`` feed names.
+
+    ``slug`` is set on a branch environment's ``br-<slug>-<digits>`` stack only (stacks/preview.py takes it from
+    the stack name, where ``prenv:slug``, when set, must agree); then ``pr`` is a branch number.
+    """
 
     pr: int
     sha: str
     branch: str = ""
     author: str = ""
     image_tag: str | None = Field(None, alias="imageTag")
+    slug: str | None = None
 
     @field_validator("pr", mode="before")
     @classmethod
@@ -480,6 +485,24 @@ class PrValues(_Model):
             raise ValueError(f"{v!r} is not a valid image tag")
         return v
 
+    @field_validator("slug", mode="before")
+    @classmethod
+    def _slug(cls, v: object) -> str | None:
+        if v is None:
+            return None
+        try:
+            return naming.check_slug(v)
+        except ConfigError as e:
+            raise ValueError(
+                f"must be a branch slug: a-z and 0-9 runs joined by single '-', ≤ {naming.SLUG_MAX}"
+            ) from e
+
+    @model_validator(mode="after")
+    def _slug_needs_branch_number(self) -> PrValues:
+        if self.slug is not None and not naming.is_branch_number(self.pr):
+            raise ValueError(f"slug is set but pr {self.pr} is not a branch environment's number")
+        return self
+
 
 @dataclass(frozen=True)
 class PublicRoute:
@@ -499,11 +522,11 @@ class StackConfig(_Model):
 
     @property
     def stack(self) -> str:
-        return naming.stack_name(self.pr.pr)
+        return naming.stack_name(self.pr.pr, self.pr.slug)
 
     @property
     def namespace(self) -> str:
-        return naming.namespace(self.pr.pr, self.template.namespace_prefix)
+        return naming.namespace(self.pr.pr, self.template.namespace_prefix, self.pr.slug)
 
     @property
     def image_tag(self) -> str:
@@ -523,7 +546,7 @@ class StackConfig(_Model):
         else:
             wanted = []
         return [
-            PublicRoute(naming.host(label, self.pr.pr, t.base_domain), service, port, path)
+            PublicRoute(naming.host(label, self.pr.pr, t.base_domain, self.pr.slug), service, port, path)
             for label, service, port, path in wanted
         ]
 
@@ -533,7 +556,7 @@ class StackConfig(_Model):
         routes = self.routes
         if routes:
             return routes[0].host
-        return naming.host(self.template.app.host or "app", self.pr.pr, self.template.base_domain)
+        return naming.host(self.template.app.host or "app", self.pr.pr, self.template.base_domain, self.pr.slug)
 
     @property
     def url(self) -> str:

@@ -29,13 +29,22 @@ def stack_values() -> dict[str, Any]:
 
 
 def load(project_dir: Path, stack: str, values: dict[str, Any]) -> stackconfig.StackConfig:
-    pr = naming.pr_of_stack(stack)
-    if pr is None:
-        raise ConfigError("stack", f"{stack!r} is not a PR stack; PR stacks are named pr-<number>")
+    """The stack's validated config. The stack name is the authority on the environment's number and, for a branch
+    environment (``br-<slug>-<digits>``), its slug: ``prenv:pr`` and ``prenv:slug``, when set, must agree with it,
+    so that CI's ``pulumi up -s <stack>`` names everything exactly as the driver's run does."""
+    parsed = naming.parse_stack(stack)
+    if parsed is None:
+        raise ConfigError(
+            "stack", f"{stack!r} is not a PR stack; PR stacks are named pr-<number> (branches br-<slug>-<digits>)"
+        )
+    pr = parsed.number
     values = dict(values)
     if "pr" in values and str(values["pr"]).strip() != str(pr):
         raise ConfigError("prenv:pr", f"is {values['pr']!r} but the stack is {stack}; they must agree")
+    if values.get("slug") is not None and values["slug"] != parsed.slug:
+        raise ConfigError("prenv:slug", f"is {values['slug']!r} but the stack is {stack}; they must agree")
     values["pr"] = pr
+    values["slug"] = parsed.slug
     merged = template.effective(template.read_template_file(project_dir), values)
     merged.pop(ADMIN_DSN_KEY, None)
     merged.pop(CREATED_AT_KEY, None)

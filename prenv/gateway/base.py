@@ -15,15 +15,17 @@ from prenv.model import DesiredEnvironment, StackState
 
 class StackGateway(Protocol):
     def list_stacks(self) -> list[StackState]:
-        """Every ``pr-<n>`` stack with the sha and config hash it last deployed. Must not run a pulumi operation
-        per stack: an idle cycle over hundreds of PRs should start no process."""
+        """Every ``pr-<n>`` (and branch ``br-<slug>-<digits>``) stack with the sha and config hash it last deployed.
+        Must not run a pulumi operation per stack: an idle cycle over hundreds of PRs should start no process."""
         ...
 
     def up(self, desired: DesiredEnvironment) -> StackState:
-        """Create the PR's stack if needed, set its PR values, and deploy it. Returns the new state."""
+        """Create the PR's stack if needed (``naming.stack_name(number, slug)``; a branch environment's existing stack
+        under its pre-slug ``pr-<n>`` name is kept), set its PR values, and deploy it. Returns the new state."""
         ...
 
     def destroy(self, pr: int) -> None:
-        """Destroy every resource of the PR's stack, then remove the stack. The stack is removed only when the
-        destroy succeeded; a missing stack is not an error (the work is already done)."""
+        """Destroy every resource of the PR's stack (found by number, whatever its form), then remove the stack.
+        The stack is removed only when the destroy succeeded; a missing stack is not an error (the work is already
+        done)."""
         ...

@@ -25,7 +25,7 @@ class CloudGateway(PulumiGateway):
     """A stack gateway that leaves all state handling to the backend service (see the module docstring)."""
 
     def list_stacks(self) -> list[StackState]:
-        """Every ``pr-<n>`` stack; one ``stack output`` process per stack."""
+        """Every ``pr-<n>`` and ``br-<slug>-<digits>`` stack; one ``stack output`` process per stack."""
         states = []
         ws = self._workspace()
         for summary in ws.list_stacks():
@@ -44,6 +44,9 @@ class CloudGateway(PulumiGateway):
                 )
             )
         return states
+
+    def _stack_names(self) -> list[str]:
+        return [summary.name.rsplit("/", 1)[-1] for summary in self._workspace().list_stacks()]
 
     def _exists(self, name: str) -> None:
         return None  # only pulumi knows: create_or_select asks it

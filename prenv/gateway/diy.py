@@ -69,8 +69,11 @@ class DiyGateway(PulumiGateway):
         self.stale_lock_seconds = stale_lock_seconds
 
     def list_stacks(self) -> list[StackState]:
-        """Every ``pr-<n>`` stack, read from the checkpoints: no pulumi process."""
+        """Every ``pr-<n>`` and ``br-<slug>-<digits>`` stack, read from the checkpoints: no pulumi process."""
         return self.backend.stacks()
+
+    def _stack_names(self) -> list[str]:
+        return self.backend.stack_names()
 
     def _exists(self, name: str) -> bool:
         return name in self.backend.stack_names()

@@ -38,7 +38,7 @@ class FakeGateway:
         with self._operation("up", pr):
             state = StackState(
                 pr=pr,
-                stack=naming.stack_name(pr),
+                stack=naming.stack_name(pr, desired.pr.slug),
                 sha=desired.pr.sha,
                 config_hash=desired.config_hash,
                 url=f"http://web-{pr}.preview.test",

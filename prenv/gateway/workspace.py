@@ -103,6 +103,10 @@ class PulumiGateway(ABC):
         """See StackGateway.list_stacks."""
 
     @abstractmethod
+    def _stack_names(self) -> list[str]:
+        """The names of every stack of the project (short names, not ``org/project/<stack>``)."""
+
+    @abstractmethod
     def _exists(self, name: str) -> bool | None:
         """Whether the stack exists, when known without a pulumi process; None when unknown."""
 
@@ -123,7 +127,7 @@ class PulumiGateway(ABC):
     def up(self, desired: DesiredEnvironment) -> StackState:
         """See StackGateway.up."""
         pr = desired.pr
-        name = naming.stack_name(pr.number)
+        name = self._name_for(pr.number, pr.slug)
         self._repair(name)
         exists = self._exists(name)
         stack = self._select(name, create=True, exists=exists)
@@ -159,8 +163,15 @@ class PulumiGateway(ABC):
         return StackOperationError(name, f"up failed: pods not ready: {why}", temporary=False)
 
     def destroy(self, pr: int) -> None:
-        """See StackGateway.destroy."""
-        name = naming.stack_name(pr)
+        """See StackGateway.destroy. A branch environment's stack is found by its number, under its ``br-`` name
+        or the ``pr-9xxxxxxxx`` one of a stack made before slugs; should both exist, both are destroyed."""
+        names = self._names_of(pr)
+        if not names:
+            logger.info("PR %s: its stack is already gone", pr)
+        for name in names:
+            self._destroy_stack(pr, name)
+
+    def _destroy_stack(self, pr: int, name: str) -> None:
         self._repair(name)
         try:
             stack = self._select(name, create=False)
@@ -183,6 +194,25 @@ class PulumiGateway(ABC):
             except auto.CommandError as e:
                 raise stack_error(name, "stack rm", e) from None
         self._remember_failure(name, "destroy", None)
+
+    def _name_for(self, pr: int, slug: str | None) -> str:
+        """The stack to deploy environment ``pr`` to: ``pr-<n>`` for a PR; for a branch environment the stack it
+        already has (a stack made before slugs keeps its ``pr-9xxxxxxxx`` name, and with it its numeric
+        namespace), else ``br-<slug>-<digits>``. Only a branch number costs a listing."""
+        wanted = naming.stack_name(pr, slug)
+        if not naming.is_branch_number(pr):
+            return wanted
+        existing = naming.stacks_of(self._stack_names(), pr)
+        if not existing or wanted in existing:
+            return wanted
+        logger.info("PR %s: deploying to its existing stack %s", pr, existing[0])
+        return existing[0]
+
+    def _names_of(self, pr: int) -> list[str]:
+        """The stacks of environment ``pr`` to destroy: ``pr-<n>`` for a PR, whatever exists for a branch."""
+        if not naming.is_branch_number(pr):
+            return [naming.stack_name(pr)]
+        return naming.stacks_of(self._stack_names(), pr)
 
     @abstractmethod
     def _repair(self, name: str) -> None:
@@ -240,6 +270,11 @@ class PulumiGateway(ABC):
             "prenv:branch": naming.label_value(pr.branch),
             "prenv:author": naming.label_value(pr.author),
         }
+        # The slug the program names things with is the one in the stack's name (stacks/preview.py), which an old
+        # branch stack has none of; written only where there is one, for readers of the stack's config.
+        parsed = naming.parse_stack(stack.name)
+        if parsed is not None and parsed.slug:
+            config["prenv:slug"] = parsed.slug
         if self.extra_config:
             config.update(self.extra_config(desired))
         with self._ws_lock:

@@ -2,7 +2,9 @@
 
 A long-lived branch (``release/*``) gets an environment like a PR does, so it travels through the same records,
 filters and reconciler as a PR. What stands in for the PR number is ``prenv.naming.branch_number(name)``, a hash of
-the name: the name itself is attacker-controlled text and never reaches a stack, namespace, host or database name.
+the name, and the record's ``slug`` (``prenv.naming.branch_slug(name)``: ``[a-z0-9]`` runs joined by ``-``) makes
+its names readable (stack ``br-<slug>-<digits>``); the name itself is attacker-controlled text and never reaches a
+stack, namespace, host or database name.
 Which branches get an environment is ``filters.branch_include`` / ``branch_exclude`` (required by the settings for
 a branch source); a branch that is deleted or stops matching disappears from the desired state and is destroyed,
 with the reconciler's usual safety rules (a failed listing destroys nothing, teardowns are capped per cycle).
@@ -21,8 +23,16 @@ logger = logging.getLogger(__name__)
 
 
 def branch_record(name: str, sha: object) -> dict[str, object]:
-    """The raw record of branch ``name`` at commit ``sha``: number from the hash, the name as branch and base."""
-    return {"number": naming.branch_number(name), "sha": sha, "branch": name, "base": name, "title": ""}
+    """The raw record of branch ``name`` at commit ``sha``: number from the hash, slug from the name, the name as
+    branch and base."""
+    return {
+        "number": naming.branch_number(name),
+        "slug": naming.branch_slug(name),
+        "sha": sha,
+        "branch": name,
+        "base": name,
+        "title": "",
+    }
 
 
 def branch_records(pairs: Iterable[tuple[object, object]], *, source: str) -> list[PullRequest]:

@@ -43,7 +43,8 @@ def parse_record(raw: Mapping[str, object]) -> PullRequest:
 
     Expected keys follow the file source contract: ``number`` (int > 0), ``sha`` (40 hex), ``branch``, ``base``
     (default ``main``), ``author`` (default empty), ``title`` (default empty), ``labels`` (list of str),
-    ``draft`` and ``fork`` (bool, default false), ``updated_at`` (datetime, ISO 8601 text, or absent).
+    ``draft`` and ``fork`` (bool, default false), ``updated_at`` (datetime, ISO 8601 text, or absent), and
+    ``slug`` (absent or null for a PR; a branch environment's slug, valid only with a branch number).
     Unknown keys are ignored so that producers can add fields.
 
     Raises:
@@ -78,6 +79,7 @@ def parse_record(raw: Mapping[str, object]) -> PullRequest:
         draft=_flag("draft", raw.get("draft", False)),
         fork=_flag("fork", raw.get("fork", False)),
         updated_at=_timestamp(raw.get("updated_at")),
+        slug=_slug(number, raw.get("slug")),
     )
 
 
@@ -113,8 +115,9 @@ def parse_records(raws: Iterable[object], *, source: str) -> list[PullRequest]:
 
 
 def as_record(pr: PullRequest) -> dict[str, object]:
-    """A ``PullRequest`` as the raw record every source reads (labels sorted), e.g. for a table row."""
-    return {
+    """A ``PullRequest`` as the raw record every source reads (labels sorted), e.g. for a table row; ``slug`` only
+    when set (a branch environment)."""
+    record: dict[str, object] = {
         "number": pr.number,
         "sha": pr.sha,
         "branch": pr.branch,
@@ -126,6 +129,9 @@ def as_record(pr: PullRequest) -> dict[str, object]:
         "fork": pr.fork,
         "updated_at": pr.updated_at,
     }
+    if pr.slug is not None:
+        record["slug"] = pr.slug
+    return record
 
 
 def validate(pr: PullRequest) -> PullRequest:
@@ -170,6 +176,18 @@ def _text(field: str, value: object, *, required: bool = False) -> str:
     if _CONTROL.search(value):
         raise InvalidRecord(f"{field} contains control characters")
     return value
+
+
+def _slug(number: int, value: object) -> str | None:
+    """A branch environment's slug: it feeds names, so it must be exactly what ``naming.branch_slug`` gives."""
+    if value is None:
+        return None
+    if not naming.is_branch_number(number):
+        raise InvalidRecord("slug is set but the number is not a branch environment's")
+    try:
+        return naming.check_slug(value)
+    except ConfigError:
+        raise InvalidRecord("slug is not a branch slug (a-z and 0-9 runs joined by '-')") from None
 
 
 def _flag(field: str, value: object) -> bool:
