@@ -16,7 +16,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from prenv import naming, placeholders
 from prenv.errors import ConfigError
@@ -34,7 +43,29 @@ _ROLLOUT = re.compile(r"^([1-9][0-9]*)(s|m)$")
 # Environment variables prenv gives every container; a template cannot set them itself.
 RESERVED_ENV = ("DATABASE_URL", "PUBLIC_URL", "PRENV_PR", "PRENV_SHA")
 
+_LABEL = re.compile(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?")
+_PORT_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?")
+
+
+def _check_label(v: str) -> str:
+    if not _LABEL.fullmatch(v):
+        raise ValueError("must be a lower-case DNS label of at most 40 characters starting with a letter")
+    return v
+
+
+def _check_port(v: int | str) -> int | str:
+    if isinstance(v, int) and not 1 <= v <= 65535:
+        raise ValueError("must be a port number from 1 to 65535 or a port name")
+    if isinstance(v, str) and not _PORT_NAME.fullmatch(v):
+        raise ValueError(f"{v!r} is not a port name (IANA_SVC_NAME)")
+    return v
+
+
 Quantity = Annotated[str, Field(pattern=_QUANTITY.pattern)]
+# A service name or a host's first part: one DNS label (lower case, at most 40 characters, starting with a letter).
+Label = Annotated[str, AfterValidator(_check_label)]
+# A Service port a route points at: a number, or the name of one of the Service's ports.
+PortRef = Annotated[int | str, AfterValidator(_check_port)]
 
 
 class _Model(BaseModel):
@@ -55,7 +86,7 @@ class Probe(_Model):
 
 
 class ServiceSpec(_Model):
-    name: str
+    name: Label
     port: int = Field(8080, ge=1, le=65535)
     public: bool = False
     image: str | None = None  # repository override for this service; default is prenv:image.repository
@@ -65,13 +96,6 @@ class ServiceSpec(_Model):
     resources: Resources = Field(default_factory=Resources)
     readiness: Probe | None = None
     liveness: Probe | None = None
-
-    @field_validator("name")
-    @classmethod
-    def _dns(cls, v: str) -> str:
-        if not re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", v):
-            raise ValueError("must be a lower-case DNS label of at most 40 characters starting with a letter")
-        return v
 
     @field_validator("env")
     @classmethod
@@ -232,30 +256,10 @@ class Route(_Model):
     paths. Every route gets TLS per ``prenv:tls``; the first route's host is the environment's URL.
     """
 
-    service: str
-    port: int | str = "http"
+    service: Label
+    port: PortRef = "http"
     path: str = Field("/", pattern=r"^/[^\s]*$")
-    host: str | None = None
-
-    @field_validator("service", "host")
-    @classmethod
-    def _label(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", v):
-            raise ValueError("must be a lower-case DNS label of at most 40 characters starting with a letter")
-        return v
-
-    @field_validator("port")
-    @classmethod
-    def _port(cls, v: int | str) -> int | str:
-        return _check_port(v)
-
-
-def _check_port(v: int | str) -> int | str:
-    if isinstance(v, int) and not 1 <= v <= 65535:
-        raise ValueError("must be a port number from 1 to 65535 or a port name")
-    if isinstance(v, str) and not re.fullmatch(r"[a-z0-9]([-a-z0-9]{0,13}[a-z0-9])?", v):
-        raise ValueError(f"{v!r} is not a port name (IANA_SVC_NAME)")
-    return v
+    host: Label | None = None
 
 
 _KIND = re.compile(r"^[A-Z][A-Za-z0-9]*$")
@@ -285,22 +289,10 @@ class App(_Model):
     values: dict[str, Any] = Field(default_factory=dict)
     directory: str | None = None
     files: list[str] = Field(default_factory=list)
-    service: str | None = None
-    port: int | str = "http"
-    host: str | None = None
+    service: Label | None = None
+    port: PortRef = "http"
+    host: Label | None = None
     allow_cluster_scoped: list[str] = Field(default_factory=list, alias="allowClusterScoped")
-
-    @field_validator("service", "host")
-    @classmethod
-    def _label(cls, v: str | None) -> str | None:
-        if v is not None and not re.fullmatch(r"[a-z]([-a-z0-9]{0,38}[a-z0-9])?", v):
-            raise ValueError("must be a lower-case DNS label of at most 40 characters starting with a letter")
-        return v
-
-    @field_validator("port")
-    @classmethod
-    def _port(cls, v: int | str) -> int | str:
-        return _check_port(v)
 
     @field_validator("repo")
     @classmethod
