@@ -122,6 +122,25 @@ def test_matching_branches_get_environments_and_lose_them_when_deleted_or_no_lon
     assert {s.pr for s in gateway.list_stacks()} == {naming.branch_number("release/1.3")}
 
 
+def test_github_branches_get_readable_stacks_that_end_with_the_digits_of_their_number(fake_github: FakeGitHub) -> None:
+    for name in ("release/1.2", "Release/1.2", "release/$(id)", "main"):
+        fake_github.add_branch("octo/shop", name, "a" * 40)
+    source = GitHubBranchSource("octo/shop", token="t", base_url=fake_github.base_url, seconds_between_requests=None)
+    gateway = FakeGateway()
+
+    _reconciler(source, gateway).sync()  # type: ignore[arg-type]
+
+    def digits(branch: str) -> str:
+        return f"{naming.branch_number(branch) - naming.BRANCH_NUMBER_BASE:08d}"
+
+    assert sorted(s.stack for s in gateway.list_stacks()) == sorted(
+        [
+            f"br-release-1-2-{digits('release/1.2')}",
+            f"br-release-id-{digits('release/$(id)')}",
+        ]
+    )
+
+
 def test_a_failed_branch_listing_destroys_nothing() -> None:
     source = FakeSource(branch_records([("release/1.2", "b" * 40)], source="test"))
     gateway = FakeGateway()
