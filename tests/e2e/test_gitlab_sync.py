@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,16 @@ import yaml
 from kubernetes import client
 
 from devtools.localdb import LocalPostgres
-from prenv import db, naming, settings
+from prenv import db, naming
 from prenv.service.gitlab_feedback import environment_name
-from prenv.service.runner import build_service, server
 from tests.fixtures.driver import PRENV
 from tests.fixtures.gitlab import TOKEN
 from tests.fixtures.preview import unique_pr
+from tests.fixtures.serve import build_served, serving
 from tests.integration.test_service_gitlab import PROJECT as HOOK_PROJECT
 from tests.integration.test_service_gitlab import hook, hook_headers
 from testsupport.gitlab_server import FakeGitLab
-from testsupport.service_harness import SECRET, wait_for
+from testsupport.service_harness import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -160,28 +159,11 @@ def test_prenv_serve_takes_gitlab_webhooks_to_real_stacks_and_keeps_one_note_and
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     n = unique_pr()
-    config = tmp_path / "prenv.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "project_dir": str(project_dir),
-                "source": {"type": "gitlab", "gitlab": {"project": HOOK_PROJECT, "base_url": fake_gitlab.url}},
-                "filters": {"labels": ["preview"]},
-                "state": {"backend": backend_url},
-                "serve": {"resync_seconds": 3600, "feedback": {"enabled": True}},
-            }
-        )
+    source = {"type": "gitlab", "gitlab": {"project": HOOK_PROJECT, "base_url": fake_gitlab.url}}
+    service = build_served(
+        tmp_path, project_dir, backend_url, preview_env, source, monkeypatch, token=("GITLAB_TOKEN", TOKEN)
     )
-    for key in ("KUBECONFIG", "PRENV_DATABASE_ADMIN_DSN", "PULUMI_CONFIG_PASSPHRASE"):
-        if key in preview_env:
-            monkeypatch.setenv(key, preview_env[key])
-    monkeypatch.setenv("GITLAB_TOKEN", TOKEN)
-    monkeypatch.setenv("PRENV_WEBHOOK_SECRET", SECRET.decode())
-    service = build_service(settings.load(config))
     gateway = service.reconciler.gateway
-    srv = server(service, "127.0.0.1", 0, log_level="warning")
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
 
     def deployed() -> dict[int, str | None]:
         return {s.pr: s.sha for s in gateway.list_stacks()}
@@ -192,9 +174,7 @@ def test_prenv_serve_takes_gitlab_webhooks_to_real_stacks_and_keeps_one_note_and
     def env() -> dict[str, Any]:
         return next(e for e in fake_gitlab.environments(HOOK_PROJECT) if e["name"] == environment_name(n))
 
-    try:
-        wait_for(lambda: srv.started, what="uvicorn to start")
-        base = f"http://127.0.0.1:{srv.servers[0].sockets[0].getsockname()[1]}"
+    with serving(service) as base:
         with httpx.Client(base_url=base, timeout=10) as http:
             wait_for(lambda: http.get("/readyz").status_code == 200, timeout=60, what="readiness")
             fake_gitlab.add_merge_request(HOOK_PROJECT, n, sha="1" * 40, labels=["preview"], branch=HOSTILE_BRANCH)
@@ -220,6 +200,3 @@ def test_prenv_serve_takes_gitlab_webhooks_to_real_stacks_and_keeps_one_note_and
             assert len(notes()) == 1 and TOKEN not in notes()[0]
         assert f"pr-{n}" not in live_namespaces(cluster_api)
         assert not CANARY.exists()
-    finally:
-        srv.should_exit = True
-        thread.join(30)

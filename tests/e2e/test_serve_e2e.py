@@ -6,19 +6,16 @@ closed → torn down and the comment says so.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
-import yaml
 
-from prenv import settings
-from prenv.service.runner import build_service, server
 from prenv.service.service import Service
 from tests.fixtures.preview import shared_stack, unique_pr
+from tests.fixtures.serve import build_served, serving
 from testsupport.github_server import FakeGitHub
 from testsupport.service_harness import REPOSITORY, SECRET, encode, for_pr, headers, wait_for
 
@@ -36,25 +33,10 @@ def real_service(
 ) -> Iterator[Service]:
     """The service `prenv serve` builds from a prenv.yaml: GitHub source on the fake server, real stacks, TLS in
     wildcard mode (the shared stack holds the certificate the cluster's CA signed)."""
-    config = tmp_path / "prenv.yaml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "project_dir": str(wildcard_project_dir),
-                "source": {"type": "github", "github": {"repository": REPOSITORY, "base_url": fake_github.base_url}},
-                "filters": {"labels": ["preview"]},
-                "state": {"backend": backend_url},
-                "serve": {"resync_seconds": 3600, "feedback": {"enabled": True}},
-            }
-        )
-    )
-    for key in ("KUBECONFIG", "PRENV_DATABASE_ADMIN_DSN", "PULUMI_CONFIG_PASSPHRASE"):
-        if key in preview_env:
-            monkeypatch.setenv(key, preview_env[key])
-    monkeypatch.setenv("GITHUB_TOKEN", "ghp_fake_token_for_tests")
-    monkeypatch.setenv("PRENV_WEBHOOK_SECRET", SECRET.decode())
+    source = {"type": "github", "github": {"repository": REPOSITORY, "base_url": fake_github.base_url}}
+    token = ("GITHUB_TOKEN", "ghp_fake_token_for_tests")
     with shared_stack(wildcard_project_dir, backend_url, preview_env):
-        yield build_service(settings.load(config))
+        yield build_served(tmp_path, wildcard_project_dir, backend_url, preview_env, source, monkeypatch, token=token)
 
 
 def test_webhooks_bring_an_environment_up_update_it_and_tear_it_down_with_one_comment(
@@ -62,11 +44,6 @@ def test_webhooks_bring_an_environment_up_update_it_and_tear_it_down_with_one_co
 ) -> None:
     n = unique_pr()
     service = real_service
-    srv = server(service, "127.0.0.1", 0, log_level="warning")
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    wait_for(lambda: srv.started, what="uvicorn to start")
-    base = f"http://127.0.0.1:{srv.servers[0].sockets[0].getsockname()[1]}"
     repo = fake_github.add_repo(REPOSITORY)  # the existing one, or a new one
     gateway = service.reconciler.gateway
 
@@ -77,38 +54,34 @@ def test_webhooks_bring_an_environment_up_update_it_and_tear_it_down_with_one_co
     def deployed_sha() -> str | None:
         return next((s.sha for s in gateway.list_stacks() if s.pr == n), None)
 
-    try:
-        with httpx.Client(base_url=base, timeout=10) as http:
-            wait_for(lambda: http.get("/readyz").status_code == 200, timeout=60, what="readiness")
-            fake_github.add_pull(REPOSITORY, n, sha="1" * 40)
-            deliver(http, "opened")  # not labelled yet: no environment
-            fake_github.add_pull(REPOSITORY, n, sha="1" * 40, labels=["preview"])
-            deliver(http, "labeled")
-            wait_for(lambda: deployed_sha() == "1" * 40, timeout=240, what="the environment")
-            wait_for(lambda: len(repo.comments.get(n, [])) == 1, timeout=30, what="the PR comment")
-            wait_for(lambda: f"https://web-{n}.preview.test" in repo.comments[n][0]["body"], timeout=30, what="URL")
+    with serving(service) as base, httpx.Client(base_url=base, timeout=10) as http:
+        wait_for(lambda: http.get("/readyz").status_code == 200, timeout=60, what="readiness")
+        fake_github.add_pull(REPOSITORY, n, sha="1" * 40)
+        deliver(http, "opened")  # not labelled yet: no environment
+        fake_github.add_pull(REPOSITORY, n, sha="1" * 40, labels=["preview"])
+        deliver(http, "labeled")
+        wait_for(lambda: deployed_sha() == "1" * 40, timeout=240, what="the environment")
+        wait_for(lambda: len(repo.comments.get(n, [])) == 1, timeout=30, what="the PR comment")
+        wait_for(lambda: f"https://web-{n}.preview.test" in repo.comments[n][0]["body"], timeout=30, what="URL")
 
-            fake_github.add_pull(REPOSITORY, n, sha="2" * 40, labels=["preview"])
-            deliver(http, "synchronize")
-            wait_for(lambda: deployed_sha() == "2" * 40, timeout=240, what="the update")
-            wait_for(lambda: "2222222" in repo.comments[n][0]["body"], timeout=30, what="the edited comment")
-            assert len(repo.comments[n]) == 1
+        fake_github.add_pull(REPOSITORY, n, sha="2" * 40, labels=["preview"])
+        deliver(http, "synchronize")
+        wait_for(lambda: deployed_sha() == "2" * 40, timeout=240, what="the update")
+        wait_for(lambda: "2222222" in repo.comments[n][0]["body"], timeout=30, what="the edited comment")
+        assert len(repo.comments[n]) == 1
 
-            fake_github.close_pull(REPOSITORY, n)
-            deliver(http, "closed")
-            wait_for(lambda: deployed_sha() is None and not gateway_has(gateway, n), timeout=240, what="teardown")
-            wait_for(lambda: "closed" in repo.comments[n][0]["body"].lower(), timeout=30, what="the final comment")
-            assert len(repo.comments[n]) == 1
-            # The fake lists statuses newest first, as GitHub does.
-            history = {d["sha"]: [st["state"] for st in reversed(repo.statuses[d["id"]])] for d in repo.deployments}
-            assert history == {
-                "1" * 40: ["in_progress", "success", "inactive"],
-                "2" * 40: ["in_progress", "success", "inactive"],
-            }
-            assert SECRET.decode() not in repo.comments[n][0]["body"]
-    finally:
-        srv.should_exit = True
-        thread.join(30)
+        fake_github.close_pull(REPOSITORY, n)
+        deliver(http, "closed")
+        wait_for(lambda: deployed_sha() is None and not gateway_has(gateway, n), timeout=240, what="teardown")
+        wait_for(lambda: "closed" in repo.comments[n][0]["body"].lower(), timeout=30, what="the final comment")
+        assert len(repo.comments[n]) == 1
+        # The fake lists statuses newest first, as GitHub does.
+        history = {d["sha"]: [st["state"] for st in reversed(repo.statuses[d["id"]])] for d in repo.deployments}
+        assert history == {
+            "1" * 40: ["in_progress", "success", "inactive"],
+            "2" * 40: ["in_progress", "success", "inactive"],
+        }
+        assert SECRET.decode() not in repo.comments[n][0]["body"]
 
 
 def gateway_has(gateway: object, n: int) -> bool:
