@@ -9,7 +9,8 @@ from its module, not exported here.
 
 from prenv.sources.base import ImageGate, PullRequestSource
 from prenv.sources.file import FileSource
-from prenv.sources.github import GitHubAppCredentials, GitHubBranchSource, GitHubSource, RateLimit
+from prenv.sources.forge import RateLimit
+from prenv.sources.github import GitHubAppCredentials, GitHubBranchSource, GitHubSource
 from prenv.sources.gitlab import GitLabBranchSource, GitLabSource
 from prenv.sources.postgres import PostgresTableSource
 

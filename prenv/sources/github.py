@@ -30,20 +30,18 @@ from typing import Any
 import requests
 from github import Auth, Github, GithubException, RateLimitExceededException
 from github.GithubObject import GithubObject
-from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from prenv.errors import ConfigError, SourceError, SourceUnavailable
+from prenv.errors import ConfigError, SourceUnavailable
 from prenv.model import PullRequest
 from prenv.sources.branches import branch_records
+from prenv.sources.forge import RateLimit, http_error, network_error, rate_limit_delay
 from prenv.sources.records import parse_records
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.github.com"
 _REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
-# Used when a rate-limited response says nothing about when the limit resets.
-_DEFAULT_RATE_LIMIT_DELAY = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,15 +51,6 @@ class GitHubAppCredentials:
     app_id: int
     private_key_file: Path
     installation_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class RateLimit:
-    """The rate limit as the last response reported it, for metrics."""
-
-    remaining: int
-    limit: int
-    reset: datetime
 
 
 def client(
@@ -211,25 +200,11 @@ class GitHubSource:
             headers = e.headers or {}
             self._remember_rate_limit(headers)
             status = e.status
-            if status == 429 or (status == 403 and _int_header(headers, "x-ratelimit-remaining", 1) == 0):
-                raise SourceUnavailable(f"{what}: rate limited", delay=_rate_limit_delay(headers)) from e
-            if status >= 500:
-                raise SourceUnavailable(f"{what}: server error (HTTP {status})") from e
-            if status == 401:
-                raise SourceError(f"{what}: bad credentials (HTTP 401)") from e
-            if status == 404:
-                raise SourceError(f"{what}: repository not found or not visible (HTTP 404)") from e
-            raise SourceError(f"{what}: request refused (HTTP {status})") from e
-        except requests.Timeout as e:
-            raise SourceUnavailable(f"{what}: timed out") from e
-        except requests.ConnectionError as e:
-            # urllib3 wraps a read timeout that exhausted its retries in a ConnectionError.
-            if isinstance(getattr(e.args[0] if e.args else None, "reason", None), ReadTimeoutError):
-                raise SourceUnavailable(f"{what}: timed out") from e
-            raise SourceUnavailable(f"{what}: cannot reach the API ({type(e).__name__})") from e
+            limited = status == 429 or (status == 403 and _int_header(headers, "x-ratelimit-remaining", 1) == 0)
+            delay = _rate_limit_delay(headers) if limited else None
+            raise http_error(what, status, "repository", rate_limited_for=delay) from e
         except requests.RequestException as e:
-            # Connection refused/reset, DNS, TLS, too many retries of 502/503/504: all worth another cycle.
-            raise SourceUnavailable(f"{what}: cannot reach the API ({type(e).__name__})") from e
+            raise network_error(what, e) from e
 
 
 class GitHubBranchSource(GitHubSource):
@@ -325,10 +300,4 @@ def _int_header(headers: Mapping[str, Any], name: str, default: int) -> int:
 def _rate_limit_delay(headers: Mapping[str, Any] | None) -> float:
     """Seconds until the limit resets: ``Retry-After`` (secondary limits) or ``X-RateLimit-Reset`` (primary)."""
     headers = headers or {}
-    retry_after = _int_header(headers, "retry-after", -1)
-    if retry_after >= 0:
-        return float(retry_after)
-    reset = _int_header(headers, "x-ratelimit-reset", -1)
-    if reset >= 0:
-        return max(0.0, reset - time.time())
-    return _DEFAULT_RATE_LIMIT_DELAY
+    return rate_limit_delay(_int_header(headers, "retry-after", -1), _int_header(headers, "x-ratelimit-reset", -1))

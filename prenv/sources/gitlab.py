@@ -32,13 +32,12 @@ import gitlab
 import requests
 from gitlab.exceptions import GitlabAuthenticationError, GitlabHttpError, GitlabParsingError
 from requests.adapters import HTTPAdapter
-from urllib3.exceptions import ReadTimeoutError
 from urllib3.util.retry import Retry
 
-from prenv.errors import ConfigError, SourceError, SourceUnavailable
+from prenv.errors import ConfigError, SourceUnavailable
 from prenv.model import PullRequest
 from prenv.sources.branches import branch_records
-from prenv.sources.github import RateLimit
+from prenv.sources.forge import DEFAULT_RATE_LIMIT_DELAY, RateLimit, http_error, network_error, rate_limit_delay
 from prenv.sources.records import parse_records
 
 logger = logging.getLogger(__name__)
@@ -47,7 +46,6 @@ DEFAULT_BASE_URL = "https://gitlab.com"
 # ``group/subgroup/name`` (GitLab paths: letters, digits, '_', '-', '.'; not starting with '-') or a numeric id.
 _SEGMENT = r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,254}"
 _PROJECT = re.compile(rf"[1-9][0-9]{{0,18}}|{_SEGMENT}(?:/{_SEGMENT}){{1,20}}")
-_DEFAULT_RATE_LIMIT_DELAY = 60.0
 # An instance root: scheme, host, optional port and path (a relative-URL install), no query; not the API root.
 _BASE_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[A-Za-z0-9._~/-]*)?")
 
@@ -197,13 +195,8 @@ class _GitLabLister:
         reset = _float(headers.get("RateLimit-Reset"))
         if remaining is not None and limit is not None and reset is not None:
             self._rate_limit = RateLimit(int(remaining), int(limit), datetime.fromtimestamp(reset, UTC))
-        if response.status_code != 429:
-            return
-        delay = _float(headers.get("Retry-After"))
-        if delay is None:
-            reset = _float(headers.get("RateLimit-Reset"))
-            delay = max(0.0, reset - time.time()) if reset is not None else None
-        self._retry_after = delay
+        if response.status_code == 429:
+            self._retry_after = rate_limit_delay(_float(headers.get("Retry-After")), reset)
 
     @contextmanager
     def _translate_errors(self) -> Iterator[None]:
@@ -212,30 +205,18 @@ class _GitLabLister:
         try:
             yield
         except GitlabAuthenticationError as e:
-            raise SourceError(f"{what}: bad credentials (HTTP 401)") from e
+            raise http_error(what, 401, "project") from e
         except GitlabHttpError as e:
             status = e.response_code or 0
-            if status == 429:
-                delay = self._retry_after if self._retry_after is not None else _DEFAULT_RATE_LIMIT_DELAY
-                raise SourceUnavailable(f"{what}: rate limited", delay=delay) from e
-            if status >= 500:
-                raise SourceUnavailable(f"{what}: server error (HTTP {status})") from e
-            if status == 404:
-                raise SourceError(f"{what}: project not found or not visible (HTTP 404)") from e
-            raise SourceError(f"{what}: request refused (HTTP {status})") from e
+            delay = None
+            if status == 429:  # the answer's own delay, read by the response hook
+                delay = self._retry_after if self._retry_after is not None else DEFAULT_RATE_LIMIT_DELAY
+            raise http_error(what, status, "project", rate_limited_for=delay) from e
         except GitlabParsingError as e:
             # A proxy's HTML error page in place of JSON: the instance is not answering properly right now.
             raise SourceUnavailable(f"{what}: the answer was not JSON") from e
-        except requests.Timeout as e:
-            raise SourceUnavailable(f"{what}: timed out") from e
-        except requests.ConnectionError as e:
-            # urllib3 wraps a read timeout that exhausted its retries in a ConnectionError.
-            if isinstance(getattr(e.args[0] if e.args else None, "reason", None), ReadTimeoutError):
-                raise SourceUnavailable(f"{what}: timed out") from e
-            raise SourceUnavailable(f"{what}: cannot reach the API ({type(e).__name__})") from e
         except requests.RequestException as e:
-            # Connection refused/reset, DNS, TLS: all worth another cycle.
-            raise SourceUnavailable(f"{what}: cannot reach the API ({type(e).__name__})") from e
+            raise network_error(what, e) from e
 
 
 class GitLabSource(_GitLabLister):
