@@ -7,6 +7,7 @@ gateway and source, and then has the reconciler built over those wrappers, so th
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,7 +22,10 @@ from prenv.gateway.workspace import PulumiGateway
 from prenv.model import PullRequest
 from prenv.reconcile import Outcome, Reconciler, ReconcileSettings
 from prenv.settings import Settings
+from prenv.sources.approvals import ApprovalSource
 from prenv.sources.base import ImageGate, PullRequestSource
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +38,10 @@ class Parts:
     gateway: PulumiGateway
     """The real stack gateway."""
     source: PullRequestSource
-    """The real PR source."""
+    """The real PR source; for GitHub with commands on, wrapped to report forks' approved commits
+    (prenv.sources.approvals)."""
+    approvals: ApprovalSource | None = None
+    """That wrapper (an ``ApprovalSource``), or None; commands tell it of new approvals."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,12 +167,41 @@ def build_gateway(s: Settings) -> PulumiGateway:
     )
 
 
-def build_parts(s: Settings, *, source: PullRequestSource | None = None) -> Parts:
-    """The template and its hash, the stack gateway and the PR source (``source`` replaces the configured one)."""
+def build_parts(
+    s: Settings,
+    *,
+    source: PullRequestSource | None = None,
+    on_awaiting: Callable[[PullRequest, str], None] | None = None,
+) -> Parts:
+    """The template and its hash, the stack gateway and the PR source (``source`` replaces the configured one).
+
+    Args:
+        s: validated settings.
+        source: replaces the configured source.
+        on_awaiting: told when a fork's PR moves past its approved commit (see prenv.sources.approvals).
+    """
     gateway = build_gateway(s)  # first: a backend without its secrets is refused before anything else is read
     tmpl = stackconfig.load_template(template.read_template_file(s.project_dir))
     chash = stackconfig.template_hash(tmpl, app_files=template.app_files_digest(s.project_dir, tmpl))
-    return Parts(s, tmpl, chash, gateway, source or build_source(s))
+    real = source or build_source(s)
+    approvals = _approvals(s, real, on_awaiting)
+    return Parts(s, tmpl, chash, gateway, approvals or real, approvals)
+
+
+def _approvals(
+    s: Settings, source: PullRequestSource, on_awaiting: Callable[[PullRequest, str], None] | None
+) -> ApprovalSource | None:
+    """The fork-approval wrapper around a GitHub source when commands are on and forks are not all allowed."""
+    if s.source.type != "github" or not s.commands.enabled or s.filters.allow_forks:
+        return None
+    if not callable(getattr(source, "comment_bodies", None)):
+        return None
+    try:
+        secret = s.serve.secret_bytes()
+    except ConfigError:
+        logger.info("no webhook secret: forks' approvals (/preview) cannot be verified, so forks get no environment")
+        return None
+    return ApprovalSource(source, s.source.github.repository, secret, on_awaiting=on_awaiting)
 
 
 def build_reconciler(
@@ -185,7 +221,12 @@ def build_reconciler(
     """
     r = p.settings.reconcile
     chash, prefix = p.config_hash, p.template.image.tag_prefix
-    filters: PullRequestFilter = compile_filters(p.settings.filters)
+    commands = p.settings.commands
+    filters: PullRequestFilter = compile_filters(
+        p.settings.filters,
+        changed_files=getattr(p.source, "changed_files", None),
+        extra_skip_labels=(commands.off_label,) if commands.enabled else (),
+    )
     return Reconciler(
         source=source or p.source,
         filters=filters,

@@ -7,14 +7,21 @@ explain why a PR has no environment. Reasons are built from configuration only, 
 Rules, checked in this order (the first failing rule is the reported reason):
 
 1. drafts are skipped unless ``allow_drafts``;
-2. PRs from forks are skipped unless ``allow_forks`` (their code would run with our credentials);
+2. PRs from forks are skipped unless ``allow_forks`` (their code would run with our credentials) or a maintainer
+   approved the commit with ``/preview`` (``PullRequest.approved``, set by prenv.sources.approvals);
 3. every label in ``labels`` must be present;
 4. a label in ``skip_labels`` skips the PR when present; ``!label`` skips it when *absent* (the build-gate
    idiom: ``!build/image-ready`` waits until CI has pushed the image);
 5. ``base_include``: the target branch must match;
 6. ``branch_include`` must match and ``branch_exclude`` must not match the head branch;
 7. ``title_exclude`` must not match the title (e.g. ``^WIP``);
-8. ``max_environments``: of the PRs left, the lowest numbers are kept.
+8. ``paths_include`` / ``paths_exclude`` (globs) on the PR's changed files: at least one changed file must match an
+   include glob, and a PR whose changed files all match exclude globs is skipped (GitHub Actions' ``paths`` and
+   ``paths-ignore``). Checked last, so only PRs that passed every other rule cost a listing of their files;
+9. ``max_environments``: of the PRs left, the lowest numbers are kept.
+
+Globs are matched against the whole path: ``*`` and ``?`` stay within one directory, ``**`` spans directories
+(``docs/**``, ``**/*.md``), ``[...]`` is a character class.
 
 Regexes use ``re.search`` semantics (anchor with ``^``/``$`` for whole-name matches). The limit keeps the lowest
 PR numbers because they are the oldest PRs: a newly opened PR never evicts a running environment. It is the only
@@ -26,7 +33,7 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -58,6 +65,14 @@ class FilterSettings(BaseModel):
     allow_forks: bool = False
     max_environments: int | None = Field(default=None, ge=0)
     """At most this many environments; the lowest PR numbers win. ``None`` = no limit."""
+    paths_include: tuple[str, ...] = ()
+    """Globs; a PR gets an environment only when one of its changed files matches one."""
+    paths_exclude: tuple[str, ...] = ()
+    """Globs; a PR whose changed files all match these gets no environment (e.g. ``docs/**``, ``**/*.md``)."""
+
+
+ChangedFiles = Callable[[PullRequest], Sequence[str]]
+"""The paths a PR changes (its source answers, e.g. ``GitHubSource.changed_files``); may raise ``SourceError``."""
 
 
 class DropReason(enum.StrEnum):
@@ -72,6 +87,8 @@ class DropReason(enum.StrEnum):
     BRANCH_NOT_INCLUDED = "branch-not-included"
     BRANCH_EXCLUDED = "branch-excluded"
     TITLE_EXCLUDED = "title-excluded"
+    PATHS_NOT_INCLUDED = "paths-not-included"
+    PATHS_EXCLUDED = "paths-excluded"
     OVER_LIMIT = "over-limit"
 
 
@@ -111,6 +128,9 @@ class PullRequestFilter:
         title_exclude: re.Pattern[str] | None,
         skip_rules: tuple[_LabelRule, ...],
         key_prefix: str,
+        paths_include: tuple[re.Pattern[str], ...] = (),
+        paths_exclude: tuple[re.Pattern[str], ...] = (),
+        changed_files: ChangedFiles | None = None,
     ) -> None:
         self.settings = settings
         self._branch_include = branch_include
@@ -119,9 +139,17 @@ class PullRequestFilter:
         self._title_exclude = title_exclude
         self._skip_rules = skip_rules
         self._key = key_prefix
+        self._paths_include = paths_include
+        self._paths_exclude = paths_exclude
+        self._changed_files = changed_files
 
     def apply(self, prs: Iterable[PullRequest]) -> FilterResult:
-        """Split ``prs`` into kept and dropped. Deterministic: the same input gives the same output."""
+        """Split ``prs`` into kept and dropped. Deterministic: the same input gives the same output.
+
+        Raises:
+            SourceError: the changed files of a PR could not be read (path filters only); the cycle then has no
+                desired state, so it destroys nothing.
+        """
         kept: list[PullRequest] = []
         dropped: list[Dropped] = []
         for pr in sorted(prs, key=lambda p: p.number):
@@ -146,7 +174,7 @@ class PullRequestFilter:
         s, key = self.settings, self._key
         if pr.draft and not s.allow_drafts:
             return Dropped(pr, DropReason.DRAFT, f"draft PRs are skipped ({key}.allow_drafts is false)")
-        if pr.fork and not s.allow_forks:
+        if pr.fork and not s.allow_forks and not pr.approved:
             return Dropped(pr, DropReason.FORK, f"PRs from forks are skipped ({key}.allow_forks is false)")
         for label in s.labels:
             if label not in pr.labels:
@@ -164,19 +192,39 @@ class PullRequestFilter:
             return Dropped(pr, DropReason.BRANCH_EXCLUDED, f"branch matches {key}.branch_exclude")
         if self._title_exclude is not None and self._title_exclude.search(pr.title):
             return Dropped(pr, DropReason.TITLE_EXCLUDED, f"title matches {key}.title_exclude")
+        return self._check_paths(pr)
+
+    def _check_paths(self, pr: PullRequest) -> Dropped | None:
+        if not (self._paths_include or self._paths_exclude) or self._changed_files is None:
+            return None
+        key = self._key
+        files = list(self._changed_files(pr))
+        if self._paths_include and not any(g.fullmatch(f) for f in files for g in self._paths_include):
+            return Dropped(pr, DropReason.PATHS_NOT_INCLUDED, f"no changed file matches {key}.paths_include")
+        if self._paths_exclude and files and all(any(g.fullmatch(f) for g in self._paths_exclude) for f in files):
+            return Dropped(pr, DropReason.PATHS_EXCLUDED, f"every changed file matches {key}.paths_exclude")
         return None
 
 
-def compile_filters(settings: FilterSettings, *, key_prefix: str = "filters") -> PullRequestFilter:
+def compile_filters(
+    settings: FilterSettings,
+    *,
+    key_prefix: str = "filters",
+    changed_files: ChangedFiles | None = None,
+    extra_skip_labels: tuple[str, ...] = (),
+) -> PullRequestFilter:
     """Compile ``settings`` once, at start-up.
 
     Args:
         settings: the validated filter settings.
         key_prefix: where the settings live in the configuration, for error messages.
+        changed_files: what the source says a PR changes; required when path globs are set.
+        extra_skip_labels: skip labels the configuration implies (``commands.off_label``), after ``skip_labels``.
 
     Raises:
-        ConfigError: a regex does not compile, or a skip label is empty; the key names the setting
-            (``filters.branch_include``, ``filters.skip_labels[1]``...).
+        ConfigError: a regex or glob does not compile, a skip label is empty, or path globs are set for a source
+            that cannot list a PR's changed files; the key names the setting (``filters.branch_include``,
+            ``filters.skip_labels[1]``, ``filters.paths_include[0]``...).
     """
     skip_rules: list[_LabelRule] = []
     for i, entry in enumerate(settings.skip_labels):
@@ -185,9 +233,15 @@ def compile_filters(settings: FilterSettings, *, key_prefix: str = "filters") ->
         if not label:
             raise ConfigError(f"{key_prefix}.skip_labels[{i}]", "empty label")
         skip_rules.append(_LabelRule(label=label, when_absent=negated))
+    skip_rules += [_LabelRule(label=label, when_absent=False) for label in extra_skip_labels if label]
     for i, label in enumerate(settings.labels):
         if not label:
             raise ConfigError(f"{key_prefix}.labels[{i}]", "empty label")
+    include = tuple(_glob(g, f"{key_prefix}.paths_include[{i}]") for i, g in enumerate(settings.paths_include))
+    exclude = tuple(_glob(g, f"{key_prefix}.paths_exclude[{i}]") for i, g in enumerate(settings.paths_exclude))
+    if (include or exclude) and changed_files is None:
+        key = f"{key_prefix}.paths_include" if include else f"{key_prefix}.paths_exclude"
+        raise ConfigError(key, "needs a source that lists a PR's changed files (source.type github)")
     return PullRequestFilter(
         settings,
         branch_include=_regex(settings.branch_include, f"{key_prefix}.branch_include"),
@@ -196,7 +250,48 @@ def compile_filters(settings: FilterSettings, *, key_prefix: str = "filters") ->
         title_exclude=_regex(settings.title_exclude, f"{key_prefix}.title_exclude"),
         skip_rules=tuple(skip_rules),
         key_prefix=key_prefix,
+        paths_include=include,
+        paths_exclude=exclude,
+        changed_files=changed_files,
     )
+
+
+def _glob(pattern: str, key: str) -> re.Pattern[str]:
+    """A path glob as a regex matched against the whole path: ``**`` spans directories, ``*``/``?`` do not."""
+    if not pattern or pattern.startswith("/") or "\x00" in pattern:
+        raise ConfigError(key, "expected a relative path glob such as docs/** or **/*.md")
+    out: list[str] = []
+    i = 0
+    while i < len(pattern):
+        c = pattern[i]
+        if pattern.startswith("**/", i):
+            out.append("(?:.*/)?")  # zero or more whole directories
+            i += 3
+        elif pattern.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            end = pattern.find("]", i + 2)
+            if end < 0:
+                raise ConfigError(key, "unclosed [ in the glob")
+            body = pattern[i + 1 : end]
+            negate = body.startswith("!")
+            body = body[1:] if negate else body
+            out.append(("[^" if negate else "[") + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    try:
+        return re.compile("".join(out))
+    except re.error as e:
+        raise ConfigError(key, f"invalid glob: {e.msg}") from e
 
 
 def _regex(pattern: str | None, key: str) -> re.Pattern[str] | None:

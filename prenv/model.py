@@ -31,6 +31,8 @@ class PullRequest:
     updated_at: datetime | None = None
     slug: str | None = None
     """A branch environment's slug (branch sources only; see above)."""
+    approved: bool = False
+    """A fork's PR whose commit ``sha`` a maintainer approved with ``/preview`` (prenv.sources.approvals)."""
 
 
 class EnvStatus(enum.StrEnum):

@@ -175,10 +175,10 @@ class Reconciler:
         """The environments that should exist, or (None, None) when the source failed this cycle."""
         try:
             prs = self.source.list_open()
+            result = self.filters.apply(prs)  # path filters read the PRs' changed files from the source too
         except SourceError as e:
             logger.warning("PR source failed (%s); this cycle destroys nothing", e)
             return None, None
-        result = self.filters.apply(prs)
         desired = []
         for pr in result.kept:
             ready = True

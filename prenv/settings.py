@@ -179,6 +179,22 @@ class LeaderSection(_Section):
         return self
 
 
+Association = Literal[
+    "OWNER", "MEMBER", "COLLABORATOR", "CONTRIBUTOR", "FIRST_TIME_CONTRIBUTOR", "FIRST_TIMER", "MANNEQUIN", "NONE"
+]
+
+
+class CommandsSection(_Section):
+    """``/preview`` comment commands on GitHub PRs (prenv.service.commands) and fork approvals
+    (prenv.sources.approvals)."""
+
+    enabled: bool = True
+    allowed_associations: tuple[Association, ...] = ("OWNER", "MEMBER", "COLLABORATOR")
+    """GitHub's ``author_association`` a commenter needs; anyone else's commands get no answer and do nothing."""
+    off_label: str = Field("preview/off", min_length=1, max_length=50)
+    """Added by ``/preview destroy`` and removed by ``/preview``; a PR carrying it gets no environment."""
+
+
 class ServeSettings(_Section):
     """The ``serve:`` section: how ``prenv serve`` listens, verifies webhooks, resyncs, drains and expires."""
 
@@ -235,6 +251,7 @@ class Settings(BaseSettings):
     state: StateSettings = Field(default_factory=StateSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    commands: CommandsSection = Field(default_factory=CommandsSection)
 
     @model_validator(mode="after")
     def _branches_need_a_pattern(self) -> Settings:

@@ -2,8 +2,9 @@
 
 Real PyGithub talks real HTTP to it (``base_url=fake.base_url``), so pagination, headers, status codes and
 timeouts are exercised exactly as against github.com, as Argo CD's provider tests do with ``httptest``. It is
-stateful and shared by features: pull requests (listing with ``Link`` pagination), branches, labels, issue comments,
-deployments and their statuses, ``/rate_limit``, and GitHub App installation tokens.
+stateful and shared by features: pull requests (listing with ``Link`` pagination) and their changed files,
+branches, labels, issue comments (prenv's and other users', with their ``author_association``), deployments and
+their statuses, ``/rate_limit``, and GitHub App installation tokens.
 
 PR objects are derived from the real webhook payload in tests/data/github-webhooks/opened.json (never
 edited): each PR is a deep copy with number, sha, branches, author, title, labels, draft, fork and timestamps set.
@@ -32,7 +33,7 @@ from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, unquote, urlencode, urlsplit
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "github-webhooks"  # copied from shared/fixtures
 API_PREFIX = "/api/v3"
@@ -85,6 +86,7 @@ class FakeRepo:
     statuses: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
     labels: dict[str, dict[str, Any]] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)  # name -> head sha
+    files: dict[int, list[str]] = field(default_factory=dict)  # PR -> changed paths
 
     @property
     def full_name(self) -> str:
@@ -239,6 +241,24 @@ class FakeGitHub:
     def delete_branch(self, full_name: str, name: str) -> None:
         with self._lock:
             self._repos[full_name].branches.pop(name, None)
+
+    def set_files(self, full_name: str, number: int, paths: list[str]) -> None:
+        """What ``GET /pulls/<n>/files`` lists for PR ``number``."""
+        repo = self.add_repo(full_name)
+        with self._lock:
+            repo.files[number] = list(paths)
+
+    def add_comment(
+        self, full_name: str, number: int, body: str, *, login: str = "maintainer", association: str = "MEMBER"
+    ) -> dict[str, Any]:
+        """A comment by a user (not prenv) on PR ``number``, as GitHub stores it; returns its JSON."""
+        repo = self.add_repo(full_name)
+        with self._lock:
+            comment = _comment_json(self, repo, number, next(self._ids), body)
+            comment["user"] = {"login": login, "id": next(self._ids), "type": "User"}
+            comment["author_association"] = association
+            repo.comments.setdefault(number, []).append(comment)
+            return copy.deepcopy(comment)
 
     def close_pull(self, full_name: str, number: int) -> None:
         with self._lock:
@@ -451,6 +471,19 @@ def _list_pulls(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body:
     return gh._page(copy.deepcopy(pulls), q, f"/repos/{repo.full_name}/pulls")
 
 
+@_route("GET", _REPO + r"/pulls/(?P<n>\d+)/files")
+def _list_files(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
+    repo = gh._repo_or_404(m)
+    number = int(m["n"])
+    if repo is None or number not in repo.pulls:
+        return _not_found()
+    files = [
+        {"sha": "0" * 40, "filename": path, "status": "modified", "additions": 1, "deletions": 0, "changes": 1}
+        for path in repo.files.get(number, [])
+    ]
+    return gh._page(files, q, f"/repos/{repo.full_name}/pulls/{number}/files")
+
+
 @_route("GET", _REPO + "/branches")
 def _list_branches(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
     repo = gh._repo_or_404(m)
@@ -534,9 +567,10 @@ def _add_labels(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body:
 def _remove_label(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], body: Any) -> _Response:
     repo = gh._repo_or_404(m)
     pr = repo.pulls.get(int(m["n"])) if repo else None
-    if pr is None or not any(label["name"] == m["name"] for label in pr["labels"]):
+    name = unquote(m["name"])  # clients percent-encode the label name in the path (preview/off → preview%2Foff)
+    if pr is None or not any(label["name"] == name for label in pr["labels"]):
         return _not_found()
-    pr["labels"] = [label for label in pr["labels"] if label["name"] != m["name"]]
+    pr["labels"] = [label for label in pr["labels"] if label["name"] != name]
     pr["updated_at"] = _now()
     return _Response(200, copy.deepcopy(pr["labels"]))
 

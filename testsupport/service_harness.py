@@ -20,6 +20,7 @@ from prenv.filters import FilterSettings, compile_filters
 from prenv.gateway.fake import FakeGateway
 from prenv.model import PullRequest
 from prenv.reconcile import Reconciler, ReconcileSettings
+from prenv.service.command_actions import CommandActions
 from prenv.service.feedback import Feedback
 from prenv.service.leadership import Leadership
 from prenv.service.service import Service, ServiceOptions, Wiring
@@ -85,6 +86,7 @@ def make_service(
     ttl: TtlPolicy | None = None,
     parallelism: int = 4,
     leadership: Leadership | None = None,
+    commands: CommandActions | None = None,
     **options: Any,
 ) -> Service:
     wiring = Wiring.around(gateway or FakeGateway(), source or FakeSource([pull(2)]), ttl)
@@ -98,7 +100,13 @@ def make_service(
     )
     opts = {"repository": REPOSITORY, "resync_seconds": 3600.0, "retry_delay_seconds": 0.05, **options}
     return Service(
-        reconciler, wiring, secret=SECRET, options=ServiceOptions(**opts), feedback=feedback, leadership=leadership
+        reconciler,
+        wiring,
+        secret=SECRET,
+        options=ServiceOptions(**opts),
+        feedback=feedback,
+        leadership=leadership,
+        commands=commands,
     )
 
 

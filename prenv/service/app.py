@@ -114,8 +114,13 @@ def create_app(service: Service, *, manage_lifecycle: bool = True) -> Starlette:
         decision = provider.decide(service, event, payload)
         if decision.verdict is Verdict.PONG:
             return answer(200, "pong")
+        if decision.verdict is Verdict.COMMAND and decision.command is not None:
+            if not service.command(decision.command):
+                return answer(503, "shutting-down")
+            logger.info("webhook %s: a %s command on PR %s queued", label, decision.command.verb, decision.pr)
+            return answer(202, "command-queued", pr=decision.pr)
         if decision.verdict is not Verdict.RECONCILE or decision.pr is None:
-            return answer(202, "ignored", reason=decision.verdict.value)
+            return answer(202, "ignored", reason=decision.reason or decision.verdict.value)
         if not service.enqueue(decision.pr, decision.action):
             return answer(503, "shutting-down")
         logger.info("webhook %s/%s: PR %s queued", label, decision.action, decision.pr)

@@ -51,6 +51,8 @@ class Phase(enum.StrEnum):
     FAILED = "failed"
     TORN_DOWN = "torn-down"
     TEARDOWN_FAILED = "teardown-failed"
+    AWAITING_APPROVAL = "awaiting-approval"
+    """A fork's PR moved past its approved commit; ``reason`` says which commit still runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +112,7 @@ _HEADLINES = {
     Phase.FAILED: "❌ deployment failed",
     Phase.TORN_DOWN: "🗑️ torn down",
     Phase.TEARDOWN_FAILED: "⚠️ teardown failed",
+    Phase.AWAITING_APPROVAL: "⏸️ waiting for a maintainer's approval",
 }
 
 
@@ -122,6 +125,13 @@ def render_comment(report: Report, pull: PullRequest | None, url: str | None) ->
     ]
     if report.phase in (Phase.TORN_DOWN, Phase.TEARDOWN_FAILED):
         lines.append(f"- **Why:** {code_span(report.reason or 'the PR was closed or no longer matches the filters')}")
+    elif report.phase is Phase.AWAITING_APPROVAL:
+        lines += [
+            "- **Approval needed:** this fork's new commit is not deployed until a maintainer comments `/preview`"
+            " (each push needs a new approval).",
+            f"- **Still running:** {code_span(report.reason or '(nothing)')}",
+            f"- **URL:** {_link(url)}",
+        ]
     else:
         lines.append(f"- **URL:** {_link(url)}")
     if pull is not None:
@@ -326,7 +336,7 @@ class GitHubFeedback(ForgeFeedback):
             self._deployments[report.pr] = deployment.id
             deployment.create_status("in_progress", description="deploying", environment=env)
             return
-        if report.phase is Phase.TEARDOWN_FAILED:
+        if report.phase in (Phase.TEARDOWN_FAILED, Phase.AWAITING_APPROVAL):
             return
         current = self._current_deployment(repo, report.pr, pull, create=report.phase is not Phase.TORN_DOWN)
         if current is None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import FrameType
 from typing import Any
 
@@ -21,9 +21,12 @@ from github import Auth
 
 from prenv import driver as driver_mod
 from prenv.errors import ConfigError
+from prenv.model import PullRequest
 from prenv.service.app import create_app
+from prenv.service.command_actions import CommandRules, GitHubCommands
 from prenv.service.dispatch import BackgroundFeedback
-from prenv.service.feedback import Feedback, GitHubFeedback, NullFeedback
+from prenv.service.feedback import Feedback, GitHubFeedback, NullFeedback, Phase, Report
+from prenv.service.hooks import Hook
 from prenv.service.leadership import Leadership
 from prenv.service.metrics import RateLimitView
 from prenv.service.service import Service, ServiceOptions, Wiring
@@ -40,7 +43,8 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
     gateway and source, the reconciler over the wrappers, then the service that listens to them."""
     serve = settings.serve
     kind = settings.source.type
-    parts = driver_mod.build_parts(settings, source=source)
+    awaiting: Hook[[PullRequest, str]] = Hook("awaiting approval")
+    parts = driver_mod.build_parts(settings, source=source, on_awaiting=awaiting)
     # A branch environment lives as long as its branch exists and matches: a release branch is not a forgotten PR,
     # and a branch has no labels to say preview/keep with.
     ttl = None if kind.endswith("-branches") else ttl_policy(serve)
@@ -54,15 +58,46 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
     project = serve.repository or (settings.source.gitlab.project if gitlab else None)
     if (repository if not gitlab else project) is None:
         logger.warning("serve: no repository configured; webhooks of any repository are acted on")
+    feedback = build_feedback(settings)
+    awaiting.subscribe(lambda pr, approved: feedback.report(awaiting_report(pr, approved)))
     return Service(
         reconciler,
         wiring,
         secret=serve.secret_bytes(),
         options=options_of(serve, repository, gitlab_project=project, branches=kind.endswith("-branches")),
-        feedback=build_feedback(settings),
+        feedback=feedback,
         # The metric is GitHub's (prenv_github_rate_limit_*); GitLab's limit is kept on its source, not exported.
         rate_limit=(lambda: _rate_limit_of(parts.source)) if github else (lambda: None),
         leadership=_elect(serve),
+        commands=build_commands(settings, parts) if kind == "github" else None,
+    )
+
+
+def awaiting_report(pr: PullRequest, approved: str) -> Report:
+    """What the PR is told when a fork's PR moved past its approved commit."""
+    return Report(pr.number, Phase.AWAITING_APPROVAL, datetime.now(UTC), pull=pr, reason=f"commit {approved[:12]}")
+
+
+def build_commands(settings: Settings, parts: driver_mod.Parts) -> GitHubCommands | None:
+    """``/preview`` commands for the GitHub source when ``commands.enabled``."""
+    c = settings.commands
+    if not c.enabled:
+        return None
+    gh = settings.source.github
+    return GitHubCommands(
+        gh.repository,
+        _github_auth(settings),
+        secret=settings.serve.secret_bytes(),
+        rules=CommandRules(
+            allowed_associations=frozenset(c.allowed_associations),
+            off_label=c.off_label,
+            required_labels=settings.filters.labels,
+            keep_label=settings.serve.ttl.keep_label,
+            allow_forks=settings.filters.allow_forks,
+        ),
+        approvals=parts.approvals,
+        base_url=gh.base_url,
+        timeout=gh.timeout,
     )
 
 

@@ -23,6 +23,8 @@ from datetime import UTC, datetime
 from prenv.gateway.base import StackGateway
 from prenv.model import ActionKind, DesiredEnvironment, PullRequest
 from prenv.reconcile import Outcome, Reconciler, SkipReason
+from prenv.service.command_actions import CommandActions
+from prenv.service.commands import Command
 from prenv.service.feedback import Feedback, NullFeedback, Phase, Report
 from prenv.service.hooks import Hook
 from prenv.service.leadership import Leadership
@@ -45,6 +47,7 @@ _TEARDOWN_WHY = {
     "updated": "the merge request changed (draft, labels, title or target branch)",
     "branch-deleted": "the branch was deleted",
     "pushed": "the branch no longer matches the filters",
+    "edited": "the PR's title or target branch changed",
 }
 _DEFAULT_WHY = "the PR was closed or no longer matches the filters"
 
@@ -104,6 +107,7 @@ class Service:
         feedback: where outcomes are told to the PR.
         rate_limit: the GitHub rate limit last seen by the source, for metrics.
         is_leader: with leader election, whether this replica may act; None when it runs alone.
+        commands: carries out ``/preview`` comment commands (one at a time, off the event loop); None ignores them.
         leadership: with leader election, the election itself (gives ``is_leader`` when that is not passed): the
             leader's URL for relaying webhooks, and stepping down after the drain.
 
@@ -122,6 +126,7 @@ class Service:
         rate_limit: Callable[[], RateLimitView | None] = lambda: None,
         is_leader: Callable[[], bool] | None = None,
         leadership: Leadership | None = None,
+        commands: CommandActions | None = None,
     ) -> None:
         if not secret:
             raise ValueError("the webhook secret must not be empty")
@@ -158,6 +163,8 @@ class Service:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resync_task: asyncio.Task[None] | None = None
         self._resync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resync")
+        self.commands = commands
+        self._command_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="command")
         self._drained: bool | None = None
         self.resyncs = 0
 
@@ -187,6 +194,35 @@ class Service:
                 self._why[pr] = _TEARDOWN_WHY.get(action, _DEFAULT_WHY)
         return self.queue.submit(pr)
 
+    def command(self, command: Command) -> bool:
+        """Carry out a ``/preview`` command in the background, then reconcile its PR if it asks to; False when
+        draining. Commands run one at a time, in arrival order."""
+        if self._draining:
+            return False
+        if self.commands is None:
+            logger.info("PR %s: /preview %s ignored (commands are off)", command.pr, command.verb)
+            return True
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        self._command_pool.submit(self._run_command, command, loop)
+        return True
+
+    def _run_command(self, command: Command, loop: asyncio.AbstractEventLoop | None) -> None:
+        if self._draining or self.commands is None or (self.is_leader is not None and not self.is_leader()):
+            return
+        result = self.commands.handle(command)
+        if not result.reconcile:
+            return
+        if result.why is not None:
+            with self._why_lock:
+                self._why[command.pr] = result.why
+        if loop is None:
+            self.queue.submit_threadsafe(command.pr)
+        elif not loop.is_closed():
+            loop.call_soon_threadsafe(self.queue.submit, command.pr)
+
     # --- lifecycle -------------------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -207,6 +243,7 @@ class Service:
         self._draining = True
         self.gateway.drain()
         self.queue.close()
+        self._command_pool.shutdown(wait=False, cancel_futures=True)
         if self._stopping is not None:
             self._stopping.set()
         self._wake_resync()

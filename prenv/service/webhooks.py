@@ -6,7 +6,9 @@ Kept free of HTTP so the rules are testable on their own and the ASGI layer (pre
   secret, compared in constant time. Nothing else is looked at before it passes.
 * Redeliveries: GitHub retries and users press "Redeliver"; the same ``X-GitHub-Delivery`` id is acted on once.
   The memory is a bounded LRU, so a flood of deliveries costs bounded memory.
-* Meaning: a ``pull_request`` event with an action that can change an environment names one PR to reconcile;
+* Meaning: a ``pull_request`` event with an action that can change an environment names one PR to reconcile
+  (``edited`` included: a new title or base branch can flip a filter, and waiting for the resync would be late);
+  an ``issue_comment`` that is a ``/preview`` command names a command (prenv.service.commands);
   when the source lists branches (``github-branches``), a ``push`` to a branch names that branch's environment
   (``prenv.naming.branch_number``) instead, and pull requests are ignored; everything else is acknowledged and
   ignored. The payload only picks *which* PR to look at: the reconcile reads
@@ -24,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from prenv import naming
+from prenv.service.commands import Command, command_of
 
 SIGNATURE_PREFIX = "sha256="
 PR_ACTIONS = frozenset(
@@ -36,9 +39,10 @@ PR_ACTIONS = frozenset(
         "closed",
         "ready_for_review",
         "converted_to_draft",
+        "edited",
     }
 )
-KNOWN_EVENTS = frozenset({"pull_request", "ping", "push"})
+KNOWN_EVENTS = frozenset({"pull_request", "ping", "push", "issue_comment"})
 _BRANCH_REF = "refs/heads/"
 
 
@@ -82,6 +86,7 @@ class DeliveryLog:
 
 class Verdict(enum.StrEnum):
     RECONCILE = "accepted"
+    COMMAND = "command"
     PONG = "pong"
     IGNORED = "ignored"
     OTHER_REPOSITORY = "other-repository"
@@ -90,11 +95,14 @@ class Verdict(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """What to do with one authentic delivery. ``pr`` is set for RECONCILE; ``action`` is the PR action."""
+    """What to do with one authentic delivery. ``pr`` is set for RECONCILE and COMMAND; ``action`` is the PR action;
+    ``command`` is set for COMMAND; ``reason`` says why an IGNORED comment does nothing."""
 
     verdict: Verdict
     pr: int | None = None
     action: str | None = None
+    command: Command | None = None
+    reason: str | None = None
 
 
 def event_label(event: str | None) -> str:
@@ -113,6 +121,8 @@ def decide(event: str | None, payload: object, repository: str | None, *, branch
     """
     if event == "ping":
         return Decision(Verdict.PONG)
+    if event == "issue_comment" and not branches:
+        return _comment(payload, repository)
     if event != ("push" if branches else "pull_request"):
         return Decision(Verdict.IGNORED)
     if not isinstance(payload, dict):
@@ -130,6 +140,20 @@ def decide(event: str | None, payload: object, repository: str | None, *, branch
     if isinstance(number, bool) or not isinstance(number, int) or not 0 < number < 2**31:
         return Decision(Verdict.MALFORMED, action=action)
     return Decision(Verdict.RECONCILE, pr=number, action=action)
+
+
+def _comment(payload: object, repository: str | None) -> Decision:
+    """A comment on an issue or PR: a ``/preview`` command, or nothing."""
+    if not isinstance(payload, dict):
+        return Decision(Verdict.MALFORMED)
+    if repository is not None and _full_name(payload).lower() != repository.lower():
+        return Decision(Verdict.OTHER_REPOSITORY, action="comment")
+    found = command_of(payload)
+    if found is None:
+        return Decision(Verdict.MALFORMED, action="comment")
+    if not isinstance(found, Command):
+        return Decision(Verdict.IGNORED, action="comment", reason=found.value)
+    return Decision(Verdict.COMMAND, pr=found.pr, action="comment", command=found)
 
 
 def _push(payload: dict[str, Any], repository: str | None) -> Decision:

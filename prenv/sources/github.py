@@ -11,6 +11,10 @@ Why the care: this is the only source that talks to the internet, under a rate l
 * PyGithub objects and exceptions never leave this module: records go out as ``PullRequest``, failures as our
   ``SourceError``/``SourceUnavailable`` with messages built from status codes, never from response bodies.
 
+Two more reads, each for a few PRs only: a PR's changed files (``changed_files``, for the path filters; read once per
+head sha and cached, so an unchanged PR costs no request) and a PR's comment bodies (``comment_bodies``, for fork
+approvals: prenv.sources.approvals).
+
 A listing that pages through a PR list while it changes can see a PR twice (harmless: the first sighting wins) or,
 when a PR closes mid-listing, miss one on a page boundary. GitHub offers no snapshot listing.
 """
@@ -19,7 +23,9 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -42,6 +48,10 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.github.com"
 _REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
+# Changed-file listings remembered, one per (PR, head sha); beyond this the least recently used is forgotten.
+_FILES_CACHE_SIZE = 4096
+# GitHub lists at most 3000 files of a PR; a path is at most 4096 bytes on every filesystem git runs on.
+_MAX_PATH = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +146,8 @@ class GitHubSource:
         self.repository = repository
         self.base_url = base_url.rstrip("/")
         self._rate_limit: RateLimit | None = None
+        self._files: OrderedDict[tuple[int, str], tuple[str, ...]] = OrderedDict()
+        self._files_lock = threading.Lock()
         self._github = client(
             _auth(token, app),
             self.base_url,
@@ -171,6 +183,50 @@ class GitHubSource:
             time.monotonic() - started,
         )
         return prs
+
+    def changed_files(self, pr: PullRequest) -> tuple[str, ...]:
+        """The paths ``pr`` changes (renames give both paths), read once per head sha and then cached.
+
+        Raises:
+            SourceUnavailable, SourceError: as for the listing.
+        """
+        key = (pr.number, pr.sha)
+        with self._files_lock:
+            cached = self._files.get(key)
+            if cached is not None:
+                self._files.move_to_end(key)
+                return cached
+        paths: list[str] = []
+        with self._translate_errors():
+            pull = self._github.get_repo(self.repository).get_pull(pr.number)  # lazy: no request
+            for item in pull.get_files():
+                raw = _listing_json(item)
+                for name in (raw.get("filename"), raw.get("previous_filename")):
+                    if isinstance(name, str) and 0 < len(name) <= _MAX_PATH:
+                        paths.append(name)
+        self._remember_rate_limit()
+        files = tuple(paths)
+        with self._files_lock:
+            self._files[key] = files
+            while len(self._files) > _FILES_CACHE_SIZE:
+                self._files.popitem(last=False)
+        logger.debug("github %s: PR #%d changes %d file(s)", self.repository, pr.number, len(files))
+        return files
+
+    def comment_bodies(self, number: int) -> list[str]:
+        """The bodies of PR ``number``'s comments, oldest first (empty bodies as empty strings).
+
+        Raises:
+            SourceUnavailable, SourceError: as for the listing.
+        """
+        bodies: list[str] = []
+        with self._translate_errors():
+            issue = self._github.get_repo(self.repository).get_issue(number)  # lazy: no request
+            for item in issue.get_comments():
+                body = _listing_json(item).get("body")
+                bodies.append(body if isinstance(body, str) else "")
+        self._remember_rate_limit()
+        return bodies
 
     def close(self) -> None:
         """Release the HTTP connection pool."""
