@@ -138,6 +138,19 @@ def test_the_driver_creates_a_prenv_namespace_and_manages_an_environment_in_it(d
     core.delete_namespace(ns)  # what `prenv gc --apply` does to an orphan
 
 
+def test_the_driver_creates_a_branch_environments_readable_namespace(
+    driver: Any, cluster_api: client.ApiClient
+) -> None:
+    branch = f"release/{unique_pr()}"
+    name = naming.namespace(naming.branch_number(branch), "", naming.branch_slug(branch))  # br-release-<n>-<digits>
+    try:
+        client.CoreV1Api(driver).create_namespace({"metadata": {"name": name, "labels": MANAGED}})
+        client.RbacAuthorizationV1Api(driver).create_namespaced_role_binding(name, _binding())
+        assert client.CoreV1Api(cluster_api).read_namespace(name).status.phase == "Active"
+    finally:
+        _delete_namespace(client.CoreV1Api(cluster_api), name)
+
+
 def test_a_pr_stack_run_as_the_driver_goes_up_refreshes_and_is_destroyed(
     driver: Any, driver_installed: SystemStacks, cluster_api: client.ApiClient, tmp_path: Path
 ) -> None:
@@ -278,6 +291,13 @@ DENIED: list[tuple[str, Denied, str | None]] = [
     (
         "create-a-labelled-namespace-with-a-non-numeric-pr",
         lambda api, ctx: client.CoreV1Api(api).create_namespace({"metadata": {"name": "pr-abc", "labels": MANAGED}}),
+        POLICY_DENIAL,
+    ),
+    (
+        "create-a-labelled-namespace-with-a-branch-slug-but-no-digits",
+        lambda api, ctx: client.CoreV1Api(api).create_namespace(
+            {"metadata": {"name": "br-release-1-2", "labels": MANAGED}}
+        ),
         POLICY_DENIAL,
     ),
     (
