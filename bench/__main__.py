@@ -9,6 +9,7 @@ the figure was measured under.
     python -m bench realnode --quick         # a smoke test of the code: 2 samples, written to .state/bench/ only
     python -m bench --under-load             # on a busy machine: run anyway, every row marked "under load"
     python -m bench --render                 # run nothing: render latest.json into latest.md and the README
+    python -m bench profile [--write-docs]   # not part of a run: where one up/destroy spends wall and CPU time
 
 A busy machine (load average above half the cores, or other pulumi, pytest or cluster processes) is refused: its
 figures would measure the other work. A partial run keeps the other results of latest.json, so the table always
@@ -113,6 +114,10 @@ def is_quick(args: argparse.Namespace, which: list[str]) -> bool:
 def main(argv: list[str]) -> int:
     # SIGTERM (a CI timeout, ``kill``) unwinds like Ctrl-C, so the worlds' clusters and PostgreSQL are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if argv[:1] == ["profile"]:  # its own command: never part of the default run, never writes latest.json
+        from bench import profile
+
+        return profile.main(argv[1:], say=_say)
     args = parse(argv)
     if args.render:
         table = to_markdown(json.loads((RESULTS / "latest.json").read_text()))
