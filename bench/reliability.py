@@ -3,7 +3,8 @@
 Tests under tests/reliability/ measure (crashes, outages, hostile input, isolation, secrets) and write records
 (testsupport/records.py); ``python -m bench.reliability`` renders them into ``bench/results/reliability.md`` and
 the README's ``reliability`` block (bench/readme.py; tests/unit/test_bench_readme.py checks the two agree).
-Each row names the command that produced its record; an orphans cell the check does not measure says "n/a" and why.
+Each row names the command that produced its record; an orphans, pending-operations or processes cell the check does
+not measure says "n/a" and why.
 
 Records are figures, never timing assertions: the tests assert the targets (failures 0, orphans 0) themselves.
 """
@@ -19,22 +20,24 @@ from testsupport.records import DEFAULT_DIR, DIR_ENV, RESULTS, Record, load_reco
 DEFAULT_TABLE = RESULTS / "reliability.md"
 
 
-def _orphans(r: Record) -> str:
-    if r.orphans is None:
-        return f"n/a ({r.orphans_note or 'not measured by this check'})"
-    return str(r.orphans)
+def _cell(value: int | None, note: str) -> str:
+    if value is None:
+        return f"n/a ({note or 'not measured by this check'})"
+    return str(value)
 
 
 def render(records: list[Record]) -> str:
-    """The README table: check, trials, failures, orphans, and the command each record came from."""
+    """The README table: check, trials, failures, orphans, pending operations and leftover pulumi processes after
+    recovery, and the command each record came from."""
     lines = [
-        "| check | trials | failures | orphans | recorded by |",
-        "|---|---|---|---|---|",
+        "| check | trials | failures | orphans | pending operations | processes left | recorded by |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in records:
         command = f"`{r.command}`" if r.command else "command not recorded"
         lines.append(
-            f"| {r.title} | {f'{r.trials} {r.unit}'.strip()} | {r.failures} | {_orphans(r)} | "
+            f"| {r.title} | {f'{r.trials} {r.unit}'.strip()} | {r.failures} | {_cell(r.orphans, r.orphans_note)} | "
+            f"{_cell(r.pending, r.pending_note)} | {_cell(r.processes, r.processes_note)} | "
             f"{command}, {r.finished_at or 'time not recorded'} |"
         )
     newest = max((r.finished_at for r in records), default="")

@@ -6,7 +6,9 @@ the latest run of a check are summed, so a stale part from an earlier run never 
 
 Each record says which command produced it (``make chaos → python -m pytest -n 2 -m chaos tests``), read from the
 process tree when it is written, so a table row can be traced to the documented command. A check that does not
-measure leftovers records ``orphans=None`` with the reason in ``orphans_note``; it is shown as "n/a", never as 0.
+measure leftovers records ``orphans=None`` with the reason in ``orphans_note``; it is shown as "n/a", never as 0. The
+same holds for pending operations left in a stack's checkpoint after recovery (``pending``) and for pulumi, language
+host and provider processes still running after the check (``processes``).
 """
 
 from __future__ import annotations
@@ -33,7 +35,9 @@ class Record:
     the check's promise, ``orphans`` what was left behind (namespaces, databases, roles, stacks, locks), and
     ``details`` breaks those down. ``order`` places the row in the table; ``unit`` names what one trial is.
     ``orphans`` is None when the check does not measure leftovers (``orphans_note`` says why); ``command`` is the
-    command line that produced the record (filled in by write_record).
+    command line that produced the record (filled in by write_record). ``pending`` counts pending operations left in
+    the checkpoints after recovery, ``processes`` the pulumi, language-host and provider processes the check left
+    running; None (with ``pending_note`` / ``processes_note`` saying why) when not measured.
     """
 
     check: str
@@ -49,6 +53,10 @@ class Record:
     finished_at: str = ""
     orphans_note: str = ""  # why orphans were not measured (when orphans is None)
     command: str = ""
+    pending: int | None = None
+    pending_note: str = ""
+    processes: int | None = None
+    processes_note: str = ""
 
 
 COMMAND_ENV = "PRENV_RECORD_COMMAND"
@@ -151,7 +159,7 @@ def _sum(parts: list[Record]) -> Record:
         title=first.title,
         trials=sum(p.trials for p in parts),
         failures=sum(p.failures for p in parts),
-        orphans=None if any(p.orphans is None for p in parts) else sum(p.orphans or 0 for p in parts),
+        orphans=_total([p.orphans for p in parts]),
         order=first.order,
         unit=first.unit,
         details=details,
@@ -160,4 +168,13 @@ def _sum(parts: list[Record]) -> Record:
         finished_at=first.finished_at,
         orphans_note=first.orphans_note,
         command=first.command,
+        pending=_total([p.pending for p in parts]),
+        pending_note=first.pending_note,
+        processes=_total([p.processes for p in parts]),
+        processes_note=first.processes_note,
     )
+
+
+def _total(values: list[int | None]) -> int | None:
+    """The sum of the parts' figures, None (not measured) when any part did not measure it."""
+    return None if any(v is None for v in values) else sum(v or 0 for v in values)

@@ -2,7 +2,9 @@
 can "take the API down", and recording figures.
 
 Leftovers are counted for the PRs a test used and only those: the session's cluster and PostgreSQL are shared with
-other tests of the same worker, whose namespaces and databases belong to other backends.
+other tests of the same worker, whose namespaces and databases belong to other backends. Leftover processes are
+counted the same way: the pulumi, language-host and provider processes this test process (its xdist worker) started
+since its test began, found by the environment every process it starts inherits (tests/fixtures/processes.py).
 """
 
 from __future__ import annotations
@@ -27,6 +29,9 @@ from kubernetes.client.exceptions import ApiException
 
 from prenv import db
 from prenv.gateway.backend import DiyBackend, FileStore
+from prenv.gateway.sessions import is_pulumi_process
+from prenv.procs import process_alive, process_start_time
+from tests.fixtures.processes import MARKER
 from tests.reliability.exposure import COLLECTOR
 from testsupport.records import Record, results_dir, write_record
 
@@ -57,15 +62,26 @@ def record(
     trials: int,
     failures: int,
     orphans: int | None,
+    processes: int | None,
     order: int,
     unit: str,
+    pending: int | None = None,
     orphans_note: str = "",
+    pending_note: str = "",
+    processes_note: str = "",
     **details: Any,
 ) -> Record:
-    """Write the check's record; ``orphans=None`` (with ``orphans_note`` saying why) when it counts no leftovers,
-    so that the table shows "n/a" rather than a 0 nobody measured."""
-    if orphans is None and not orphans_note:
-        raise ValueError(f"{check}: say why orphans are not measured (orphans_note)")
+    """Write the check's record, after the check has evaluated everything it asserts (``failures`` counts all of
+    it). ``orphans``, ``pending`` (operations left in checkpoints after recovery) and ``processes`` (pulumi processes
+    left running, :func:`leftover_processes`) are None when not measured, with a note saying why, so that the table
+    shows "n/a" rather than a 0 nobody measured."""
+    for name, value, note in (
+        ("orphans", orphans, orphans_note),
+        ("pending", pending, pending_note),
+        ("processes", processes, processes_note),
+    ):
+        if value is None and not note:
+            raise ValueError(f"{check}: say why {name} are not measured ({name}_note)")
     if _CURRENT_TEST:
         details = {**details, "test": _CURRENT_TEST[0]}
     rec = Record(
@@ -80,6 +96,10 @@ def record(
         run=run_id(),
         part=part(),
         orphans_note=orphans_note,
+        pending=pending,
+        pending_note=pending_note,
+        processes=processes,
+        processes_note=processes_note,
     )
     write_record(rec)
     _WRITTEN.append(rec)
@@ -100,6 +120,8 @@ def begin_test(nodeid: str, directory: Path | None = None) -> list[Record]:
     """Mark ``nodeid``'s previous records (this worker's part) as not finished; returns the placeholders."""
     _CURRENT_TEST[:] = [nodeid]
     _WRITTEN.clear()
+    _BEFORE.clear()
+    _BEFORE.update(pulumi_processes())
     placeholders = []
     directory = directory or results_dir()
     for path in sorted(directory.glob(f"*.{part()}.json")) if directory.exists() else []:
@@ -115,6 +137,10 @@ def begin_test(nodeid: str, directory: Path | None = None) -> list[Record]:
             failures=1,
             orphans=None,
             orphans_note="the check did not finish",
+            pending=None,
+            pending_note="the check did not finish",
+            processes=None,
+            processes_note="the check did not finish",
             details={"test": nodeid, "status": "did not finish"},
             run=run_id(),
             finished_at="",
@@ -143,6 +169,58 @@ def end_test(failed: bool, outcome: str = "", directory: Path | None = None) -> 
         write_record(failed_rec, directory)
         out.append(failed_rec)
     return out
+
+
+# --- leftover processes -------------------------------------------------------------------------------------------
+
+_BEFORE: set[tuple[int, float]] = set()
+"""This worker's pulumi processes already running when the current test began (a predecessor's; counted there)."""
+
+
+def _environ(pid: int) -> list[bytes]:
+    try:
+        return Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return []
+
+
+def pulumi_processes() -> set[tuple[int, float]]:
+    """(pid, start time) of the live pulumi engines, language hosts and provider plugins (dynamic-provider shims and
+    their ``python -m pulumi.dynamic`` included) that this test process started: they carry this pytest session's
+    ``PRENV_TEST_SESSION`` value and, under xdist, this worker's id, whoever their parent is now. Empty when the
+    session marker is not set (the session-end check is not loaded)."""
+    session = os.environ.get(MARKER)
+    if not session:
+        return set()
+    needles = [f"{MARKER}={session}".encode()]
+    if worker := os.environ.get("PYTEST_XDIST_WORKER"):
+        needles.append(f"PYTEST_XDIST_WORKER={worker}".encode())
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        pid = int(entry.name)
+        environ = _environ(pid)
+        if not all(n in environ for n in needles) or not is_pulumi_process(pid):
+            continue
+        started = process_start_time(pid)
+        if started is not None and process_alive(pid):  # zombies hold nothing and do not count
+            found.add((pid, started))
+    return found
+
+
+def leftover_processes(*, settle: float = 10.0, baseline: set[tuple[int, float]] | None = None) -> list[int]:
+    """Pids of the pulumi processes this test started that still run, once ``settle`` seconds have passed without
+    them all going away (an operation's session is ended with SIGTERM, then SIGKILL after a grace period). Call it
+    where no operation of the test should be running. ``baseline`` (default: those running when the test began)
+    are left out; ``set()`` counts every pulumi process of this test process."""
+    before = _BEFORE if baseline is None else baseline
+    deadline = time.monotonic() + settle
+    while True:
+        left = pulumi_processes() - before
+        if not left or time.monotonic() > deadline:
+            return sorted(pid for pid, _ in left)
+        time.sleep(0.2)
 
 
 # --- the CLI ----------------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import time
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -117,18 +118,43 @@ def test_a_destroy_while_the_kubernetes_api_is_down_keeps_the_stack_backs_off_an
                     attempts.append((time.monotonic() - started, o.ok, o.temporary, o.error or ""))
             time.sleep(0.5)
         after = harness.leftovers(used=(n,), wanted=(), core=core, admin_dsn=postgres.dsn, backend=backend)
+        processes = harness.leftover_processes()
     finally:
         proxy.close()
 
     gaps = [b[0] - a[0] for a, b in itertools.pairwise(down_attempts)]
-    failures = [a for a in down_attempts if a[1] or not a[2]]  # a success or a permanent error while down
     backoff_ok = len(gaps) == ATTEMPTS_WHILE_DOWN - 1 and all(gap >= BACKOFF * 2**i * 0.9 for i, gap in enumerate(gaps))
+    problems = [f"while down: ok={a[1]}, temporary={a[2]}: {a[3][:200]}" for a in down_attempts if a[1] or not a[2]]
+    problems += [
+        f"unclear error while down: {a[3][:200]}"
+        for a in down_attempts
+        if not ("unreachable" in a[3] or "connect" in a[3] or "refused" in a[3])
+    ]
+    if len(down_attempts) != ATTEMPTS_WHILE_DOWN:
+        problems.append(f"{len(down_attempts)} destroy attempts while down, not {ATTEMPTS_WHILE_DOWN}")
+    if not kept_every_cycle:
+        problems.append("the stack or its namespace went away while the API was down")
+    if skipped == 0:
+        problems.append("no cycle within the backoff skipped the stack")
+    if not backoff_ok:
+        problems.append(f"attempts {gaps} apart, not the doubling backoff from {BACKOFF}s")
+    if not converged:
+        problems.append("the destroy did not converge after the API returned")
+    if after.orphans() or after.missing:
+        problems.append(f"after convergence: {after}")
+    if after.pending:
+        problems.append(f"pending operations after convergence on {list(after.pending)}")
+    if processes:
+        problems.append(f"{len(processes)} pulumi processes still running after convergence")
+    breakdown: dict[str, Any] = {f"orphan_{k}": v for k, v in after.counts().items()}
     harness.record(
         "cluster-outage",
         "Kubernetes API unreachable during destroy: stack kept, backoff, converges",
         trials=len(down_attempts) + 1,
-        failures=len(failures) + (not kept_every_cycle) + (not converged) + (not backoff_ok),
+        failures=len(problems),
         orphans=after.orphans(),
+        pending=len(after.pending),
+        processes=len(processes),
         order=30,
         unit="destroy attempts",
         destroy_attempts_while_down=len(down_attempts),
@@ -136,13 +162,7 @@ def test_a_destroy_while_the_kubernetes_api_is_down_keeps_the_stack_backs_off_an
         seconds_between_attempts=[round(g, 1) for g in gaps],
         stack_and_namespace_kept_while_down=kept_every_cycle,
         converged_after_return=converged,
-        **{f"orphan_{k}": v for k, v in after.counts().items()},
+        problems=problems[:10],
+        **breakdown,
     )
-    assert len(down_attempts) == ATTEMPTS_WHILE_DOWN
-    assert not failures, failures
-    assert all("unreachable" in a[3] or "connect" in a[3] or "refused" in a[3] for a in down_attempts), down_attempts
-    assert kept_every_cycle, "the stack or its namespace went away while the API was down"
-    assert skipped > 0, "cycles within the backoff should skip the stack"
-    assert backoff_ok, gaps
-    assert converged
-    assert after.orphans() == 0 and not after.missing, after
+    assert not problems, problems

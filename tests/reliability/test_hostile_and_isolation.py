@@ -8,7 +8,9 @@ a fork PR must not be deployed unless ``allow_forks`` says so.
 
 Then: every name is the PR number's, labels are valid label values, nothing ran (canary file) or was injected (SQL,
 stack config), comments show the PR's text only inside code spans; PR A's role cannot open PR B's database; every
-namespace has its quota, limit range and network policy.
+namespace has its quota, limit range and network policy. Finally every PR closes: what is left of them (namespaces,
+databases, roles, stacks, locks, pending operations) and the pulumi processes still running are counted for the
+hostile-metadata row, and the four records are written once all of that is known.
 """
 
 from __future__ import annotations
@@ -192,6 +194,15 @@ def deployment(
             feedback.close()
 
 
+Figures = dict[str, Any]
+"""A check's record (harness.record's arguments), written by the test once every check has run and the deployment's
+PRs are destroyed, with the leftovers, pending operations and processes measured then."""
+
+
+def _figures(check: str, title: str, **values: Any) -> Figures:
+    return {"check": check, "title": title, **values}
+
+
 def _comments(fake: FakeGitHub, n: int) -> list[str]:
     return [c["body"] for c in fake.repo(REPO).comments.get(n, [])]
 
@@ -211,8 +222,9 @@ def _all_labels(core: client.CoreV1Api, apps: client.AppsV1Api, ns: str) -> dict
     return out
 
 
-def check_hostile_metadata(deployment: Deployment) -> list[str]:
-    """Valid names, nothing run or injected, PR text escaped in comments; returns the problems found."""
+def check_hostile_metadata(deployment: Deployment) -> tuple[list[str], Figures]:
+    """Valid names, nothing run or injected, PR text escaped in comments; returns the problems found and the figures
+    of its record (the test adds the leftovers once the PRs are closed)."""
     d = deployment
     apps = client.AppsV1Api(d.core.api_client)
     problems: list[str] = []
@@ -289,13 +301,11 @@ def check_hostile_metadata(deployment: Deployment) -> list[str]:
     checks += 1
     if forged:
         problems.append(f"{len(forged)} log lines echo PR text with control characters")
-    harness.record(
+    figures = _figures(
         "hostile-metadata",
         "Hostile PR metadata (shell, SQL, YAML, Markdown/HTML, unicode, 255 chars, control characters)",
         trials=len(d.deployed) + len(d.skipped),
         failures=len(problems),
-        orphans=None,
-        orphans_note="not counted by this check; its PRs are destroyed after the module",
         order=50,
         unit="PRs",
         checks=checks,
@@ -303,10 +313,10 @@ def check_hostile_metadata(deployment: Deployment) -> list[str]:
         skipped_with_control_characters=len(d.skipped),
         problems=problems[:10],
     )
-    return problems
+    return problems, figures
 
 
-def check_database_isolation(deployment: Deployment) -> list[str]:
+def check_database_isolation(deployment: Deployment) -> tuple[list[str], Figures]:
     """PR A's role cannot open PR B's database (every ordered pair), and can open its own."""
     d = deployment
     host, port = db.server_of(d.admin_dsn)
@@ -350,24 +360,29 @@ def check_database_isolation(deployment: Deployment) -> list[str]:
             else:
                 breaches.append(f"pr_{a} opened pr_{b}")
     pairs = len(creds) * (len(creds) - 1)
-    harness.record(
+    if denied != pairs or allowed != len(creds):
+        breaches.append(f"{denied} of {pairs} pairs denied, {allowed} of {len(creds)} own databases opened")
+    figures = _figures(
         "isolation-databases",
         "Isolation: PR A's role opening PR B's database (all ordered pairs)",
         trials=pairs,
         failures=len(breaches) + len(own_failures),
         orphans=None,
         orphans_note="read-only check: logins only",
+        pending=None,
+        pending_note="read-only check",
+        processes=None,
+        processes_note="read-only check; the deployment's are counted in the hostile-metadata row",
         order=60,
         unit="role/database pairs",
         denied=denied,
         own_database_opened=allowed,
+        problems=(breaches + own_failures)[:10],
     )
-    if denied != pairs or allowed != len(creds):
-        breaches.append(f"{denied} of {pairs} pairs denied, {allowed} of {len(creds)} own databases opened")
-    return breaches + own_failures
+    return breaches + own_failures, figures
 
 
-def check_namespace_policies(deployment: Deployment) -> list[str]:
+def check_namespace_policies(deployment: Deployment) -> tuple[list[str], Figures]:
     """Every namespace has its ResourceQuota, LimitRange and a NetworkPolicy admitting only itself and ingress."""
     d = deployment
     net = client.NetworkingV1Api(d.core.api_client)
@@ -389,22 +404,26 @@ def check_namespace_policies(deployment: Deployment) -> list[str]:
         admitted = [p.namespace_selector.match_labels for p in peers if p.namespace_selector is not None]
         if policy.spec.pod_selector.match_labels or admitted != [{"kubernetes.io/metadata.name": "ingress-nginx"}]:
             missing.append(f"{ns}: network policy admits more than the namespace and the ingress controller")
-    harness.record(
+    figures = _figures(
         "isolation-namespaces",
-        "Isolation: every namespace has its quota, limit range and network policy (objects present; KWOK enforces "
-        "no NetworkPolicy)",
+        "Isolation: every namespace has its quota, limit range and network policy (objects present, enforcement not "
+        "measured: neither KWOK nor the real node's bridge CNI enforces NetworkPolicy)",
         trials=len(d.deployed),
         failures=len(missing),
         orphans=None,
         orphans_note="read-only check: objects inspected",
+        pending=None,
+        pending_note="read-only check",
+        processes=None,
+        processes_note="read-only check; the deployment's are counted in the hostile-metadata row",
         order=61,
         unit="namespaces",
         missing=missing,
     )
-    return missing
+    return missing, figures
 
 
-def check_forks(deployment: Deployment) -> list[str]:
+def check_forks(deployment: Deployment) -> tuple[list[str], Figures]:
     """A fork PR is neither deployed nor commented by default, and is planned once ``allow_forks`` is set."""
     d = deployment
     failures: list[str] = []
@@ -422,30 +441,64 @@ def check_forks(deployment: Deployment) -> list[str]:
     plan = driver.build(settings.load(allowed)).reconciler.sync(dry_run=True).plan
     if plan.of(ActionKind.CREATE) != [d.fork]:
         failures.append(f"with allow_forks the plan creates {plan.of(ActionKind.CREATE)}")
-    harness.record(
+    if naming.stack_name(d.fork) in {s.stack for s in d.service.gateway.list_stacks()}:
+        failures.append("the fork PR has a stack")
+    figures = _figures(
         "forks",
         "Fork PRs deployed without `allow_forks`",
         trials=2,
         failures=len(failures),
         orphans=None,
         orphans_note="plans only, nothing deployed",
+        pending=None,
+        pending_note="plans only",
+        processes=None,
+        processes_note="plans only; the deployment's are counted in the hostile-metadata row",
         order=62,
         unit="plans",
         failed=failures,
     )
-    if naming.stack_name(d.fork) in {s.stack for s in d.service.gateway.list_stacks()}:
-        failures.append("the fork PR has a stack")
-    return failures
+    return failures, figures
 
 
 def test_hostile_metadata_is_inert_prs_are_isolated_from_each_other_and_forks_wait_for_permission(
     deployment: Deployment,
 ) -> None:
     # One test, four checks: they share one deployment, which pytest-xdist would otherwise make once per worker.
-    problems = {
-        "hostile metadata": check_hostile_metadata(deployment),
-        "database isolation": check_database_isolation(deployment),
-        "namespace policies": check_namespace_policies(deployment),
-        "forks": check_forks(deployment),
+    d = deployment
+    checks = {
+        "hostile metadata": check_hostile_metadata(d),
+        "database isolation": check_database_isolation(d),
+        "namespace policies": check_namespace_policies(d),
+        "forks": check_forks(d),
     }
+    problems = {name: found for name, (found, _) in checks.items()}
+
+    # Then every PR closes: the hostile ones' environments must go completely, and nothing of pulumi stay running.
+    prs = [*d.deployed, *d.skipped, d.fork]
+    for n in prs:
+        d.fake.close_pull(REPO, n)
+    closed = d.service.reconciler.sync()
+    gone = harness.leftovers(
+        used=prs, wanted=(), core=d.core, admin_dsn=d.admin_dsn, backend=harness.backend_of(f"file://{d.state_dir}")
+    )
+    processes = harness.leftover_processes()
+    teardown = [f"closing: {o.error}" for o in closed.outcomes if not o.ok]
+    if gone.orphans() or gone.pending or gone.half_branches:
+        teardown.append(f"after closing every PR: {gone}")
+    if processes:
+        teardown.append(f"{len(processes)} pulumi processes still running after closing every PR")
+    problems["hostile metadata"] += teardown
+
+    hostile = checks["hostile metadata"][1]
+    hostile.update(
+        failures=len(problems["hostile metadata"]),
+        orphans=gone.orphans(),
+        pending=len(gone.pending),
+        processes=len(processes),
+        problems=problems["hostile metadata"][:10],
+        **{f"orphan_{k}": v for k, v in gone.counts().items()},
+    )
+    for _, figures in checks.values():
+        harness.record(**figures)
     assert not any(problems.values()), problems

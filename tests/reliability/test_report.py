@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,14 +47,33 @@ def test_the_table_has_one_row_per_check_in_order(tmp_path: Path) -> None:
     table = render(load_records(tmp_path))
 
     assert [line.rsplit(" | ", 1)[0] for line in table.splitlines()[:4]] == [
-        "| check | trials | failures | orphans",
-        "|---|---|---|---|---|",
-        "| A | 20 | 1 | 2",
-        "| B | 3 | 0 | 0",
+        "| check | trials | failures | orphans | pending operations | processes left",
+        "|---|---|---|---|---|---|---|",
+        "| A | 20 | 1 | 2 | n/a (not measured by this check) | n/a (not measured by this check)",
+        "| B | 3 | 0 | 0 | n/a (not measured by this check) | n/a (not measured by this check)",
     ]
     out = tmp_path / "table.md"
     assert main(["--dir", str(tmp_path), "--out", str(out), "--readme", "-"]) == 0
     assert out.read_text() == table
+
+
+def test_pending_operations_and_leftover_processes_are_summed_over_parts_and_shown_beside_the_orphans(
+    tmp_path: Path,
+) -> None:
+    at = "2026-01-01T00:00:00+00:00"
+    write_record(Record("c", "C", 3, 0, 0, run="r", part="gw0", finished_at=at, pending=0, processes=1), tmp_path)
+    write_record(Record("c", "C", 4, 0, 0, run="r", part="gw1", finished_at=at, pending=2, processes=0), tmp_path)
+    write_record(
+        Record("d", "D", 1, 0, None, orphans_note="a scan", processes=0, pending_note="nothing deployed", run="r"),
+        tmp_path,
+    )
+
+    c, d = load_records(tmp_path)
+    rows = render([c, d]).splitlines()[2:4]
+
+    assert (c.pending, c.processes) == (2, 1)
+    assert rows[0].startswith("| C | 7 | 0 | 0 | 2 | 1 | ")
+    assert rows[1].startswith("| D | 1 | 0 | n/a (a scan) | n/a (nothing deployed) | 0 | ")
 
 
 def test_a_check_name_that_is_not_a_slug_is_refused(tmp_path: Path) -> None:
@@ -67,10 +88,10 @@ def test_a_test_that_fails_after_recording_leaves_a_failed_record_and_one_that_c
 
     monkeypatch.setenv("PRENV_RELIABILITY_DIR", str(tmp_path))
     harness.begin_test("t.py::test_a")
-    harness.record("a-check", "A", trials=5, failures=0, orphans=0, order=1, unit="x")
+    harness.record("a-check", "A", trials=5, failures=0, orphans=0, processes=0, order=1, unit="x", pending_note="-")
     harness.end_test(failed=True, outcome="call")
     harness.begin_test("t.py::test_b")
-    harness.record("b-check", "B", trials=5, failures=0, orphans=0, order=2, unit="x")
+    harness.record("b-check", "B", trials=5, failures=0, orphans=0, processes=0, pending=0, order=2, unit="x")
     harness.end_test(failed=False)
 
     harness.begin_test("t.py::test_b")  # the next run of test_b crashes before it records anything
@@ -80,3 +101,19 @@ def test_a_test_that_fails_after_recording_leaves_a_failed_record_and_one_that_c
     assert (a.trials, a.failures, a.details["status"]) == (5, 1, "test failed after recording (call)")
     assert (b.trials, b.failures, b.orphans, b.orphans_note) == (0, 1, None, "the check did not finish")
     assert b.details == {"test": "t.py::test_b", "status": "did not finish"}
+
+
+def test_a_pulumi_process_this_test_process_started_counts_as_left_over_until_it_ends() -> None:
+    from tests.reliability import harness
+
+    before = harness.pulumi_processes()
+    # Any command line naming pulumi counts (engine, language host, plugins, ``python -m pulumi.dynamic``).
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()", "pulumi-resource-positive-control"],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        assert proc.pid in harness.leftover_processes(settle=0, baseline=before)
+    finally:
+        proc.communicate(timeout=30)  # closes its stdin: it exits
+    assert proc.pid not in harness.leftover_processes(settle=10, baseline=before)
