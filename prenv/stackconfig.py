@@ -479,21 +479,19 @@ class PrValues(_Model):
 
     @field_validator("slug", mode="before")
     @classmethod
-    def _slug(cls, v: object) -> str | None:
+    def _slug(cls, v: object, info: ValidationInfo) -> str | None:
         if v is None:
             return None
         try:
-            return naming.check_slug(v)
+            slug = naming.check_slug(v)
         except ConfigError as e:
             raise ValueError(
                 f"must be a branch slug: a-z and 0-9 runs joined by single '-', ≤ {naming.SLUG_MAX}"
             ) from e
-
-    @model_validator(mode="after")
-    def _slug_needs_branch_number(self) -> PrValues:
-        if self.slug is not None and not naming.is_branch_number(self.pr):
-            raise ValueError(f"slug is set but pr {self.pr} is not a branch environment's number")
-        return self
+        pr = info.data.get("pr")  # validated before: declared first
+        if pr is not None and not naming.is_branch_number(pr):
+            raise ValueError(f"is set but prenv:pr {pr} is not a branch environment's number")
+        return slug
 
 
 @dataclass(frozen=True)

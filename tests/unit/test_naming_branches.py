@@ -200,8 +200,10 @@ def test_the_stack_config_of_a_branch_environment_names_everything_from_its_slug
     assert cfg.namespace == f"preview-br-release-1-2-{digits('release/1.2')}"
     assert cfg.host == f"web-br-release-1-2-{digits('release/1.2')}.preview.example.com"
     assert cfg.database_name == f"pr_{n}"
-    with pytest.raises(ConfigError, match=r"^prenv:"):
+    with pytest.raises(ConfigError, match=r"^prenv:slug: is set but prenv:pr 7 is not a branch"):
         stackconfig.load({**raw, "pr": 7})
+    with pytest.raises(ConfigError, match=r"^prenv:slug: must be a branch slug"):
+        stackconfig.load({**raw, "slug": "Release/1.2"})
 
 
 def test_the_preview_program_takes_the_slug_from_the_stack_name_and_checks_the_config_agrees() -> None:
