@@ -21,25 +21,26 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import itertools
 import json
 import re
-import socket
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import unquote, urlencode
+
+from testsupport.fake_forge import Failure, FakeForge, Response, query_value
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "github-webhooks"  # copied from shared/fixtures
 API_PREFIX = "/api/v3"
 RATE_LIMIT = 5000
 
 _PR_TEMPLATE_CACHE: dict[str, Any] = {}
+_Response = Response
+_q = query_value
 
 
 def pr_template() -> dict[str, Any]:
@@ -52,27 +53,6 @@ def pr_template() -> dict[str, Any]:
 
 def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str  # without the /api/v3 prefix and without the query string
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class Failure:
-    """An injected failure for requests whose ``METHOD path`` matches ``route``."""
-
-    route: re.Pattern[str]
-    status: int | None = None  # None: no error status, only the delay
-    body: dict[str, Any] | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    times: int | None = None  # None: forever
 
 
 @dataclass
@@ -93,73 +73,18 @@ class FakeRepo:
         return f"{self.owner}/{self.name}"
 
 
-class FakeGitHub:
+class FakeGitHub(FakeForge):
     """The fake server. Use as a context manager or call ``start()``/``stop()``."""
 
+    thread_name = "fake-github"
+    api_prefix = API_PREFIX
+    rate_limit_total = RATE_LIMIT
+    methods = ("GET", "POST", "PATCH", "PUT", "DELETE")
+
     def __init__(self) -> None:
-        self._lock = threading.RLock()
+        super().__init__()
         self._repos: dict[str, FakeRepo] = {}
-        self._failures: list[Failure] = []
-        self._ids = itertools.count(1000)
-        self._stopping = threading.Event()
-        self._connections: set[Any] = set()  # sockets of clients connected now (keep-alive included)
-        self.requests: list[RecordedRequest] = []
-        self.rate_remaining = RATE_LIMIT
-        self.rate_reset = int(time.time()) + 3600
         self.installation_tokens: dict[int, str] = {}
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.port: int | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------------------------
-
-    def start(self) -> FakeGitHub:
-        handler = _make_handler(self)
-        # Reuse the port of a previous run so "stop, then start again" models an outage and its recovery.
-        server = ThreadingHTTPServer(("127.0.0.1", self.port or 0), handler)
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self.port = server.server_address[1]
-        self._stopping.clear()
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-github", daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        """Stop serving; clients then get "connection refused" until ``start()``."""
-        self._stopping.set()  # wakes handlers sleeping in an injected delay
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def drop_connections(self) -> None:
-        """Reset every open client connection, keep-alive ones included.
-
-        ``stop()`` alone closes the listener, but a client's pooled keep-alive connection would still be served by its
-        handler thread; a server that went away answers nobody, so an outage is ``stop()`` then this.
-        """
-        with self._lock:
-            connections, self._connections = set(self._connections), set()
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-
-    def __enter__(self) -> FakeGitHub:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
 
     @property
     def base_url(self) -> str:
@@ -313,9 +238,7 @@ class FakeGitHub:
             headers=dict(headers or {}),
             times=times,
         )
-        with self._lock:
-            self._failures.append(failure)
-        return failure
+        return self._add_failure(failure)
 
     def rate_limit(self, route: str = r".*", *, reset_in: int = 120, times: int | None = None) -> Failure:
         """Answer with GitHub's primary rate-limit 403: remaining 0, reset ``reset_in`` seconds from now."""
@@ -328,40 +251,17 @@ class FakeGitHub:
             times=times,
         )
 
-    def slow(self, route: str, seconds: float, *, times: int | None = None) -> Failure:
-        """Delay responses to ``route`` by ``seconds`` (then answer normally), to provoke client timeouts."""
-        failure = Failure(route=re.compile(route), delay=seconds, times=times)
-        with self._lock:
-            self._failures.append(failure)
-        return failure
-
-    def clear_failures(self) -> None:
-        with self._lock:
-            self._failures.clear()
-
-    def _take_failure(self, method: str, path: str, query: str) -> Failure | None:
-        target = f"{method} {path}?{query}" if query else f"{method} {path}"
-        with self._lock:
-            for failure in self._failures:
-                if failure.route.search(target):
-                    if failure.times is not None:
-                        failure.times -= 1
-                        if failure.times <= 0:
-                            self._failures.remove(failure)
-                    return failure
-        return None
-
-    # --- request log -------------------------------------------------------------------------------------------
-
-    def calls(self, method: str | None = None, path: str | None = None) -> int:
-        """How many requests matched ``method`` and the ``path`` regex (fullmatch)."""
-        return sum(
-            1
-            for r in list(self.requests)
-            if (method is None or r.method == method) and (path is None or re.fullmatch(path, r.path))
-        )
-
     # --- routing -----------------------------------------------------------------------------------------------
+
+    def _rate_headers(self, remaining: int) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json; charset=utf-8",
+            "X-RateLimit-Limit": str(RATE_LIMIT),
+            "X-RateLimit-Remaining": str(remaining),
+            "X-RateLimit-Reset": str(self.rate_reset),
+            "X-RateLimit-Used": str(RATE_LIMIT - remaining),
+            "X-GitHub-Media-Type": "github.v3; format=json",
+        }
 
     def _handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> _Response:
         for pattern, route_method, handler in _ROUTES:
@@ -397,13 +297,6 @@ class FakeGitHub:
         return _Response(200, chunk, headers)
 
 
-@dataclass
-class _Response:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 _REASONS = {
     401: "Bad credentials",
     403: "Forbidden",
@@ -413,11 +306,6 @@ _REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
-
-
-def _q(query: dict[str, list[str]], key: str, default: str) -> str:
-    values = query.get(key)
-    return values[-1] if values else default
 
 
 # --- route handlers (called with the server lock held) -------------------------------------------------------
@@ -754,87 +642,6 @@ def _list_statuses(gh: FakeGitHub, m: re.Match[str], q: dict[str, list[str]], bo
         return _not_found()
     path = f"/repos/{repo.full_name}/deployments/{deployment_id}/statuses"
     return gh._page(copy.deepcopy(repo.statuses[deployment_id]), q, path)
-
-
-# --- HTTP plumbing -----------------------------------------------------------------------------------------------
-
-
-def _make_handler(gh: FakeGitHub) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            with gh._lock:
-                gh._connections.add(self.connection)
-
-        def finish(self) -> None:
-            with gh._lock:
-                gh._connections.discard(self.connection)
-            with contextlib.suppress(OSError):
-                super().finish()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            split = urlsplit(self.path)
-            path = split.path
-            if path.startswith(API_PREFIX):
-                path = path[len(API_PREFIX) :] or "/"
-            query = parse_qs(split.query)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw else None
-            except json.JSONDecodeError:
-                body = None
-            gh.requests.append(
-                RecordedRequest(self.command, path, query, {k.lower(): v for k, v in self.headers.items()}, body)
-            )
-            failure = gh._take_failure(self.command, path, split.query)
-            if failure is not None and failure.delay and gh._stopping.wait(failure.delay):
-                return
-            if failure is not None and failure.status is not None:
-                response = _Response(failure.status, failure.body, dict(failure.headers))
-            else:
-                try:
-                    response = gh._handle(self.command, path, query, body)
-                except Exception as e:  # a bug in the fake must show up as a 500, not a hung client
-                    response = _Response(500, {"message": f"fake server error: {type(e).__name__}: {e}"})
-            self._send(response)
-
-        def _send(self, response: _Response) -> None:
-            payload = b"" if response.body is None else json.dumps(response.body).encode()
-            with gh._lock:
-                gh.rate_remaining = max(0, gh.rate_remaining - 1)
-                remaining = gh.rate_remaining
-            headers = {
-                "Content-Type": "application/json; charset=utf-8",
-                "X-RateLimit-Limit": str(RATE_LIMIT),
-                "X-RateLimit-Remaining": str(remaining),
-                "X-RateLimit-Reset": str(gh.rate_reset),
-                "X-RateLimit-Used": str(RATE_LIMIT - remaining),
-                "X-GitHub-Media-Type": "github.v3; format=json",
-            }
-            headers.update(response.headers)
-            try:
-                self.send_response(response.status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass  # the client gave up (timeout); nothing to answer
-
-        do_GET = _serve
-        do_POST = _serve
-        do_PATCH = _serve
-        do_PUT = _serve
-        do_DELETE = _serve
-
-    return Handler
 
 
 if __name__ == "__main__":  # pragma: no cover

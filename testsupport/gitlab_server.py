@@ -15,27 +15,25 @@ With ``token`` set, a request without that ``PRIVATE-TOKEN`` or ``JOB-TOKEN`` ge
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import itertools
 import json
 import re
-import socket
-import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlencode, urlsplit
+from urllib.parse import unquote, urlencode
+
+from testsupport.fake_forge import Failure, FakeForge, Response, query_value
 
 FIXTURES = Path(__file__).resolve().parents[1] / "tests" / "data" / "gitlab-api"
 API_PREFIX = "/api/v4"
 RATE_LIMIT = 2000  # GitLab.com's authenticated API limit per minute, reported in RateLimit-* headers
 
 _TEMPLATES: dict[str, Any] = {}
+_Response = Response
+_q = query_value
 
 
 def template(name: str) -> dict[str, Any]:
@@ -49,26 +47,6 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    method: str
-    path: str  # without /api/v4, project ids decoded (``/projects/group/name/merge_requests``)
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-
-
-@dataclass
-class Failure:
-    route: re.Pattern[str]
-    status: int | None = None
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0
-    times: int | None = None
-    raw: bytes | None = None  # sent as is (an HTML error page) instead of JSON
-
-
 @dataclass
 class FakeProject:
     id: int
@@ -79,69 +57,28 @@ class FakeProject:
     environments: list[dict[str, Any]] = field(default_factory=list)
 
 
-class FakeGitLab:
+class FakeGitLab(FakeForge):
     """The fake server. Use as a context manager or call ``start()``/``stop()``.
 
     Args:
         token: when set, the only ``PRIVATE-TOKEN`` / ``JOB-TOKEN`` accepted (others get 401).
+        host: the address to listen on (loopback by default).
     """
 
-    def __init__(self, token: str | None = None) -> None:
+    thread_name = "fake-gitlab"
+    api_prefix = API_PREFIX
+    rate_limit_total = RATE_LIMIT
+    rate_window_seconds = 60
+
+    def __init__(self, token: str | None = None, host: str = "127.0.0.1") -> None:
+        super().__init__(host)
         self.token = token
-        self._lock = threading.RLock()
         self._projects: dict[int, FakeProject] = {}
-        self._failures: list[Failure] = []
-        self._ids = itertools.count(1000)
-        self._stopping = threading.Event()
-        self._connections: set[Any] = set()
-        self.requests: list[RecordedRequest] = []
-        self.rate_remaining = RATE_LIMIT
-        self.rate_reset = int(time.time()) + 60
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self.port: int | None = None
-
-    # --- lifecycle -------------------------------------------------------------------------------------------
-
-    def start(self) -> FakeGitLab:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port or 0), _make_handler(self))
-        server.daemon_threads = True
-        server.block_on_close = False
-        self._server = server
-        self.port = server.server_address[1]
-        self._stopping.clear()
-        self._thread = threading.Thread(
-            target=server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-gitlab", daemon=True
-        )
-        self._thread.start()
-        return self
 
     def stop(self) -> None:
         """Stop serving and reset open connections; clients get "connection refused" until ``start()``."""
-        self._stopping.set()
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        with self._lock:
-            connections, self._connections = set(self._connections), set()
-        for conn in connections:
-            with contextlib.suppress(OSError):
-                conn.shutdown(socket.SHUT_RDWR)
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> FakeGitLab:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        """What python-gitlab takes as the instance URL."""
-        return f"http://127.0.0.1:{self.port}"
+        super().stop()
+        self.drop_connections()
 
     # --- state -------------------------------------------------------------------------------------------------
 
@@ -256,9 +193,7 @@ class FakeGitLab:
             times=times,
             raw=raw,
         )
-        with self._lock:
-            self._failures.append(failure)
-        return failure
+        return self._add_failure(failure)
 
     def rate_limit(self, route: str = r".*", *, retry_after: int = 42, times: int | None = None) -> Failure:
         """GitLab's 429 with ``Retry-After`` and the ``RateLimit-*`` headers."""
@@ -269,37 +204,23 @@ class FakeGitLab:
             times=times,
         )
 
-    def slow(self, route: str, seconds: float, *, times: int | None = None) -> Failure:
-        failure = Failure(re.compile(route), delay=seconds, times=times)
-        with self._lock:
-            self._failures.append(failure)
-        return failure
-
-    def clear_failures(self) -> None:
-        with self._lock:
-            self._failures.clear()
-
-    def calls(self, method: str | None = None, path: str | None = None) -> int:
-        """How many requests matched ``method`` and the ``path`` regex (fullmatch)."""
-        return sum(
-            1
-            for r in list(self.requests)
-            if (method is None or r.method == method) and (path is None or re.fullmatch(path, r.path))
-        )
-
-    def _take_failure(self, method: str, path: str, query: str) -> Failure | None:
-        target = f"{method} {path}?{query}" if query else f"{method} {path}"
-        with self._lock:
-            for failure in self._failures:
-                if failure.route.search(target):
-                    if failure.times is not None:
-                        failure.times -= 1
-                        if failure.times <= 0:
-                            self._failures.remove(failure)
-                    return failure
-        return None
-
     # --- routing -----------------------------------------------------------------------------------------------
+
+    def _recorded_path(self, path: str) -> str:
+        return unquote(path)  # project ids are URL-encoded paths (group%2Fname)
+
+    def _refuse(self, headers: dict[str, str]) -> _Response | None:
+        if self.token is None or self.token in (headers.get("private-token"), headers.get("job-token")):
+            return None
+        return _Response(401, {"message": "401 Unauthorized"})
+
+    def _rate_headers(self, remaining: int) -> dict[str, str]:
+        return {
+            "Content-Type": "application/json",
+            "RateLimit-Limit": str(RATE_LIMIT),
+            "RateLimit-Remaining": str(remaining),
+            "RateLimit-Reset": str(self.rate_reset),
+        }
 
     def _handle(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> _Response:
         for pattern, route_method, handler in _ROUTES:
@@ -342,13 +263,6 @@ class FakeGitLab:
         return _Response(200, chunk, headers)
 
 
-@dataclass
-class _Response:
-    status: int
-    body: Any
-    headers: dict[str, str] = field(default_factory=dict)
-
-
 _REASONS = {
     400: "Bad Request",
     401: "Unauthorized",
@@ -359,11 +273,6 @@ _REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
-
-
-def _q(query: dict[str, list[str]], key: str, default: str) -> str:
-    values = query.get(key)
-    return values[-1] if values else default
 
 
 # --- route handlers (called with the server lock held) -------------------------------------------------------
@@ -529,89 +438,3 @@ def _stop_env(gl: FakeGitLab, p: FakeProject, m: re.Match[str], q: dict[str, lis
         return _Response(404, {"message": "404 Not found"})
     found[0].update({"state": "stopped", "updated_at": _now()})
     return _Response(200, copy.deepcopy(found[0]))
-
-
-# --- HTTP plumbing -----------------------------------------------------------------------------------------------
-
-
-def _make_handler(gl: FakeGitLab) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def setup(self) -> None:
-            super().setup()
-            with gl._lock:
-                gl._connections.add(self.connection)
-
-        def finish(self) -> None:
-            with gl._lock:
-                gl._connections.discard(self.connection)
-            with contextlib.suppress(OSError):
-                super().finish()
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-        def _serve(self) -> None:
-            split = urlsplit(self.path)
-            path = split.path.removeprefix(API_PREFIX) or "/"
-            query = parse_qs(split.query)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            try:
-                body = json.loads(raw) if raw else None
-            except json.JSONDecodeError:
-                body = None
-            gl.requests.append(
-                RecordedRequest(
-                    self.command, unquote(path), query, {k.lower(): v for k, v in self.headers.items()}, body
-                )
-            )
-            failure = gl._take_failure(self.command, unquote(path), split.query)
-            if failure is not None and failure.delay and gl._stopping.wait(failure.delay):
-                return
-            if failure is not None and failure.raw is not None:
-                self._send(_Response(failure.status or 502, None, {"Content-Type": "text/html"}), failure.raw)
-                return
-            if failure is not None and failure.status is not None:
-                response = _Response(failure.status, failure.body, dict(failure.headers))
-            elif gl.token is not None and gl.token not in (
-                self.headers.get("PRIVATE-TOKEN"),
-                self.headers.get("JOB-TOKEN"),
-            ):
-                response = _Response(401, {"message": "401 Unauthorized"})
-            else:
-                try:
-                    response = gl._handle(self.command, path, query, body)
-                except Exception as e:  # a bug in the fake must show up as a 500, not a hung client
-                    response = _Response(500, {"message": f"fake server error: {type(e).__name__}: {e}"})
-            self._send(response)
-
-        def _send(self, response: _Response, raw: bytes | None = None) -> None:
-            payload = raw if raw is not None else b"" if response.body is None else json.dumps(response.body).encode()
-            with gl._lock:
-                gl.rate_remaining = max(0, gl.rate_remaining - 1)
-                remaining = gl.rate_remaining
-            headers = {
-                "Content-Type": "application/json",
-                "RateLimit-Limit": str(RATE_LIMIT),
-                "RateLimit-Remaining": str(remaining),
-                "RateLimit-Reset": str(gl.rate_reset),
-                **response.headers,
-            }
-            try:
-                self.send_response(response.status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-            except (BrokenPipeError, ConnectionResetError):
-                pass
-
-        do_GET = _serve
-        do_POST = _serve
-        do_PUT = _serve
-        do_DELETE = _serve
-
-    return Handler
