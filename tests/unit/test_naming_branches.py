@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from prenv import naming, stackconfig
@@ -220,11 +220,14 @@ def test_the_preview_program_takes_the_slug_from_the_stack_name_and_checks_the_c
 
 # -- properties: any text at all ------------------------------------------------------------------------------------
 
+# No deadline: the machine is shared, and a slow example is not a wrong one.
+properties = settings(max_examples=300, deadline=None)
 any_text = st.text(min_size=0, max_size=400)
 prefixes = st.from_regex(r"[a-z0-9][-a-z0-9]{0,50}", fullmatch=True) | st.just("")
 apps = st.from_regex(r"[a-z]([-a-z0-9]{0,51}[a-z0-9])?", fullmatch=True)
 
 
+@properties
 @given(any_text)
 def test_any_text_gives_a_canonical_slug_within_its_budget(branch: str) -> None:
     slug = naming.branch_slug(branch)
@@ -234,6 +237,7 @@ def test_any_text_gives_a_canonical_slug_within_its_budget(branch: str) -> None:
     assert naming.branch_slug(slug) == slug  # a slug is its own slug
 
 
+@properties
 @given(any_text)
 def test_any_text_gives_a_stack_name_pulumi_accepts_that_parses_back(branch: str) -> None:
     n, slug = naming.branch_number(branch), naming.branch_slug(branch)
@@ -244,6 +248,7 @@ def test_any_text_gives_a_stack_name_pulumi_accepts_that_parses_back(branch: str
     assert stack.endswith(digits(branch))
 
 
+@properties
 @given(any_text, prefixes)
 def test_any_text_under_any_valid_prefix_gives_a_namespace_within_63_that_the_policy_admits(
     branch: str, prefix: str
@@ -257,6 +262,7 @@ def test_any_text_under_any_valid_prefix_gives_a_namespace_within_63_that_the_po
     assert ns.endswith(f"-{digits(branch)}")
 
 
+@properties
 @given(any_text, apps)
 def test_any_text_with_any_valid_service_name_gives_a_host_within_budget(branch: str, app: str) -> None:
     n, slug = naming.branch_number(branch), naming.branch_slug(branch)
@@ -268,6 +274,7 @@ def test_any_text_with_any_valid_service_name_gives_a_host_within_budget(branch:
     assert label.endswith(digits(branch)) or label == f"{app}-{n}"
 
 
+@properties
 @given(st.lists(any_text, min_size=2, max_size=6, unique=True))
 def test_distinct_branch_names_never_share_a_name_in_one_listing(branches: list[str]) -> None:
     prs = branch_records([(b, SHA) for b in branches], source="test")  # a hash collision is skipped there
