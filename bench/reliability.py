@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import Any
 
 from bench.readme import README, rewrite
 from testsupport.records import DEFAULT_DIR, DIR_ENV, RESULTS, Record, load_records
@@ -24,6 +25,21 @@ def _cell(value: int | None, note: str) -> str:
     if value is None:
         return f"n/a ({note or 'not measured by this check'})"
     return str(value)
+
+
+def _conditions(c: dict[str, Any]) -> str:
+    """``under load: machine shared with other runs (12 of their processes), 1-min load average …`` or ``no other
+    run seen, …``: a record made while other engineers' tests ran says so."""
+    if not c:
+        return "conditions not recorded"
+    load = (
+        f"1-min load average {c.get('load1_before', '?')} at start, {c.get('load1_after', '?')} at end on "
+        f"{c.get('cpus', '?')} CPUs (this run's own work included)"
+    )
+    others = c.get("other_processes", 0)
+    if c.get("under_load"):
+        return f"under load: machine shared with other runs ({others} of their processes), {load}"
+    return f"no other run seen, {load}"
 
 
 def render(records: list[Record]) -> str:
@@ -38,7 +54,7 @@ def render(records: list[Record]) -> str:
         lines.append(
             f"| {r.title} | {f'{r.trials} {r.unit}'.strip()} | {r.failures} | {_cell(r.orphans, r.orphans_note)} | "
             f"{_cell(r.pending, r.pending_note)} | {_cell(r.processes, r.processes_note)} | "
-            f"{command}, {r.finished_at or 'time not recorded'} |"
+            f"{command}, {r.finished_at or 'time not recorded'}; {_conditions(r.conditions)} |"
         )
     newest = max((r.finished_at for r in records), default="")
     if newest:

@@ -57,6 +57,9 @@ class Record:
     pending_note: str = ""
     processes: int | None = None
     processes_note: str = ""
+    conditions: dict[str, Any] = field(default_factory=dict)
+    """What the machine was doing (harness.conditions): start, load average before and after, processes of other
+    runs competing for the cores, and whether that made the record "under load"."""
 
 
 COMMAND_ENV = "PRENV_RECORD_COMMAND"
@@ -172,7 +175,13 @@ def _sum(parts: list[Record]) -> Record:
         pending_note=first.pending_note,
         processes=_total([p.processes for p in parts]),
         processes_note=first.processes_note,
+        conditions=_busiest([p.conditions for p in parts]),
     )
+
+
+def _busiest(conditions: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of the parts' conditions, the one with the most competing processes: a row is under load if any part was."""
+    return max(conditions, key=lambda c: (bool(c.get("under_load")), c.get("other_processes", 0)), default={})
 
 
 def _total(values: list[int | None]) -> int | None:

@@ -27,6 +27,7 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from bench.conditions import competitors, now
 from prenv import db
 from prenv.gateway.backend import DiyBackend, FileStore
 from prenv.gateway.sessions import is_pulumi_process
@@ -84,6 +85,7 @@ def record(
             raise ValueError(f"{check}: say why {name} are not measured ({name}_note)")
     if _CURRENT_TEST:
         details = {**details, "test": _CURRENT_TEST[0]}
+    measured = conditions()
     rec = Record(
         check=check,
         title=title,
@@ -100,6 +102,7 @@ def record(
         pending_note=pending_note,
         processes=processes,
         processes_note=processes_note,
+        conditions=measured,
     )
     write_record(rec)
     _WRITTEN.append(rec)
@@ -122,6 +125,7 @@ def begin_test(nodeid: str, directory: Path | None = None) -> list[Record]:
     _WRITTEN.clear()
     _BEFORE.clear()
     _BEFORE.update(pulumi_processes())
+    _START[:] = [(now(), os.getloadavg()[0], other_runs())]
     placeholders = []
     directory = directory or results_dir()
     for path in sorted(directory.glob(f"*.{part()}.json")) if directory.exists() else []:
@@ -169,6 +173,49 @@ def end_test(failed: bool, outcome: str = "", directory: Path | None = None) -> 
         write_record(failed_rec, directory)
         out.append(failed_rec)
     return out
+
+
+# --- conditions ----------------------------------------------------------------------------------------------------
+
+_START: list[tuple[str, float, tuple[str, ...]]] = []
+"""When the current test began, the 1-minute load average then, and the other runs' processes then."""
+
+
+def other_runs() -> tuple[str, ...]:
+    """Processes competing for the cores (pulumi, pytest, cluster components: bench.conditions.competitors) that do
+    not belong to this pytest session: another engineer's test run, a benchmark, a leaked engine. This session's
+    own (the other xdist worker and everything it started) carry its PRENV_TEST_SESSION value and are left out."""
+    session = os.environ.get(MARKER)
+    needle = f"{MARKER}={session}".encode()
+    out = []
+    for item in competitors():
+        pid = int(item.split()[0])
+        if session and needle in _environ(pid):
+            continue
+        out.append(item)
+    return tuple(out)
+
+
+def conditions() -> dict[str, Any]:
+    """What the machine was doing while the current test ran: its start, the 1-minute load average at its start and
+    now (this run's own work included), and the other runs' processes seen then and now. Any other run's process
+    makes the record "under load"; the load average alone does not, since this run's two workers fill 2 CPUs."""
+    started, load_before, before = _START[0] if _START else ("", 0.0, ())
+    after = other_runs()
+    load_after = os.getloadavg()[0]
+    others = sorted(set(before) | set(after))
+    names = sorted({item.split(" ", 1)[1] for item in others})
+    return {
+        "started": started,
+        "load1_before": round(load_before, 2),
+        "load1_after": round(load_after, 2),
+        "load1_max": round(max(load_before, load_after), 2),
+        "cpus": os.cpu_count() or 1,
+        "xdist_workers": int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0")),
+        "other_processes": len(others),
+        "other_process_kinds": names[:10],
+        "under_load": bool(others),
+    }
 
 
 # --- leftover processes -------------------------------------------------------------------------------------------

@@ -117,3 +117,22 @@ def test_a_pulumi_process_this_test_process_started_counts_as_left_over_until_it
     finally:
         proc.communicate(timeout=30)  # closes its stdin: it exits
     assert proc.pid not in harness.leftover_processes(settle=10, baseline=before)
+
+
+def test_a_record_made_while_other_runs_competed_for_the_cores_says_so_in_its_row(tmp_path: Path) -> None:
+    shared = {"under_load": True, "other_processes": 12, "load1_before": 2.5, "load1_after": 3.1, "cpus": 2}
+    quiet = {**shared, "under_load": False, "other_processes": 0}
+    write_record(Record("a", "A", 1, 0, 0, order=1, run="r", conditions=shared), tmp_path)
+    write_record(Record("b", "B", 1, 0, 0, order=2, run="r", conditions=quiet), tmp_path)
+    write_record(Record("c", "C", 1, 0, 0, order=3, run="r"), tmp_path)
+
+    a, b, c = render(load_records(tmp_path)).splitlines()[2:5]
+
+    assert a.endswith(
+        "under load: machine shared with other runs (12 of their processes), 1-min load average 2.5 at start, 3.1 at "
+        "end on 2 CPUs (this run's own work included) |"
+    )
+    assert b.endswith(
+        "; no other run seen, 1-min load average 2.5 at start, 3.1 at end on 2 CPUs (this run's own work included) |"
+    )
+    assert c.endswith("; conditions not recorded |")
