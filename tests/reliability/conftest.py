@@ -59,6 +59,7 @@ def _secrets_record() -> Iterator[None]:
         pending_note="a scan: creates nothing",
         processes=None,
         processes_note="a scan: starts nothing; the session-end check fails a run that leaves any",
+        of_test=False,
         order=80,
         unit="texts scanned",
         secrets_known=len(COLLECTOR.secrets),

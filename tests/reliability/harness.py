@@ -70,12 +70,14 @@ def record(
     orphans_note: str = "",
     pending_note: str = "",
     processes_note: str = "",
+    of_test: bool = True,
     **details: Any,
 ) -> Record:
     """Write the check's record, after the check has evaluated everything it asserts (``failures`` counts all of
     it). ``orphans``, ``pending`` (operations left in checkpoints after recovery) and ``processes`` (pulumi processes
     left running, :func:`leftover_processes`) are None when not measured, with a note saying why, so that the table
-    shows "n/a" rather than a 0 nobody measured."""
+    shows "n/a" rather than a 0 nobody measured. ``of_test=False``: a session's record (the secrets scan), which
+    follows no single test's outcome even when it is written during the last test's teardown."""
     for name, value, note in (
         ("orphans", orphans, orphans_note),
         ("pending", pending, pending_note),
@@ -83,7 +85,7 @@ def record(
     ):
         if value is None and not note:
             raise ValueError(f"{check}: say why {name} are not measured ({name}_note)")
-    if _CURRENT_TEST:
+    if _CURRENT_TEST and of_test:
         details = {**details, "test": _CURRENT_TEST[0]}
     measured = conditions()
     rec = Record(
@@ -105,7 +107,8 @@ def record(
         conditions=measured,
     )
     write_record(rec)
-    _WRITTEN.append(rec)
+    if of_test:
+        _WRITTEN.append(rec)
     return rec
 
 

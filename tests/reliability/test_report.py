@@ -136,3 +136,19 @@ def test_a_record_made_while_other_runs_competed_for_the_cores_says_so_in_its_ro
         "; no other run seen, 1-min load average 2.5 at start, 3.1 at end on 2 CPUs (this run's own work included) |"
     )
     assert c.endswith("; conditions not recorded |")
+
+
+def test_a_session_record_written_during_a_failing_tests_teardown_does_not_follow_that_test(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.reliability import harness
+
+    monkeypatch.setenv("PRENV_RELIABILITY_DIR", str(tmp_path))
+    harness.begin_test("t.py::test_last")
+    harness.record(
+        "secrets", "S", trials=9, failures=0, orphans=0, pending=0, processes=0, order=1, unit="x", of_test=False
+    )
+    harness.end_test(failed=True, outcome="teardown")
+
+    [secrets] = load_records(tmp_path)
+    assert (secrets.failures, "test" in secrets.details) == (0, False)
