@@ -131,7 +131,8 @@ def sync(
 
 @app.command("list")
 def list_(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
-    """The environments: PR, URL, sha, status, age, last error."""
+    """The environments: PR (a branch environment's stack name), URL, sha, status, age, last error."""
+    from prenv import naming
     from prenv.reconcile import status_of
 
     with _errors():
@@ -164,7 +165,9 @@ def list_(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
     table = Table("PR", "URL", "sha", "status", "age", "error")
     for r in rows:
         shown = "" if r["age_seconds"] is None else _human(int(r["age_seconds"]))
-        table.add_row(str(r["pr"]), r["url"] or "", str(r["sha"] or "")[:7], str(r["status"]), shown, r["error"] or "")
+        # A branch environment's number says nothing to a reader; its stack name says which branch it is.
+        pr = r["stack"] if r["stack"].startswith(naming.BRANCH_STACK_PREFIX) else str(r["pr"])
+        table.add_row(pr, r["url"] or "", str(r["sha"] or "")[:7], str(r["status"]), shown, r["error"] or "")
     out.print(table)
 
 

@@ -3,7 +3,8 @@ a branch whose stack was made before slugs (``pr-9xxxxxxxx``) keeps it for updat
 only the slug of the stack's own name is written to its config.
 
 The DIY gateway reads a ``file://`` backend written in pulumi's layout; only the pulumi steps (select, destroy) are
-replaced with stand-ins that record what they were asked. No pulumi process runs.
+replaced with stand-ins that record what they were asked. ``prenv list`` and ``prenv unlock`` read the same backend.
+No pulumi process runs.
 """
 
 from __future__ import annotations
@@ -14,14 +15,19 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import pytest
 from pulumi import automation as auto
+from typer.testing import CliRunner
 
 from prenv import naming
+from prenv.cli import app
 from prenv.gateway.backend import FileStore
 from prenv.gateway.diy import DiyGateway
 from prenv.gateway.workspace import OutputLog
 from prenv.model import DesiredEnvironment, PullRequest
 from prenv.toolchain import cache_dir
+from tests.unit.test_gateway_destroy import write_stack
+from tests.unit.test_gateway_locks import write_lock
 
 ROOT = Path(__file__).resolve().parents[2]
 BRANCH = "Release/1.2"
@@ -114,3 +120,44 @@ def test_only_the_slug_of_the_stacks_own_name_is_written_to_its_config(tmp_path:
     assert readable.written["prenv:slug"] == "release-1-2"
     assert readable.written["prenv:branch"] == "Release-1.2"
     assert "prenv:slug" not in legacy.written  # its program names things the old way, from its pr- name
+
+
+def cli_config(tmp_path: Path, state: Path) -> Path:
+    prs = tmp_path / "prs.yaml"
+    prs.write_text("[]\n")
+    config = tmp_path / "prenv.yaml"
+    config.write_text(
+        f"project_dir: {ROOT}\nstate:\n  backend: 'file://{state}'\nsource:\n  type: file\n  file:\n    path: {prs}\n"
+    )
+    return config
+
+
+def test_prenv_list_shows_a_branch_environment_by_its_readable_stack(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE", raising=False)
+    state = tmp_path / "state"
+    write_stack(state, f"br-release-1-2-{DIGITS}", "update", "succeeded")
+    write_stack(state, "pr-7", "update", "succeeded")
+    config = cli_config(tmp_path, state)
+
+    as_json = CliRunner().invoke(app, ["list", "--json", "-c", str(config)])
+    table = CliRunner().invoke(app, ["list", "-c", str(config)], env={"COLUMNS": "200"})
+
+    assert as_json.exit_code == 0 and table.exit_code == 0, as_json.output + table.output
+    assert [(r["pr"], r["stack"]) for r in json.loads(as_json.stdout)] == [(7, "pr-7"), (N, f"br-release-1-2-{DIGITS}")]
+    assert f"br-release-1-2-{DIGITS}" in table.stdout and str(N) not in table.stdout
+
+
+def test_prenv_unlock_finds_a_branch_environments_stack_by_its_number(tmp_path: Path) -> None:
+    stack = f"br-release-1-2-{DIGITS}"
+    checkpoint(tmp_path, stack)
+    lock = write_lock(tmp_path, stack, 4242, host="ci-runner-7", age_seconds=7200)
+    config = tmp_path / "prenv.yaml"
+    config.write_text(f"state:\n  backend: 'file://{tmp_path}'\n")
+
+    result = CliRunner().invoke(app, ["unlock", "--pr", str(N), "--yes", "-c", str(config)])
+
+    assert result.exit_code == 0, result.output
+    assert f"unlocked {stack}" in " ".join(result.output.split())
+    assert not lock.exists()
