@@ -295,7 +295,9 @@ def test_the_token_never_appears_in_the_repr(fake_gitlab: FakeGitLab) -> None:
 # --- branches ------------------------------------------------------------------------------------------------
 
 
-def test_branches_are_listed_with_their_head_commit_and_a_number_from_their_name(fake_gitlab: FakeGitLab) -> None:
+def test_branches_are_listed_with_their_head_commit_and_a_number_and_slug_from_their_name(
+    fake_gitlab: FakeGitLab,
+) -> None:
     fake_gitlab.add_branch(PROJECT, "main", "a" * 40)
     fake_gitlab.add_branch(PROJECT, "release/1.2", "b" * 40)
     fake_gitlab.add_branch(PROJECT, "release/1.3", "c" * 40)
@@ -305,6 +307,11 @@ def test_branches_are_listed_with_their_head_commit_and_a_number_from_their_name
     assert {p.branch: p.sha for p in prs} == {"main": "a" * 40, "release/1.2": "b" * 40, "release/1.3": "c" * 40}
     assert {p.number for p in prs} == {naming.branch_number(b) for b in ("main", "release/1.2", "release/1.3")}
     assert all(naming.is_branch_number(p.number) for p in prs)
+    assert {p.branch: p.slug for p in prs} == {
+        "main": "main",
+        "release/1.2": "release-1-2",
+        "release/1.3": "release-1-3",
+    }
     assert fake_gitlab.calls("GET", r"/projects/.*/repository/branches") == 2
 
 
