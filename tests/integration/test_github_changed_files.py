@@ -9,6 +9,7 @@ from __future__ import annotations
 from prenv.errors import SourceUnavailable
 from prenv.filters import FilterSettings, compile_filters
 from prenv.gateway.fake import FakeGateway
+from prenv.model import ActionKind
 from prenv.reconcile import Reconciler
 from prenv.sources.github import GitHubSource
 from testsupport.github_server import FakeGitHub
@@ -81,3 +82,25 @@ def test_a_docs_only_pr_gets_no_environment_and_an_unchanged_resync_costs_one_re
     result = reconciler.sync()
     assert len(fake_github.requests) - before == 1, "one listing; the file lists are cached"
     assert result.plan.as_dict()["unchanged"] == [2]
+
+
+def test_a_resync_of_200_unchanged_prs_under_a_path_filter_costs_the_listing_only(fake_github: FakeGitHub) -> None:
+    for n in range(1, 201):
+        fake_github.add_pull(REPO, n, labels=["preview"])
+        fake_github.set_files(REPO, n, ["app/main.py"])
+    github = source(fake_github)
+    reconciler = Reconciler(
+        source=github,
+        filters=compile_filters(
+            FilterSettings(labels=("preview",), paths_include=("app/**",)), changed_files=github.changed_files
+        ),
+        gateway=FakeGateway(),
+        config_hash=lambda _pr: "cfg",
+    )
+    reconciler.sync()
+    assert fake_github.calls("GET", FILES) == 200  # once per PR and head commit
+
+    before = len(fake_github.requests)
+    result = reconciler.sync()
+    assert len(fake_github.requests) - before == 2, "two pages of the listing (100 per page), no file list"
+    assert len(result.plan.of(ActionKind.UNCHANGED)) == 200
