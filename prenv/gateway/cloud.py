@@ -15,6 +15,7 @@ from pulumi import automation as auto
 
 from prenv import naming
 from prenv.errors import StackOperationError
+from prenv.gateway.classify import stack_error
 from prenv.gateway.workspace import Deployed, OutputLog, PulumiGateway
 from prenv.model import StackState
 
@@ -46,7 +47,11 @@ class CloudGateway(PulumiGateway):
         return states
 
     def _stack_names(self) -> list[str]:
-        return [summary.name.rsplit("/", 1)[-1] for summary in self._workspace().list_stacks()]
+        try:
+            summaries = self._workspace().list_stacks()
+        except auto.CommandError as e:
+            raise stack_error("prenv", "stack ls", e, temporary=True) from None
+        return [summary.name.rsplit("/", 1)[-1] for summary in summaries]
 
     def _exists(self, name: str) -> None:
         return None  # only pulumi knows: create_or_select asks it

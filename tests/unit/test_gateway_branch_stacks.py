@@ -17,11 +17,14 @@ from typing import Any
 
 import pytest
 from pulumi import automation as auto
+from pulumi.automation._cmd import CommandResult
 from typer.testing import CliRunner
 
 from prenv import naming
 from prenv.cli import app
+from prenv.errors import StackOperationError
 from prenv.gateway.backend import FileStore
+from prenv.gateway.cloud import CloudGateway
 from prenv.gateway.diy import DiyGateway
 from prenv.gateway.workspace import OutputLog
 from prenv.model import DesiredEnvironment, PullRequest
@@ -161,3 +164,18 @@ def test_prenv_unlock_finds_a_branch_environments_stack_by_its_number(tmp_path: 
     assert result.exit_code == 0, result.output
     assert f"unlocked {stack}" in " ".join(result.output.split())
     assert not lock.exists()
+
+
+def test_a_stack_listing_that_fails_on_pulumi_cloud_fails_a_branch_destroy_as_temporary() -> None:
+    class Unreachable:
+        def list_stacks(self) -> list[Any]:
+            raise auto.CommandError(CommandResult(stdout="", stderr="error: dial tcp: i/o timeout\n", code=255))
+
+    gw = object.__new__(CloudGateway)
+    gw._workspace = Unreachable  # type: ignore[method-assign,assignment]
+
+    with pytest.raises(StackOperationError) as caught:
+        gw.destroy(N)
+
+    assert caught.value.temporary
+    assert "stack ls failed" in str(caught.value)
