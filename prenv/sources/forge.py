@@ -1,5 +1,6 @@
-"""What the GitHub and GitLab sources (prenv.sources.github, prenv.sources.gitlab) share: how an HTTP failure becomes
-one of our errors, how long a rate limit says to wait, and the rate-limit record the metrics read.
+"""What the GitHub and GitLab sources (prenv.sources.github, prenv.sources.gitlab) share: the bounded retry policy of
+their HTTP clients, how an HTTP failure becomes one of our errors, how long a rate limit says to wait, and the
+rate-limit record the metrics read.
 
 Both forges fail the same ways: a rate limit, a 5xx, a refused token, a repository or project that is not there or
 not visible, a timeout, a connection that cannot be made. The first two and the network ones are temporary
@@ -15,6 +16,7 @@ from datetime import datetime
 
 import requests
 from urllib3.exceptions import ReadTimeoutError
+from urllib3.util.retry import Retry
 
 from prenv.errors import SourceError, SourceUnavailable
 
@@ -29,6 +31,26 @@ class RateLimit:
     remaining: int
     limit: int
     reset: datetime
+
+
+def bounded_retry(retries: int, *, statuses: tuple[int, ...], methods: frozenset[str]) -> Retry:
+    """urllib3's retries as both clients use them: connection errors, read timeouts and ``statuses``, ``retries``
+    times at most, with short backoff, for ``methods`` only (a retried POST could do twice what it says). A rate
+    limit is never slept through (``Retry-After`` is not obeyed here): the cycle reports it with its delay."""
+    return Retry(
+        total=retries,
+        connect=retries,
+        read=retries,
+        status=retries,
+        other=0,
+        backoff_factor=0.2,
+        backoff_max=2.0,
+        status_forcelist=statuses,
+        allowed_methods=methods,
+        respect_retry_after_header=False,
+        raise_on_status=False,
+        raise_on_redirect=False,
+    )
 
 
 def rate_limit_delay(retry_after: float | None, reset: float | None) -> float:

@@ -36,12 +36,11 @@ from typing import Any
 import requests
 from github import Auth, Github, GithubException, RateLimitExceededException
 from github.GithubObject import GithubObject
-from urllib3.util.retry import Retry
 
 from prenv.errors import ConfigError, SourceUnavailable
 from prenv.model import PullRequest
 from prenv.sources.branches import branch_records
-from prenv.sources.forge import RateLimit, http_error, network_error, rate_limit_delay
+from prenv.sources.forge import RateLimit, bounded_retry, http_error, network_error, rate_limit_delay
 from prenv.sources.records import parse_records
 
 logger = logging.getLogger(__name__)
@@ -77,20 +76,7 @@ def client(
     Retries cover connection errors, read timeouts and 502/503/504 only, for idempotent methods. A 403/429 is a
     rate limit: it is reported with its delay instead of being slept through inside a cycle.
     """
-    retry = Retry(
-        total=retries,
-        connect=retries,
-        read=retries,
-        status=retries,
-        other=0,
-        backoff_factor=0.2,
-        backoff_max=2.0,
-        status_forcelist=(502, 503, 504),
-        allowed_methods=frozenset({"GET", "HEAD"}),
-        respect_retry_after_header=False,
-        raise_on_status=False,
-        raise_on_redirect=False,
-    )
+    retry = bounded_retry(retries, statuses=(502, 503, 504), methods=frozenset({"GET", "HEAD"}))
     return Github(
         auth=auth,
         base_url=base_url.rstrip("/"),

@@ -32,12 +32,18 @@ import gitlab
 import requests
 from gitlab.exceptions import GitlabAuthenticationError, GitlabHttpError, GitlabParsingError
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from prenv.errors import ConfigError, SourceUnavailable
 from prenv.model import PullRequest
 from prenv.sources.branches import branch_records
-from prenv.sources.forge import DEFAULT_RATE_LIMIT_DELAY, RateLimit, http_error, network_error, rate_limit_delay
+from prenv.sources.forge import (
+    DEFAULT_RATE_LIMIT_DELAY,
+    RateLimit,
+    bounded_retry,
+    http_error,
+    network_error,
+    rate_limit_delay,
+)
 from prenv.sources.records import parse_records
 
 logger = logging.getLogger(__name__)
@@ -87,20 +93,7 @@ def client(
         verify = str(ca_bundle)
     if token is None and job_token is None:
         logger.warning("gitlab: no token configured; only public projects can be read")
-    retry = Retry(
-        total=retries,
-        connect=retries,
-        read=retries,
-        status=retries,
-        other=0,
-        backoff_factor=0.2,
-        backoff_max=2.0,
-        status_forcelist=(500, 502, 503, 504),
-        allowed_methods=frozenset({"GET", "HEAD", "PUT"}),
-        respect_retry_after_header=False,
-        raise_on_status=False,
-        raise_on_redirect=False,
-    )
+    retry = bounded_retry(retries, statuses=(500, 502, 503, 504), methods=frozenset({"GET", "HEAD", "PUT"}))
     session = requests.Session()
     adapter = HTTPAdapter(max_retries=retry)
     session.mount("https://", adapter)
