@@ -2,7 +2,9 @@
 
 The provider is serialized by Pulumi (dill) and run in a separate process, so it holds no state and captures nothing
 unpicklable: every method opens its own connection from the inputs it is given. The class lives in an importable
-module, so dill stores it by reference and the provider process imports this same code.
+module, so dill stores it by reference and the provider process imports this same code. prenv.db (and psycopg with
+it) is imported by the methods that use it: only the provider's process needs it, not the program declaring the
+component.
 
 The password is a ``pulumi_random.RandomPassword`` (secret), an input the provider sets when it creates the role; the
 branch's ``password`` output is the password the role was created with, and the URL is built from it. A later change of
@@ -24,7 +26,6 @@ import pulumi
 import pulumi_random
 from pulumi.dynamic import CreateResult, DiffResult, ResourceProvider, UpdateResult
 
-from prenv import db
 from prenv.errors import DatabaseError, encode
 
 _REPLACE_ON = ("name", "template", "seed_sql")
@@ -34,6 +35,8 @@ class PostgresBranchProvider(ResourceProvider):
     """CRUD of one database branch. Inputs: admin_dsn (secret), name, template, seed_sql, password (secret)."""
 
     def create(self, props: dict[str, Any]) -> CreateResult:
+        from prenv import db
+
         password = props.get("password")
         if not password:
             raise Exception("the database branch needs a password input (a RandomPassword's result)")
@@ -55,10 +58,14 @@ class PostgresBranchProvider(ResourceProvider):
 
     def update(self, _id: str, olds: dict[str, Any], news: dict[str, Any]) -> UpdateResult:
         # Only the admin DSN can change in place (e.g. a rotated admin password): keep the branch and its password.
+        from prenv import db
+
         host, port = db.server_of(news["admin_dsn"])
         return UpdateResult(outs={**olds, **news, "host": host, "port": port, "password": olds["password"]})
 
     def delete(self, _id: str, props: dict[str, Any]) -> None:
+        from prenv import db
+
         _run(db.drop_branch, props["admin_dsn"], props["name"])
 
 
