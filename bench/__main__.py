@@ -114,10 +114,10 @@ def is_quick(args: argparse.Namespace, which: list[str]) -> bool:
 def main(argv: list[str]) -> int:
     # SIGTERM (a CI timeout, ``kill``) unwinds like Ctrl-C, so the worlds' clusters and PostgreSQL are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    if argv[:1] == ["profile"]:  # its own command: never part of the default run, never writes latest.json
+    if "profile" in argv:  # its own command: never part of the default run, never writes latest.json
         from bench import profile
 
-        return profile.main(argv[1:], say=_say)
+        return profile.main([a for a in argv if a != "profile"], say=_say)
     args = parse(argv)
     if args.render:
         table = to_markdown(json.loads((RESULTS / "latest.json").read_text()))

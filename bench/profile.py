@@ -808,27 +808,29 @@ def main(argv: list[str], say: Callable[[str], None] = print) -> int:
         real = cache_dir() / "bin"
         wrapper_root(root / "pulumi-logged", real)
         wrapper_root(root / "pulumi-quiet", real, logged=False)
-        with TreeSampler() as sampler:
-            for name, extra in variants:
-                say(f"warm-up{' of ' + name if name else ''} (not reported)…")
-                run_sample(w, root, sampler, n, extra_env=extra)
-                n += 1
-            for i in range(args.runs):
+        logs = OUT / f"{args.out}-logs"  # the raw engine logs and exec times, kept for a closer look (or a failure)
+        try:
+            with TreeSampler() as sampler:
                 for name, extra in variants:
-                    ops = run_sample(w, root, sampler, n, extra_env=extra)
+                    say(f"warm-up{' of ' + name if name else ''} (not reported)…")
+                    run_sample(w, root, sampler, n, extra_env=extra)
                     n += 1
-                    samples[name].append(ops)
-                    say(f"  sample {i + 1}/{args.runs}{' ' + name if name else ''}: " + _brief(ops))
-                    if not args.no_unlogged:
-                        q = run_sample(w, root, sampler, n, logged=False, extra_env=extra)
+                for i in range(args.runs):
+                    for name, extra in variants:
+                        ops = run_sample(w, root, sampler, n, extra_env=extra)
                         n += 1
-                        quiet[name].append(q)
-                        say("    unlogged: " + _brief(q))
-        for name, extra in variants:
-            imp[name] = imports(w.project_dir, {**w.env(), **extra}, args.runs)
-        logs = OUT / f"{args.out}-logs"  # the raw engine logs and exec times, kept for a closer look
-        shutil.rmtree(logs, ignore_errors=True)
-        shutil.copytree(root, logs, ignore=shutil.ignore_patterns("pulumi-logged", "pulumi-quiet"))
+                        samples[name].append(ops)
+                        say(f"  sample {i + 1}/{args.runs}{' ' + name if name else ''}: " + _brief(ops))
+                        if not args.no_unlogged:
+                            q = run_sample(w, root, sampler, n, logged=False, extra_env=extra)
+                            n += 1
+                            quiet[name].append(q)
+                            say("    unlogged: " + _brief(q))
+            for name, extra in variants:
+                imp[name] = imports(w.project_dir, {**w.env(), **extra}, args.runs)
+        finally:
+            shutil.rmtree(logs, ignore_errors=True)
+            shutil.copytree(root, logs, ignore=shutil.ignore_patterns("pulumi-logged", "pulumi-quiet"))
     last = variants[-1][0]
     result: dict[str, Any] = {
         "label": args.label,
