@@ -137,8 +137,11 @@ def _json(argv: tuple[str, ...]) -> str:
 # ----------------------------------------------------------------------------------------------- local build
 
 
-def build(state_dir: Path, recipe: Recipe = RECIPE, ref: str = REF) -> BuiltImage:
+def build(state_dir: Path, recipe: Recipe = RECIPE, ref: str = REF, project: Path = ROOT) -> BuiltImage:
     """Build the image here (root only: mmdebstrap and chroot) into ``<state_dir>/images/prenv-driver.tar``.
+
+    ``project`` is the directory whose ``recipe.project_files`` (Pulumi.yaml, the template Pulumi.preview.yaml,
+    __main__.py) the driver deploys from: this checkout by default, a team's own repository in practice.
 
     Two layers, as a Containerfile's cache would have them: the runtime (Debian, the virtualenv with the runtime
     requirements, the toolchain), kept as an OCI layout in the tool cache under a key of what it is made of, and
@@ -164,7 +167,7 @@ def build(state_dir: Path, recipe: Recipe = RECIPE, ref: str = REF) -> BuiltImag
         labels={"org.opencontainers.image.title": "prenv driver"},
     )
     with tempfile.TemporaryDirectory(prefix="prenv-driver-", dir=images) as tmp:
-        layer = _code_layer(Path(tmp), recipe, python)
+        layer = _code_layer(Path(tmp), recipe, python, project)
         return extend_image(runtime, RUNTIME_TAG, spec, layer, images / ARCHIVE)
 
 
@@ -213,7 +216,7 @@ def _tool_stamps() -> list[tuple[str, int, int]]:
     return [(str(f), f.stat().st_size, int(f.stat().st_mtime)) for f in files if f.exists()]
 
 
-def _code_layer(work: Path, recipe: Recipe, python: str) -> Path:
+def _code_layer(work: Path, recipe: Recipe, python: str, project_dir: Path = ROOT) -> Path:
     """prenv installed into the virtualenv's site-packages (its wheel, built here), its launcher, the project."""
     layer = work / "layer"
     src = work / "src"
@@ -238,7 +241,9 @@ def _code_layer(work: Path, recipe: Recipe, python: str) -> Path:
     launcher.chmod(0o755)
     project = layer / recipe.project.lstrip("/")
     for name in recipe.project_files:
-        _copy(ROOT / name, project / name)
+        if not (project_dir / name).is_file():
+            raise ToolError(f"driver image: the project {project_dir} has no {name}")
+        _copy(project_dir / name, project / name)
     _chown(project, recipe.uid)
     return layer
 
@@ -380,13 +385,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.driverimage", description=__doc__.splitlines()[0])
     parser.add_argument("command", choices=["build", "containerfile"])
     parser.add_argument("--state-dir", type=Path, default=ROOT / ".state")
+    parser.add_argument("--project", type=Path, default=ROOT, help="the project (template) baked in; default: here")
     args = parser.parse_args(argv)
     if args.command == "containerfile":
         sys.stdout.write(containerfile())
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     with contextlib.suppress(KeyboardInterrupt):
-        image = build(args.state_dir)
+        image = build(args.state_dir, project=args.project)
         print(f"{image.ref} {image.archive} ({image.archive.stat().st_size // 2**20} MiB)")
         return 0
     return 130

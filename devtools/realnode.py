@@ -160,6 +160,21 @@ def fetch(info: ClusterInfo, host: str, path: str = "/", timeout: float = 10.0) 
     return Page(response.status_code, response.text)
 
 
+def post(
+    info: ClusterInfo, host: str, path: str, body: bytes, headers: dict[str, str], timeout: float = 30.0
+) -> httpx.Response:
+    """POST ``body`` to ``https://<host><path>`` through the cluster's Traefik, as GitHub would deliver a webhook
+    (SNI, the chain verified against the cluster's CA only)."""
+    context = ssl.create_default_context(cafile=str(info.ca))
+    with httpx.Client(verify=context, timeout=timeout, trust_env=False) as client:
+        return client.post(
+            f"https://127.0.0.1:{info.ingress.https}{path}",
+            content=body,
+            headers={**headers, "Host": host},
+            extensions={"sni_hostname": host},
+        )
+
+
 def wait_for_page(info: ClusterInfo, host: str, expect: str, timeout: float = 120.0, interval: float = 0.5) -> Page:
     """Fetch ``host``'s page until it answers 200 with ``expect`` in its body (a rollout finishing, Traefik picking
     up new endpoints); raises ClusterError with the last answer when it does not within ``timeout``."""

@@ -81,8 +81,9 @@ class FakeGitHub(FakeForge):
     rate_limit_total = RATE_LIMIT
     methods = ("GET", "POST", "PATCH", "PUT", "DELETE")
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, host: str = "127.0.0.1") -> None:
+        """``host``: the address to listen on (loopback; the real node's bridge address to be reached from pods)."""
+        super().__init__(host)
         self._repos: dict[str, FakeRepo] = {}
         self.installation_tokens: dict[int, str] = {}
 
