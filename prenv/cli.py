@@ -122,6 +122,8 @@ def sync(
             res = "" if o is None else ("ok" if o.ok else str(o.skipped or o.error or "failed"))
             table.add_row(str(a.pr), a.kind.value, a.reason, res)
         err.print(table)
+        for n in sorted(d.ttl.expired() if d.ttl is not None else ()):
+            err.print(f"pr-{n}: its TTL expired (no push for its lifetime); a push or a label change brings it back")
         if not result.source_ok:
             err.print("[yellow]PR source unavailable: nothing was destroyed this pass[/yellow]")
     failed = [o for o in result.outcomes if not o.ok and o.skipped is None]
@@ -249,13 +251,18 @@ def main() -> None:
 @app.command()
 def gc(
     apply_: bool = typer.Option(False, "--apply", help="Remove what is listed."),
+    expired: bool = typer.Option(False, "--expired", help="Environments past their TTL (--apply destroys them)."),
     config: Path | None = CONFIG_OPT,
     as_json: bool = JSON_OPT,
 ) -> None:
-    """List prenv namespaces, databases and roles without a stack, and stacks without an open PR."""
+    """List prenv namespaces, databases and roles without a stack, and stacks without an open PR; with --expired,
+    the environments of open PRs past their TTL instead."""
     from prenv import gc as sweep
     from prenv.errors import SourceError
 
+    if expired:
+        _gc_expired(apply_, config, as_json)
+        return
     with _errors():
         d = _driver(config)
         core = _core_api()
@@ -290,6 +297,34 @@ def gc(
             err.print(f"{kind}: {item}")
     for line in done:
         err.print(f"[green]{line}[/green]")
+
+
+def _gc_expired(apply_: bool, config: Path | None, as_json: bool) -> None:
+    """The environments of open PRs whose TTL ran out (prenv.ttl's rule), destroyed with ``apply_``."""
+    from prenv.gc import find_expired
+
+    with _errors():
+        d = _driver(config)
+        if d.ttl is None:
+            raise PrenvError("TTLs are off (serve.ttl.enabled is false, or the source lists branches)")
+        gone = find_expired(d.source.list_open(), d.gateway.list_stacks(), datetime.now(UTC), d.ttl.policy)
+        removed: list[int] = []
+        if apply_:
+            for v in gone:
+                with err.status(f"pulumi destroy pr-{v.pr}…"):
+                    d.gateway.destroy(v.pr)
+                removed.append(v.pr)
+    rows = [
+        {"pr": v.pr, "expired_at": v.expires_at.isoformat() if v.expires_at else None, "reason": v.reason} for v in gone
+    ]
+    if as_json:
+        print(json.dumps({"expired": rows, "removed": removed}))
+        return
+    if not rows:
+        err.print("no expired environments")
+    for row in rows:
+        done = " [green]destroyed[/green]" if row["pr"] in removed else ""
+        err.print(f"pr-{row['pr']}: expired at {row['expired_at']} ({row['reason']}){done}")
 
 
 def _core_api() -> Any:

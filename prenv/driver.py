@@ -11,6 +11,7 @@ import logging
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from prenv import naming, stackconfig, template
@@ -24,6 +25,7 @@ from prenv.reconcile import Outcome, Reconciler, ReconcileSettings
 from prenv.settings import Settings
 from prenv.sources.approvals import ApprovalSource
 from prenv.sources.base import ImageGate, PullRequestSource
+from prenv.ttl import TtlPolicy, TtlSource, parse_duration
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +56,8 @@ class Driver:
     gateway: PulumiGateway
     source: PullRequestSource
     reconciler: Reconciler
+    ttl: TtlSource | None = None
+    """The TTL wrapper the reconciler reads PRs through (None: TTLs off, or a branch source)."""
 
 
 def build_source(s: Settings) -> PullRequestSource:
@@ -244,10 +248,27 @@ def build_reconciler(
     )
 
 
+def ttl_policy(s: Settings, tmpl: stackconfig.Template) -> TtlPolicy | None:
+    """The expiry policy: the template's ``prenv:ttl`` as the default lifetime (``serve.ttl.default_hours`` overrides
+    it), ``serve.ttl``'s labels; None when ``serve.ttl.enabled`` is false or the source lists branches (a release
+    branch is no forgotten PR, and a branch has no labels to say preview/keep with)."""
+    ttl = s.serve.ttl
+    if not ttl.enabled or s.source.type.endswith("-branches"):
+        return None
+    default = timedelta(hours=ttl.default_hours) if ttl.default_hours is not None else parse_duration(tmpl.ttl)
+    if default is None:
+        raise ConfigError("prenv:ttl", f"{tmpl.ttl!r} is not a duration like 30m, 48h or 7d")
+    return TtlPolicy(default, ttl.keep_label, ttl.label_prefix)
+
+
 def build(s: Settings, *, source: PullRequestSource | None = None) -> Driver:
-    """Everything the CLI needs, from validated settings (``source`` replaces the configured one)."""
+    """Everything the CLI needs, from validated settings (``source`` replaces the configured one); the reconciler
+    reads PRs through the TTL policy, as ``prenv serve``'s does."""
     p = build_parts(s, source=source)
-    return Driver(p.settings, p.template, p.config_hash, p.gateway, p.source, build_reconciler(p))
+    policy = ttl_policy(s, p.template)
+    ttl = None if policy is None else TtlSource(p.source, p.gateway.list_stacks, policy)
+    reconciler = build_reconciler(p, source=ttl)
+    return Driver(p.settings, p.template, p.config_hash, p.gateway, p.source, reconciler, ttl)
 
 
 def pr_from_args(pr: int, sha: str, branch: str = "", author: str = "") -> PullRequest:

@@ -9,17 +9,24 @@ Orphans are things prenv made whose stack is gone — no record of them remains,
 Everything is matched by number, so a branch environment (stack ``br-<slug>-<digits>``, namespace labelled with its
 number ``9xxxxxxxx``, database ``<prefix>9xxxxxxxx``) is judged the same way (prenv.naming).
 
-Deciding is pure (``find_orphans``); collecting and applying talk to the cluster, PostgreSQL and the gateway.
+``prenv gc --expired`` instead lists the environments of open PRs past their TTL (prenv.ttl's rule, the same as
+``prenv serve`` and ``prenv sync`` apply), and destroys them with ``--apply``.
+
+Deciding is pure (``find_orphans``, ``find_expired``); collecting and applying talk to the cluster, PostgreSQL and
+the gateway.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from prenv import naming
+from prenv.model import PullRequest, StackState
+from prenv.ttl import Expiry, TtlPolicy, expiry_of
 
 logger = logging.getLogger(__name__)
 
@@ -104,3 +111,12 @@ def apply(
     for line in done:
         logger.info("gc: %s", line)
     return done
+
+
+def find_expired(
+    prs: Iterable[PullRequest], stacks: Iterable[StackState], now: datetime, policy: TtlPolicy
+) -> list[Expiry]:
+    """The expired environments of open PRs (those with a stack), by PR number."""
+    by_pr = {s.pr: s for s in stacks}
+    verdicts = (expiry_of(pr, by_pr[pr.number], now, policy) for pr in prs if pr.number in by_pr)
+    return sorted((v for v in verdicts if v.expired), key=lambda v: v.pr)

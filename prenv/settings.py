@@ -138,10 +138,11 @@ class DatabaseSettings(_Section):
 
 
 class TtlSection(_Section):
-    """Environment expiry (see prenv.service.ttl for the rule)."""
+    """Environment expiry in ``prenv serve``, ``prenv sync`` and ``prenv gc --expired`` (see prenv.ttl for the rule)."""
 
     enabled: bool = True
-    default_hours: float = Field(48.0, gt=0)
+    default_hours: float | None = Field(None, gt=0)
+    """Overrides the template's ``prenv:ttl`` (Pulumi.preview.yaml, 48h), the default lifetime; labels override both."""
     keep_label: str = "preview/keep"
     label_prefix: str = "preview/ttl-"
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
 
@@ -30,7 +30,6 @@ from prenv.service.hooks import Hook
 from prenv.service.leadership import Leadership
 from prenv.service.metrics import RateLimitView
 from prenv.service.service import Service, ServiceOptions, Wiring
-from prenv.service.ttl import TtlPolicy
 from prenv.service.urlcheck import wait_until_healthy
 from prenv.settings import ServeSettings, Settings
 from prenv.sources.base import PullRequestSource
@@ -45,9 +44,7 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
     kind = settings.source.type
     awaiting: Hook[[PullRequest, str]] = Hook("awaiting approval")
     parts = driver_mod.build_parts(settings, source=source, on_awaiting=awaiting)
-    # A branch environment lives as long as its branch exists and matches: a release branch is not a forgotten PR,
-    # and a branch has no labels to say preview/keep with.
-    ttl = None if kind.endswith("-branches") else ttl_policy(serve)
+    ttl = driver_mod.ttl_policy(settings, parts.template)
     wiring = Wiring.around(parts.gateway, parts.source, ttl)
     reconciler = driver_mod.build_reconciler(
         parts, gateway=wiring.gateway, source=wiring.source, on_outcome=wiring.outcomes
@@ -99,12 +96,6 @@ def build_commands(settings: Settings, parts: driver_mod.Parts) -> GitHubCommand
         base_url=gh.base_url,
         timeout=gh.timeout,
     )
-
-
-def ttl_policy(serve: ServeSettings) -> TtlPolicy | None:
-    """The expiry policy of ``serve.ttl``, or None when environments live as long as their PRs are open."""
-    ttl = serve.ttl
-    return TtlPolicy(timedelta(hours=ttl.default_hours), ttl.keep_label, ttl.label_prefix) if ttl.enabled else None
 
 
 def _elect(serve: ServeSettings) -> Leadership | None:

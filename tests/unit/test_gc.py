@@ -33,3 +33,23 @@ def test_nothing_is_an_orphan_when_everything_has_its_stack() -> None:
 def test_the_database_prefix_is_respected() -> None:
     inv = Inventory(stacks=frozenset(), databases=("preview_7", "pr_7"), roles=())
     assert find_orphans(inv, "preview_").databases == ("preview_7",)
+
+
+def test_gc_expired_lists_the_environments_of_open_prs_past_their_ttl() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from prenv.gc import find_expired
+    from prenv.model import PullRequest, StackState
+    from prenv.ttl import TtlPolicy
+
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+
+    def pr(n: int, *labels: str) -> PullRequest:
+        return PullRequest(n, "a" * 40, "b", "main", "u", "t", labels=frozenset(labels), updated_at=now)
+
+    def stack(n: int, hours_ago: int) -> StackState:
+        return StackState(n, f"pr-{n}", "a" * 40, "h", created_at=now - timedelta(hours=hours_ago))
+
+    stacks = [stack(1, 49), stack(2, 1), stack(3, 100), stack(5, 100)]  # 5: its PR is closed (plain gc's business)
+    expired = find_expired([pr(1), pr(2), pr(3, "preview/keep"), pr(4)], stacks, now, TtlPolicy())
+    assert [(e.pr, e.reason) for e in expired] == [(1, "no push for 2d")]

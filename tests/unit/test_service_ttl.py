@@ -5,13 +5,14 @@ Stand-ins: FakeGateway (stacks in memory, no pulumi run) and FakeSource (PRs in 
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from prenv.gateway.fake import FakeGateway
 from prenv.model import PullRequest, StackState
-from prenv.service.ttl import Fingerprint, TtlPolicy, TtlSource, expiry_of, ttl_for
+from prenv.service.ttl import Fingerprint, TtlPolicy, TtlSource, expiry_of, parse_duration, ttl_for
 from prenv.sources.fake import FakeSource
 
 NOW = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
@@ -73,10 +74,10 @@ def test_ttl_comes_from_the_label_or_the_default(labels: tuple[str, ...], expect
     [
         ((), NOW - 47 * H, None, False),
         ((), NOW - 48 * H, None, True),
-        ((), NOW - 100 * H, NOW - 1 * H, False),
         ((), NOW - 100 * H, NOW - 49 * H, True),
         ((), NOW - 1 * H, NOW - 100 * H, False),
         ((), None, NOW - 49 * H, True),
+        ((), None, NOW - 1 * H, False),
         ((), None, None, False),
         (("preview/keep",), NOW - 1000 * H, NOW - 1000 * H, False),
         (("preview/ttl-2h",), NOW - 3 * H, None, True),
@@ -86,10 +87,10 @@ def test_ttl_comes_from_the_label_or_the_default(labels: tuple[str, ...], expect
     ids=[
         "young-stack",
         "stack-at-ttl",
-        "recent-push-renews",
         "old-push-and-old-stack",
         "recent-stack-after-old-activity",
         "no-stack-idle-pr",
+        "no-stack-recent-activity",
         "nothing-known-never-expires",
         "keep-label",
         "short-label-expires",
@@ -97,12 +98,35 @@ def test_ttl_comes_from_the_label_or_the_default(labels: tuple[str, ...], expect
         "long-label",
     ],
 )
-def test_expiry_counts_from_the_later_of_creation_and_activity(
+def test_expiry_counts_from_the_stack_or_for_a_pr_without_one_from_its_activity(
     labels: tuple[str, ...], created: datetime | None, updated: datetime | None, expired: bool
 ) -> None:
     verdict = expiry_of(pr(labels, updated), stack(created) if created else None, NOW)
     assert verdict.expired is expired
     assert verdict.pr == 7
+
+
+def test_expiry_counts_from_the_last_push_not_from_comments_or_labels() -> None:
+    deployed_long_ago = StackState(
+        pr=7, stack="pr-7", sha="a" * 40, config_hash="h", created_at=NOW - 100 * H, last_update=NOW - 60 * H
+    )
+    commented = pr(("preview", "bug"), updated=NOW - 1 * H)  # a comment or a label bumped updated_at
+    assert expiry_of(commented, deployed_long_ago, NOW).expired
+
+    redeployed = dataclasses.replace(deployed_long_ago, last_update=NOW - 2 * H)  # the last push was deployed 2 h ago
+    assert not expiry_of(commented, redeployed, NOW).expired
+
+    pushed = pr(updated=NOW - 1 * H, sha="b")  # a push not deployed yet
+    verdict = expiry_of(pushed, deployed_long_ago, NOW)
+    assert not verdict.expired and verdict.expires_at == NOW - 1 * H + 48 * H
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("30m", timedelta(minutes=30)), ("48h", timedelta(hours=48)), ("7d", timedelta(days=7)), ("0h", None)],
+)
+def test_the_templates_ttl_is_read_as_a_duration(text: str, expected: timedelta | None) -> None:
+    assert parse_duration(text) == expected
 
 
 def test_an_expired_pr_stays_expired_until_a_push_or_a_label_change() -> None:
@@ -128,7 +152,8 @@ def test_custom_policy_changes_default_and_labels() -> None:
 
 def test_the_ttl_source_hides_expired_prs_and_tells_once() -> None:
     old, fresh = pr(n=1, updated=NOW - 60 * H), pr(n=2, updated=NOW - 1 * H)
-    gateway = FakeGateway(stacks={1: stack(NOW - 60 * H, n=1), 2: stack(NOW - 60 * H, n=2)})
+    pushed_lately = dataclasses.replace(stack(NOW - 60 * H, n=2), last_update=NOW - 1 * H)
+    gateway = FakeGateway(stacks={1: stack(NOW - 60 * H, n=1), 2: pushed_lately})
     told: list[int] = []
     src = TtlSource(
         FakeSource([old, fresh]), gateway.list_stacks, clock=lambda: NOW, on_expire=lambda p, v: told.append(p.number)

@@ -23,7 +23,7 @@ def test_serve_defaults_match_the_documented_ones(tmp_path: Path) -> None:
     serve = settings.load(write(tmp_path, "{}\n"), WITH_SECRET).serve
     assert (serve.host, serve.port, serve.max_body_bytes) == ("0.0.0.0", 8080, 1024 * 1024)  # noqa: S104
     assert (serve.resync_seconds, serve.shutdown_grace_seconds) == (300.0, 600.0)
-    assert serve.ttl.default_hours == 48.0 and serve.ttl.enabled
+    assert serve.ttl.default_hours is None and serve.ttl.enabled  # None: the template's prenv:ttl (48h)
     assert serve.feedback.enabled and not serve.feedback.health_check
     assert not serve.leader_election.enabled and serve.leader_election.namespace == "prenv-system"
     assert serve.secret_bytes() == SECRET.encode()
