@@ -22,11 +22,12 @@ answer. Text shown in answers is the commenter's login and commit shas only, in 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import logging
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -34,10 +35,13 @@ import requests
 from github import Auth, GithubException
 from github.GithubObject import GithubObject
 
+from prenv.filters import FilterResult
+from prenv.model import PullRequest
 from prenv.service.commands import USAGE, Command, Verb
 from prenv.service.feedback import code_span
 from prenv.sources.approvals import Approval, ApprovalSource, marker
 from prenv.sources.github import client as github_client
+from prenv.sources.github import pull_request_of
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +82,8 @@ class GitHubCommands:
         secret: the webhook secret, which signs prenv's markers.
         rules: see CommandRules.
         approvals: the source wrapper that reports approved forks; told of every approval at once.
+        filters: the reconciler's filters: a ``/preview`` that they would still refuse (a draft, a branch or title
+            rule, the path globs...) is answered with their reason.
         base_url, timeout, retries, seconds_between_requests: as for the GitHub source.
     """
 
@@ -89,6 +95,7 @@ class GitHubCommands:
         secret: bytes,
         rules: CommandRules,
         approvals: ApprovalSource | None = None,
+        filters: Callable[[list[PullRequest]], FilterResult] | None = None,
         base_url: str = "https://api.github.com",
         timeout: int = 10,
         retries: int = 2,
@@ -99,6 +106,7 @@ class GitHubCommands:
         self.repository = repository
         self.rules = rules
         self.approvals = approvals
+        self.filters = filters
         self._secret = secret
         self._github = github_client(
             auth, base_url, timeout=timeout, retries=retries, seconds_between_requests=seconds_between_requests
@@ -177,18 +185,31 @@ class GitHubCommands:
         if missing:
             issue.add_to_labels(*missing)
         commit = code_span(head[:12])
+        refused = self._refused(pull, (labels | set(missing)) - {self.rules.off_label}, fork)
+        doing = "deploying it" if refused is None else f"it deploys once the filters allow it: {code_span(refused)}"
         if fork:
             text = (
-                f"{answer}\n✅ {who} approved commit {commit} of this fork's pull request: deploying it. "
+                f"{answer}\n✅ {who} approved commit {commit} of this fork's pull request: {doing}. "
                 "Only this commit is approved: after a new push, a maintainer comments `/preview` again."
                 "\n" + self._approve(c, head, "approved")
             )
-        else:
+        elif refused is None:
             text = f"{answer}\n▶️ {who}: deploying commit {commit}."
+        else:
+            text = f"{answer}\n⏸️ {who}: commit {commit} {doing}."
         issue.create_comment(text)
         if fork and self.approvals is not None:
             self.approvals.record(head, Approval(c.pr, head, "approved", c.comment))
         return Result(reconcile=True)
+
+    def _refused(self, pull: Mapping[str, Any], labels: set[object], fork: bool) -> str | None:
+        """Why the filters would still give the PR no environment once the command's labels are on, or None."""
+        pr = pull_request_of(pull) if self.filters is not None else None
+        if pr is None or self.filters is None:
+            return None
+        candidate = dataclasses.replace(pr, labels=frozenset(x for x in labels if isinstance(x, str)), approved=fork)
+        dropped = self.filters([candidate]).dropped
+        return dropped[0].detail if dropped else None
 
     def _approve(self, c: Command, head: str, state: str) -> str:
         approval = Approval(c.pr, head, "approved" if state == "approved" else "revoked", c.comment)

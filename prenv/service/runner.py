@@ -21,6 +21,7 @@ from github import Auth
 
 from prenv import driver as driver_mod
 from prenv.errors import ConfigError
+from prenv.filters import FilterResult
 from prenv.model import PullRequest
 from prenv.service.app import create_app
 from prenv.service.command_actions import CommandRules, GitHubCommands
@@ -66,7 +67,7 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
         # The metric is GitHub's (prenv_github_rate_limit_*); GitLab's limit is kept on its source, not exported.
         rate_limit=(lambda: _rate_limit_of(parts.source)) if github else (lambda: None),
         leadership=_elect(serve),
-        commands=build_commands(settings, parts) if kind == "github" else None,
+        commands=build_commands(settings, parts, reconciler.filters.apply) if kind == "github" else None,
     )
 
 
@@ -75,7 +76,9 @@ def awaiting_report(pr: PullRequest, approved: str) -> Report:
     return Report(pr.number, Phase.AWAITING_APPROVAL, datetime.now(UTC), pull=pr, reason=f"commit {approved[:12]}")
 
 
-def build_commands(settings: Settings, parts: driver_mod.Parts) -> GitHubCommands | None:
+def build_commands(
+    settings: Settings, parts: driver_mod.Parts, filters: Callable[[list[PullRequest]], FilterResult] | None = None
+) -> GitHubCommands | None:
     """``/preview`` commands for the GitHub source when ``commands.enabled``."""
     c = settings.commands
     if not c.enabled:
@@ -93,6 +96,7 @@ def build_commands(settings: Settings, parts: driver_mod.Parts) -> GitHubCommand
             allow_forks=settings.filters.allow_forks,
         ),
         approvals=parts.approvals,
+        filters=filters,
         base_url=gh.base_url,
         timeout=gh.timeout,
     )

@@ -294,6 +294,12 @@ def _listing_json(item: GithubObject) -> Mapping[str, Any]:
     return data if isinstance(data, Mapping) else {}
 
 
+def pull_request_of(raw: Mapping[str, Any]) -> PullRequest | None:
+    """One PR's JSON (``GET /pulls/<n>``) as a validated record, or None when it is malformed."""
+    prs = parse_records([_neutral(raw)], source="github pull request")
+    return prs[0] if prs else None
+
+
 def _neutral(raw: Mapping[str, Any]) -> dict[str, object]:
     """GitHub's PR JSON → the neutral record shape that ``parse_records`` validates. Never raises."""
     head = _obj(raw.get("head"))

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from prenv.filters import FilterSettings, compile_filters
 from prenv.model import PullRequest
 from prenv.service.command_actions import CommandRules, GitHubCommands, Result
 from prenv.service.commands import Command, parse
@@ -215,3 +216,29 @@ def test_a_replayed_command_is_recognised_by_its_answer_even_after_a_restart(fak
     assert commands(fake_github, source).handle(command) == Result()
     assert len(answers(fake_github, 7)) == 1
     assert open_prs(source)[7].sha == HEAD, "the new commit is not approved by the replay"
+
+
+def test_preview_on_a_pr_the_filters_still_refuse_says_why_and_deploys_once_they_allow_it(
+    fake_github: FakeGitHub,
+) -> None:
+    filters = compile_filters(
+        FilterSettings(labels=("preview",), title_exclude="^WIP"), extra_skip_labels=("preview/off",)
+    )
+    fake_github.add_pull(REPO, 5, sha=HEAD, labels=["preview/off"], title="WIP: half done")
+    fake_github.add_pull(REPO, 6, sha=HEAD, labels=["preview/off"], title="Ready")
+    actions = GitHubCommands(
+        REPO,
+        None,
+        secret=SECRET,
+        rules=RULES,
+        filters=filters.apply,
+        base_url=fake_github.base_url,
+        seconds_between_requests=None,
+    )
+
+    assert actions.handle(say(fake_github, 5, "/preview")).reconcile
+    assert actions.handle(say(fake_github, 6, "/preview")).reconcile
+
+    assert labels(fake_github, 5) == {"preview"}
+    assert "deploys once the filters allow it: ` title matches filters.title_exclude `" in answers(fake_github, 5)[0]
+    assert "deploying commit" in answers(fake_github, 6)[0], "the off label it removes does not count"
