@@ -505,10 +505,17 @@ def _children_cpu() -> float:
 
 
 def run_sample(
-    w: Any, root: Path, sampler: TreeSampler, n: int, *, logged: bool = True, extra_env: dict[str, str] | None = None
+    w: Any,
+    root: Path,
+    sampler: TreeSampler,
+    n: int,
+    *,
+    logged: bool = True,
+    extra_env: dict[str, str] | None = None,
+    project_dir: Path | None = None,
 ) -> dict[str, Operation]:
     """Up then destroy PR ``n`` through a fresh gateway whose pulumi is the wrapper under ``root``; ``extra_env``
-    (e.g. a PYTHONPATH with other code) goes to every pulumi process."""
+    (e.g. a PYTHONPATH with other code) goes to every pulumi process, ``project_dir`` replaces the world's project."""
     from prenv.gateway import gateway_for
     from prenv.model import DesiredEnvironment, PullRequest
 
@@ -516,7 +523,7 @@ def run_sample(
     out_dir.mkdir(parents=True)
     env = {**w.env(), **(extra_env or {}), "PRENV_PROFILE_DIR": str(out_dir)}
     pulumi_root = root / ("pulumi-logged" if logged else "pulumi-quiet")
-    gw = gateway_for(w.project_dir, w.backend_url, env, pulumi_root=pulumi_root)
+    gw = gateway_for(project_dir or w.project_dir, w.backend_url, env, pulumi_root=pulumi_root)
     pr = PullRequest(number=n, sha=f"{n:040x}", branch=f"profile-{n}", base="main", author="bench", title="profile")
     times: dict[str, tuple[float, float, float, dict[str, float]]] = {}
     for kind in ("up", "destroy"):
@@ -754,7 +761,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
         "--before",
         metavar="DIR",
         help="a copy of the packages (components/, prenv/, stacks/) to compare with, put first on PYTHONPATH; its "
-        "samples alternate with the checkout's in the same world",
+        "samples alternate with the checkout's in the same world (its Pulumi.preview.yaml, if any, is used for them)",
     )
     parser.add_argument("--before-label", default="before", help="what --before holds (e.g. the commit)")
     return parser.parse_args(argv)
@@ -766,6 +773,24 @@ def _before_env(before: str | None) -> dict[str, str]:
         return {}
     path = Path(before).resolve()
     return {"PYTHONPATH": os.pathsep.join(filter(None, [str(path), os.environ.get("PYTHONPATH", "")]))}
+
+
+def _before_project(w: Any, before: str) -> Path:
+    """The world's project, with the stack template of ``before`` when it has one (older code may not accept the
+    checkout's config keys), patched as the world patches its own (base domain, database template)."""
+    import yaml
+
+    own = Path(before) / "Pulumi.preview.yaml"
+    if not own.exists():
+        return Path(w.project_dir)
+    dest = Path(w.root) / "project-before"
+    shutil.copytree(w.project_dir, dest)
+    mine = yaml.safe_load((Path(w.project_dir) / "Pulumi.preview.yaml").read_text())
+    doc = yaml.safe_load(own.read_text())
+    for key in ("prenv:baseDomain", "prenv:database"):
+        doc["config"][key] = mine["config"][key]
+    (dest / "Pulumi.preview.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return dest
 
 
 def _check_before(project_dir: Path, env: dict[str, str], before: str) -> None:
@@ -802,8 +827,10 @@ def main(argv: list[str], say: Callable[[str], None] = print) -> int:
     imp: dict[str, Any] = {}
     n = FIRST_PR
     with world(progress=say) as w:
+        projects = {name: Path(w.project_dir) for name, _ in variants}
         if args.before:
-            _check_before(w.project_dir, {**w.env(), **variants[0][1]}, args.before)
+            projects["before"] = _before_project(w, args.before)
+            _check_before(projects["before"], {**w.env(), **variants[0][1]}, args.before)
         root = w.root / "profile"
         real = cache_dir() / "bin"
         wrapper_root(root / "pulumi-logged", real)
@@ -813,21 +840,23 @@ def main(argv: list[str], say: Callable[[str], None] = print) -> int:
             with TreeSampler() as sampler:
                 for name, extra in variants:
                     say(f"warm-up{' of ' + name if name else ''} (not reported)…")
-                    run_sample(w, root, sampler, n, extra_env=extra)
+                    run_sample(w, root, sampler, n, extra_env=extra, project_dir=projects[name])
                     n += 1
                 for i in range(args.runs):
                     for name, extra in variants:
-                        ops = run_sample(w, root, sampler, n, extra_env=extra)
+                        ops = run_sample(w, root, sampler, n, extra_env=extra, project_dir=projects[name])
                         n += 1
                         samples[name].append(ops)
                         say(f"  sample {i + 1}/{args.runs}{' ' + name if name else ''}: " + _brief(ops))
                         if not args.no_unlogged:
-                            q = run_sample(w, root, sampler, n, logged=False, extra_env=extra)
+                            q = run_sample(
+                                w, root, sampler, n, logged=False, extra_env=extra, project_dir=projects[name]
+                            )
                             n += 1
                             quiet[name].append(q)
                             say("    unlogged: " + _brief(q))
             for name, extra in variants:
-                imp[name] = imports(w.project_dir, {**w.env(), **extra}, args.runs)
+                imp[name] = imports(projects[name], {**w.env(), **extra}, args.runs)
         finally:
             shutil.rmtree(logs, ignore_errors=True)
             shutil.copytree(root, logs, ignore=shutil.ignore_patterns("pulumi-logged", "pulumi-quiet"))

@@ -262,3 +262,31 @@ def test_a_comparison_puts_before_and_after_side_by_side_with_the_change() -> No
     assert "**Before (HEAD) and after (the cut)" in text
     assert "| up | CPU s | 4.0 | 3.0 | -1.000 (-25 %) |" in text
     assert "| destroy | CPU s | 4.0 | 3.0 | -1.000 (-25 %) |" in text
+
+
+def test_older_code_is_compared_with_its_own_stack_template_patched_like_the_worlds(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from bench.profile import _before_project
+
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "__main__.py").write_text("")
+    mine = "config:\n  prenv:baseDomain: preview.bench\n  prenv:database: {enabled: true}\n  prenv:new: 1\n"
+    (project / "Pulumi.preview.yaml").write_text(mine)
+    before = tmp_path / "before"
+    before.mkdir()
+    w = SimpleNamespace(root=tmp_path, project_dir=project)
+
+    assert _before_project(w, str(before)) == project  # no template of its own: the world's project
+
+    (before / "Pulumi.preview.yaml").write_text("config:\n  prenv:baseDomain: example.com\n  prenv:old: 2\n")
+    theirs = _before_project(w, str(before))
+
+    text = (theirs / "Pulumi.preview.yaml").read_text()
+    assert theirs != project
+    assert (theirs / "__main__.py").exists()
+    assert "prenv:old" in text
+    assert "prenv:new" not in text
+    assert "preview.bench" in text
+    assert "example.com" not in text
