@@ -159,6 +159,7 @@ def list_(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
                 "status": status.value,
                 "age_seconds": age,
                 "error": error,
+                "drift": _drift_of(d.gateway, s.stack),
             }
         )
     if as_json:
@@ -234,6 +235,38 @@ def unlock(
         for lock in locks:
             backend.remove_lock(lock)
     err.print(f"[green]unlocked[/green] {stack}")
+
+
+def _drift_of(gateway: Any, stack: str) -> dict[str, Any] | None:
+    """The stack's last drift check as the gateway recorded it (DIY backends), or None."""
+    record = getattr(gateway, "drift_record", None)
+    return record(stack) if callable(record) else None
+
+
+@app.command()
+def drift(
+    heal: bool = typer.Option(False, "--heal", help="Put what drifted back (pulumi up --refresh)."),
+    pr: int | None = typer.Option(None, "--pr", help="Only this PR's environment."),
+    config: Path | None = CONFIG_OPT,
+    as_json: bool = JSON_OPT,
+) -> None:
+    """Compare every up-to-date environment with the cluster (pulumi preview --refresh): what changed outside prenv.
+    Exit status 2 when something drifted and was not healed."""
+    with _errors():
+        d = _driver(config)
+        found = d.reconciler.check_drift(heal=heal, only=pr)
+    rows = [
+        {"pr": f.pr, "stack": f.stack, "changes": f.changes, "healed": f.healed, "summary": f.summary()} for f in found
+    ]
+    if as_json:
+        print(json.dumps(rows))
+    else:
+        table = Table("PR", "stack", "drift")
+        for f in found:
+            table.add_row(str(f.pr), f.stack, f.summary())
+        out.print(table)
+    if any(f.drifted and not f.healed for f in found):
+        raise typer.Exit(2)
 
 
 def _human(seconds: int) -> str:

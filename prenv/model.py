@@ -71,6 +71,33 @@ class StackState:
     error: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """What a drift check found in one environment: how far the cluster has moved from what its last up left.
+
+    ``changes`` counts what ``pulumi preview --refresh`` would do to put it back, per operation (``create``: an
+    object deleted in the cluster; ``update``: one changed; ``delete``: …); empty when nothing drifted. ``healed``:
+    an ``up --refresh`` put it back.
+    """
+
+    pr: int
+    stack: str
+    changes: dict[str, int]
+    at: datetime
+    healed: bool = False
+
+    @property
+    def drifted(self) -> bool:
+        return bool(self.changes)
+
+    def summary(self) -> str:
+        """``none``, or e.g. ``1 to create, 2 to update (healed)``."""
+        if not self.changes:
+            return "none"
+        text = ", ".join(f"{n} to {op}" for op, n in sorted(self.changes.items()))
+        return f"{text} (healed)" if self.healed else text
+
+
 class ActionKind(enum.StrEnum):
     CREATE = "create"
     UPDATE = "update"

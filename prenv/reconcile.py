@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
@@ -25,7 +25,7 @@ from enum import Enum
 from prenv.errors import PrenvError, SourceError
 from prenv.filters import FilterResult, PullRequestFilter
 from prenv.gateway.base import StackGateway
-from prenv.model import Action, ActionKind, DesiredEnvironment, EnvStatus, Plan, PullRequest, StackState
+from prenv.model import Action, ActionKind, DesiredEnvironment, Drift, EnvStatus, Plan, PullRequest, StackState
 from prenv.sources.base import ImageGate, PullRequestSource
 
 logger = logging.getLogger(__name__)
@@ -222,6 +222,52 @@ class Reconciler:
         with ThreadPoolExecutor(max_workers=max(1, self.settings.parallelism), thread_name_prefix="op") as pool:
             outcomes = tuple(pool.map(self._execute, todo))
         return CycleResult(plan, outcomes, source_ok, filtered)
+
+    def check_drift(
+        self,
+        *,
+        heal: bool = False,
+        limit: int | None = None,
+        last_checked: Mapping[int, float] | None = None,
+        min_age: float = 0.0,
+        only: int | None = None,
+    ) -> list[Drift]:
+        """Drift checks of deployed environments that are up to date (same sha and config: anything an up would
+        change now is drift, not a new commit), those checked longest ago first and at most ``limit`` of them.
+
+        ``last_checked`` maps a PR to the monotonic time (``clock``) of its last check; one checked less than
+        ``min_age`` seconds ago is not due. A PR with an operation running is skipped, as is one whose check fails
+        (logged; the next pass tries again). Nothing is checked when the source fails: what is up to date is
+        unknown then.
+        """
+        plan, source_ok, _ = self.plan(only)
+        if not source_ok:
+            return []
+        seen = last_checked or {}
+        now = self.clock()
+        due = [
+            a.desired
+            for a in plan.actions
+            if a.kind is ActionKind.UNCHANGED
+            and a.desired is not None
+            and now - seen.get(a.pr, float("-inf")) >= min_age
+        ]
+        due.sort(key=lambda d: seen.get(d.pr.number, float("-inf")))
+        found = []
+        for desired in due[:limit]:
+            lock = self._lock_of(desired.pr.number)
+            if not lock.acquire(blocking=False):
+                continue
+            try:
+                drift = self.gateway.check_drift(desired, heal=heal)
+            except PrenvError as e:
+                logger.warning("PR %s: drift check failed: %s", desired.pr.number, e)
+                continue
+            finally:
+                lock.release()
+            if drift is not None:
+                found.append(drift)
+        return found
 
     def _lock_of(self, pr: int) -> threading.Lock:
         with self._locks_guard:

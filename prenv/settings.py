@@ -113,6 +113,14 @@ class SourceSettings(_Section):
 
 class ReconcileSection(_Section):
     parallelism: int = Field(2, ge=1, le=32)
+    drift_check_seconds: float = Field(0.0, ge=0)
+    """Under ``prenv serve``: check each up-to-date environment for drift (``pulumi preview --refresh``) when its
+    last check is older than this; 0 turns the background check off (``prenv drift`` still runs one)."""
+    drift_checks_per_hour: int = Field(12, ge=1, le=3600)
+    """At most this many drift checks (pulumi processes; twice that when healing) per hour, whatever the count of
+    environments."""
+    self_heal: bool = False
+    """Drift found is put back at once (``pulumi up --refresh``), as Argo CD's and Flux's self-heal do."""
     max_teardowns_per_cycle: int = Field(5, ge=0)
     backoff_base_seconds: float = Field(5.0, gt=0)
     backoff_max_seconds: float = Field(300.0, gt=0)

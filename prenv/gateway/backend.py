@@ -238,6 +238,27 @@ class DiyBackend:
     def clear_failure(self, stack: str) -> None:
         self.store.delete(self._failure_key(stack))
 
+    def _drift_key(self, stack: str) -> str:
+        return f".prenv/drift/{self.project}/{stack}.json"
+
+    def drift(self, stack: str) -> dict[str, Any] | None:
+        """The stack's last drift check as recorded (``changes``, ``healed``, ``at``), or None: never checked."""
+        raw = self.store.read(self._drift_key(stack))
+        if raw is None:
+            return None
+        try:
+            document = json.loads(raw)
+        except json.JSONDecodeError:
+            return None
+        return document if isinstance(document, dict) else None
+
+    def record_drift(self, stack: str, changes: dict[str, int], healed: bool, at: datetime) -> None:
+        document = {"changes": changes, "healed": healed, "at": at.isoformat()}
+        self.store.write(self._drift_key(stack), json.dumps(document).encode())
+
+    def clear_drift(self, stack: str) -> None:
+        self.store.delete(self._drift_key(stack))
+
     def stacks(self) -> list[StackState]:
         states = [self.state(name) for name in self.stack_names()]
         return [s for s in states if s is not None]

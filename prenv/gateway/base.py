@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from prenv.model import DesiredEnvironment, StackState
+from prenv.model import DesiredEnvironment, Drift, StackState
 
 
 class StackGateway(Protocol):
@@ -28,4 +28,9 @@ class StackGateway(Protocol):
         """Destroy every resource of the PR's stack (found by number, whatever its form), then remove the stack.
         The stack is removed only when the destroy succeeded; a missing stack is not an error (the work is already
         done)."""
+        ...
+
+    def check_drift(self, desired: DesiredEnvironment, *, heal: bool = False) -> Drift | None:
+        """How far the cluster moved from the environment's last up (``desired`` is what that up deployed); with
+        ``heal``, put it back. None when the environment has no stack. Runs pulumi: call it at a low rate."""
         ...

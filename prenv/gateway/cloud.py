@@ -17,7 +17,7 @@ from prenv import naming
 from prenv.errors import StackOperationError
 from prenv.gateway.classify import stack_error
 from prenv.gateway.workspace import Deployed, OutputLog, PulumiGateway
-from prenv.model import StackState
+from prenv.model import Drift, StackState
 
 __all__ = ["CloudGateway"]
 
@@ -59,8 +59,8 @@ class CloudGateway(PulumiGateway):
     def _recover(self, stack: auto.Stack) -> None:
         return None
 
-    def _deploy(self, stack: auto.Stack, log: OutputLog) -> Deployed:
-        outputs = stack.up(on_output=log.output, color="never", suppress_progress=True).outputs
+    def _deploy(self, stack: auto.Stack, log: OutputLog, *, refresh: bool = False) -> Deployed:
+        outputs = stack.up(on_output=log.output, color="never", suppress_progress=True, refresh=refresh).outputs
         return _out(outputs, "sha"), _out(outputs, "configHash"), _out(outputs, "url")
 
     def _destroy(self, stack: auto.Stack, log: OutputLog) -> None:
@@ -68,6 +68,9 @@ class CloudGateway(PulumiGateway):
 
     def _repair(self, name: str) -> None:
         """Nothing to repair: Pulumi Cloud keeps the state, no file of it is ours to read."""
+
+    def _remember_drift(self, name: str, drift: Drift | None) -> None:
+        """Nothing is kept: no file of prenv's lives in Pulumi Cloud; the service's metric and PR comment say it."""
 
     def _remember_failure(self, name: str, kind: str, error: StackOperationError | None) -> None:
         """Nothing is kept: Pulumi Cloud records the failed update itself (its console shows why), and prenv has

@@ -25,7 +25,7 @@ from prenv.gateway.backend import BlobStore, DiyBackend, FileStore
 from prenv.gateway.classify import stack_error
 from prenv.gateway.locks import clear_stale_locks
 from prenv.gateway.workspace import Deployed, OutputLog, PulumiGateway
-from prenv.model import DesiredEnvironment, StackState
+from prenv.model import DesiredEnvironment, Drift, StackState
 
 __all__ = ["DiyGateway"]
 
@@ -101,8 +101,21 @@ class DiyGateway(PulumiGateway):
         except Exception as e:  # the record only adds to the operation's result; it never replaces it
             logger.warning("%s: could not keep the failure record: %s", name, type(e).__name__)
 
-    def _deploy(self, stack: auto.Stack, log: OutputLog) -> Deployed:
-        self._run(stack, ["up", "--yes", "--skip-preview"], log)
+    def _remember_drift(self, name: str, drift: Drift | None) -> None:
+        try:
+            if drift is None:
+                self.backend.clear_drift(name)
+            else:
+                self.backend.record_drift(name, drift.changes, drift.healed, drift.at)
+        except Exception as e:  # the record only adds to the check's result; it never replaces it
+            logger.warning("%s: could not keep the drift record: %s", name, type(e).__name__)
+
+    def drift_record(self, name: str) -> dict[str, object] | None:
+        """The stack's last drift check as recorded (for ``prenv list``), or None."""
+        return self.backend.drift(name)
+
+    def _deploy(self, stack: auto.Stack, log: OutputLog, *, refresh: bool = False) -> Deployed:
+        self._run(stack, ["up", "--yes", "--skip-preview", *(["--refresh"] if refresh else [])], log)
         after = self.backend.state(stack.name, with_result=False)
         return (after.sha, after.config_hash, after.url) if after else (None, None, None)
 

@@ -10,10 +10,11 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from prenv import naming
 from prenv.errors import StackOperationError
-from prenv.model import DesiredEnvironment, StackState
+from prenv.model import DesiredEnvironment, Drift, StackState
 
 
 @dataclass
@@ -25,6 +26,7 @@ class FakeGateway:
     on_call: Callable[[str, int], None] | None = None
     max_concurrent: int = 0
     overlaps: list[int] = field(default_factory=list)
+    drifted: dict[int, dict[str, int]] = field(default_factory=dict)
     _active: set[int] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -51,6 +53,19 @@ class FakeGateway:
     def destroy(self, pr: int) -> None:
         with self._operation("destroy", pr), self._lock:
             self.stacks.pop(pr, None)
+
+    def check_drift(self, desired: DesiredEnvironment, *, heal: bool = False) -> Drift | None:
+        """The drift a test put in ``drifted`` (pr → changes); healing clears it."""
+        pr = desired.pr.number
+        with self._operation("drift", pr):
+            with self._lock:
+                state = self.stacks.get(pr)
+                if state is None:
+                    return None
+                changes = dict(self.drifted.get(pr, {}))
+                if heal:
+                    self.drifted.pop(pr, None)
+            return Drift(pr, state.stack, changes, datetime.now(UTC), healed=heal and bool(changes))
 
     def _operation(self, kind: str, pr: int) -> _Op:
         return _Op(self, kind, pr)

@@ -36,7 +36,7 @@ from prenv.gateway import rollout
 from prenv.gateway.classify import stack_error
 from prenv.gateway.redact import redact
 from prenv.gateway.sessions import SessionCommand
-from prenv.model import DesiredEnvironment, PullRequest, StackState
+from prenv.model import DesiredEnvironment, Drift, PullRequest, StackState
 
 __all__ = ["Deployed", "OutputLog", "PulumiGateway"]
 
@@ -115,8 +115,14 @@ class PulumiGateway(ABC):
         """Clear what a crashed run left behind (a stale lock, pending operations), or refuse with StackLocked."""
 
     @abstractmethod
-    def _deploy(self, stack: auto.Stack, log: OutputLog) -> Deployed:
-        """``pulumi up`` on the selected stack; returns its plain outputs."""
+    def _deploy(self, stack: auto.Stack, log: OutputLog, *, refresh: bool = False) -> Deployed:
+        """``pulumi up`` on the selected stack (``refresh``: against the live objects, which heals drift); returns
+        its plain outputs."""
+
+    @abstractmethod
+    def _remember_drift(self, name: str, drift: Drift | None) -> None:
+        """Keep the last drift check of the stack where ``prenv list`` finds it (None: forget it). A record that
+        cannot be written is logged; it never hides the check's own result."""
 
     @abstractmethod
     def _destroy(self, stack: auto.Stack, log: OutputLog) -> None:
@@ -187,6 +193,7 @@ class PulumiGateway(ABC):
             error = stack_error(name, "destroy", e)
             self._remember_failure(name, "destroy", error)
             raise error from None
+        self._remember_drift(name, None)
         # Only now, with every resource gone, may the record of them go too.
         with self._ws_lock:
             try:
@@ -194,6 +201,55 @@ class PulumiGateway(ABC):
             except auto.CommandError as e:
                 raise stack_error(name, "stack rm", e) from None
         self._remember_failure(name, "destroy", None)
+
+    def check_drift(self, desired: DesiredEnvironment, *, heal: bool = False) -> Drift | None:
+        """Compare environment ``desired`` (deployed and unchanged since: same sha and config) with the cluster:
+        ``pulumi preview --refresh`` reads every object back and says what an up would do to put it back, without
+        writing the refreshed state. With ``heal``, drift found is put back by ``pulumi up --refresh``. None when the
+        environment has no stack.
+
+        Raises:
+            StackLocked: another operation holds the stack.
+            StackOperationError: the preview (temporary) or the healing up failed.
+        """
+        pr = desired.pr
+        names = self._names_of(pr.number)
+        if not names:
+            return None
+        name = names[0]
+        self._repair(name)
+        try:
+            stack = self._select(name, create=False)
+        except auto.StackNotFoundError:
+            return None
+        # The PR's values as the last up wrote them: a fresh process (another replica, a restarted pod) has no
+        # Pulumi.<stack>.yaml yet, and without it every object would look changed.
+        self._write_config(stack, desired, new=False)
+        self._recover(stack)
+        log = OutputLog(pr.number)
+        try:
+            preview = stack.preview(refresh=True, color="never", suppress_progress=True, on_output=log.output)
+        except auto.ConcurrentUpdateError:
+            raise StackLocked(name) from None
+        except auto.CommandError as e:
+            raise stack_error(name, "preview --refresh", e, temporary=True) from None
+        changes = {str(op.value if hasattr(op, "value") else op): n for op, n in preview.change_summary.items() if n}
+        changes.pop("same", None)
+        healed = False
+        if changes and heal:
+            logger.info("%s: drift (%s): healing with up --refresh", name, changes)
+            try:
+                self._deploy(stack, log, refresh=True)
+            except auto.ConcurrentUpdateError:
+                raise StackLocked(name) from None
+            except auto.CommandError as e:
+                raise stack_error(name, "up --refresh", e) from None
+            healed = True
+        drift = Drift(pr.number, name, changes, datetime.now(UTC), healed)
+        if changes:
+            logger.warning("%s: drift: %s", name, drift.summary())
+        self._remember_drift(name, drift)
+        return drift
 
     def _name_for(self, pr: int, slug: str | None) -> str:
         """The stack to deploy environment ``pr`` to: ``pr-<n>`` for a PR; for a branch environment the stack it

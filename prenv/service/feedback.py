@@ -70,6 +70,8 @@ class Report:
     url: str | None = None
     error: str | None = None
     reason: str | None = None
+    drift: str | None = None
+    """What the last drift check found (``Drift.summary``), shown when something drifted."""
 
 
 class Feedback(Protocol):
@@ -141,6 +143,11 @@ def render_comment(report: Report, pull: PullRequest | None, url: str | None) ->
             f"- **Title:** {code_span(pull.title)}",
         ]
     lines.append(f"- **Updated:** {report.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+    if report.drift and report.drift != "none":
+        lines.append(
+            f"- **Drift:** {code_span(report.drift)}: the cluster differs from this environment's last deployment "
+            "(changed outside prenv)"
+        )
     if report.error and report.phase in (Phase.FAILED, Phase.TEARDOWN_FAILED):
         lines += ["", "**Error:**", "", _fenced(report.error)]
     lines += ["", "<sub>Maintained by prenv; this comment is edited in place.</sub>"]

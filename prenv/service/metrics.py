@@ -7,16 +7,17 @@ sets (statuses, action kinds, known event names, results), never from request or
 
 from __future__ import annotations
 
+import contextlib
 from collections import Counter as Tally
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from prenv.model import EnvStatus, StackState
+from prenv.model import Drift, EnvStatus, StackState
 from prenv.reconcile import Outcome, status_of
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -83,7 +84,23 @@ class ServiceMetrics:
             ["outcome"],
             registry=self.registry,
         )
+        self.drift_checks = Counter(
+            "prenv_drift_checks",
+            "Drift checks by result (none, drifted, healed).",
+            ["result"],
+            registry=self.registry,
+        )
+        self.drifted = Gauge(
+            "prenv_environment_drifted_resources",
+            "Resources of an environment that differ from its last up, as its last drift check found them.",
+            ["pr"],
+            registry=self.registry,
+        )
         self.registry.register(_Live(environments, busy, queue_depth, rate_limit))
+
+    def drift(self, drift: Drift) -> None:
+        self.drift_checks.labels("healed" if drift.healed else "drifted" if drift.drifted else "none").inc()
+        self.drifted.labels(str(drift.pr)).set(0 if drift.healed else sum(drift.changes.values()))
 
     def observe(self, outcome: Outcome) -> None:
         kind = outcome.action.kind.value
@@ -93,6 +110,9 @@ class ServiceMetrics:
             self.failures.labels(kind, "temporary" if outcome.temporary else "permanent").inc()
         if outcome.skipped is None:
             self.durations.labels(kind).observe(outcome.seconds)
+        if outcome.ok and outcome.action.kind.value == "destroy":
+            with contextlib.suppress(KeyError):  # never checked
+                self.drifted.remove(str(outcome.action.pr))
 
     def delivery(self, event: str, result: str) -> None:
         self.deliveries.labels(event, result).inc()

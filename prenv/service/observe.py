@@ -19,7 +19,7 @@ from collections.abc import Callable
 from prenv import naming
 from prenv.errors import StackOperationError
 from prenv.gateway.base import StackGateway
-from prenv.model import DesiredEnvironment, StackState
+from prenv.model import DesiredEnvironment, Drift, StackState
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +78,19 @@ class ObservedGateway:
             self.inner.destroy(pr)
             with self._cond:
                 self._stacks.pop(pr, None)
+        finally:
+            self._leave(pr)
+
+    def check_drift(self, desired: DesiredEnvironment, *, heal: bool = False) -> Drift | None:
+        """A drift check counts as an operation (a drain waits for it); none runs while another operation of the PR
+        does, or while draining: then None."""
+        pr = desired.pr.number
+        with self._cond:
+            if self._draining or pr in self._active:
+                return None
+            self._active.add(pr)
+        try:
+            return self.inner.check_drift(desired, heal=heal)
         finally:
             self._leave(pr)
 

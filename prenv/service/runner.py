@@ -32,7 +32,7 @@ from prenv.service.leadership import Leadership
 from prenv.service.metrics import RateLimitView
 from prenv.service.service import Service, ServiceOptions, Wiring
 from prenv.service.urlcheck import wait_until_healthy
-from prenv.settings import ServeSettings, Settings
+from prenv.settings import ReconcileSection, ServeSettings, Settings
 from prenv.sources.base import PullRequestSource
 
 logger = logging.getLogger(__name__)
@@ -62,7 +62,13 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
         reconciler,
         wiring,
         secret=serve.secret_bytes(),
-        options=options_of(serve, repository, gitlab_project=project, branches=kind.endswith("-branches")),
+        options=options_of(
+            serve,
+            repository,
+            gitlab_project=project,
+            branches=kind.endswith("-branches"),
+            reconcile=settings.reconcile,
+        ),
         feedback=feedback,
         # The metric is GitHub's (prenv_github_rate_limit_*); GitLab's limit is kept on its source, not exported.
         rate_limit=(lambda: _rate_limit_of(parts.source)) if github else (lambda: None),
@@ -141,9 +147,18 @@ def _elect(serve: ServeSettings) -> Leadership | None:
 
 
 def options_of(
-    serve: ServeSettings, repository: str | None, *, gitlab_project: str | None = None, branches: bool = False
+    serve: ServeSettings,
+    repository: str | None,
+    *,
+    gitlab_project: str | None = None,
+    branches: bool = False,
+    reconcile: ReconcileSection | None = None,
 ) -> ServiceOptions:
+    drift = reconcile or ReconcileSection()
     return ServiceOptions(
+        drift_check_seconds=drift.drift_check_seconds,
+        drift_checks_per_hour=drift.drift_checks_per_hour,
+        self_heal=drift.self_heal,
         repository=repository,
         gitlab_project=gitlab_project,
         branches=branches,

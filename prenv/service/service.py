@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from prenv.gateway.base import StackGateway
-from prenv.model import ActionKind, DesiredEnvironment, PullRequest
+from prenv.model import ActionKind, DesiredEnvironment, Drift, PullRequest
 from prenv.reconcile import Outcome, Reconciler, SkipReason
 from prenv.service.command_actions import CommandActions
 from prenv.service.commands import Command
@@ -68,6 +68,10 @@ class ServiceOptions:
     workers: int = 2
     delivery_cache_size: int = 10_000
     retry_delay_seconds: float = 1.0
+    drift_check_seconds: float = 0.0
+    """Check an up-to-date environment for drift once its last check is older than this; 0: never."""
+    drift_checks_per_hour: int = 12
+    self_heal: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,6 +166,8 @@ class Service:
         self._wake: asyncio.Event | None = None  # the resync loop's: stop, or resync now
         self._loop: asyncio.AbstractEventLoop | None = None
         self._resync_task: asyncio.Task[None] | None = None
+        self._drift_task: asyncio.Task[None] | None = None
+        self._drift_checked: dict[int, float] = {}  # PR → monotonic time of its last drift check
         self._resync_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="resync")
         self.commands = commands
         self._command_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="command")
@@ -232,6 +238,8 @@ class Service:
         self._loop = asyncio.get_running_loop()
         self.queue.start()
         self._resync_task = asyncio.create_task(self._resync_loop(), name="resync")
+        if self.options.drift_check_seconds > 0:
+            self._drift_task = asyncio.create_task(self._drift_loop(), name="drift")
         logger.info(
             "service started: %d worker(s), full resync every %.0fs", self.options.workers, self.options.resync_seconds
         )
@@ -258,8 +266,9 @@ class Service:
         grace = self.options.shutdown_grace_seconds if grace is None else grace
         deadline = time.monotonic() + grace
         done = await self.queue.wait(max(0.0, deadline - time.monotonic()))
-        if self._resync_task is not None:
-            _finished, pending = await asyncio.wait([self._resync_task], timeout=max(0.0, deadline - time.monotonic()))
+        tasks = [t for t in (self._resync_task, self._drift_task) if t is not None]
+        if tasks:
+            _finished, pending = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
             done = done and not pending
         loop = asyncio.get_running_loop()
         idle = await loop.run_in_executor(None, self.gateway.wait_idle, max(0.0, deadline - time.monotonic()))
@@ -287,6 +296,50 @@ class Service:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=self.options.resync_seconds)
             self._wake.clear()
+
+    async def _drift_loop(self) -> None:
+        """One drift check every ``3600 / drift_checks_per_hour`` seconds (the environment checked longest ago, if
+        due), on the resync thread so that it never overlaps a full resync."""
+        assert self._stopping is not None
+        loop = asyncio.get_running_loop()
+        interval = 3600.0 / self.options.drift_checks_per_hour
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), timeout=interval)
+            if not self._stopping.is_set():
+                await loop.run_in_executor(self._resync_pool, self.check_drift_once)
+
+    def check_drift_once(self) -> list[Drift]:
+        """One pass of the background drift check (leader only): at most one due environment; drift found is a
+        metric and a line in the PR's comment (healed at once with ``self_heal``)."""
+        if self._draining or (self.is_leader is not None and not self.is_leader()):
+            return []
+        try:
+            found = self.reconciler.check_drift(
+                heal=self.options.self_heal,
+                limit=1,
+                last_checked=self._drift_checked,
+                min_age=self.options.drift_check_seconds,
+            )
+        except Exception:  # the top of the loop: the next pass tries again
+            logger.exception("drift check failed")
+            return []
+        now = self.reconciler.clock()
+        for drift in found:
+            self._drift_checked[drift.pr] = now
+            self.metrics.drift(drift)
+            if drift.drifted:
+                state = self.gateway.state_of(drift.pr)
+                self.feedback.report(
+                    Report(
+                        drift.pr,
+                        Phase.READY,
+                        _now(),
+                        url=state.url if state is not None else None,
+                        drift=drift.summary(),
+                    )
+                )
+        return found
 
     def _wake_resync(self) -> None:
         """Cut the resync loop's wait short (from any thread)."""
