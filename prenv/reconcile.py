@@ -159,6 +159,12 @@ class Reconciler:
     _locks: dict[int, threading.Lock] = field(default_factory=dict, repr=False)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _retry: dict[int, _Retry] = field(default_factory=dict, repr=False)
+    _slots: threading.BoundedSemaphore = field(init=False, repr=False)
+    """``settings.parallelism`` operations at most, whoever starts them: a full pass, the webhook workers' one-PR
+    passes and drift checks all share it, so a burst of webhooks during a resync never runs more pulumi at once."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_slots", threading.BoundedSemaphore(max(1, self.settings.parallelism)))
 
     def retry_state(self, pr: int) -> RetryState | None:
         """The failures remembered for ``pr``, or None when its last operation succeeded (or none ran)."""
@@ -259,7 +265,8 @@ class Reconciler:
             if not lock.acquire(blocking=False):
                 continue
             try:
-                drift = self.gateway.check_drift(desired, heal=heal)
+                with self._slots:
+                    drift = self.gateway.check_drift(desired, heal=heal)
             except PrenvError as e:
                 logger.warning("PR %s: drift check failed: %s", desired.pr.number, e)
                 continue
@@ -290,13 +297,15 @@ class Reconciler:
             return self._emit(Outcome(action, ok=False, skipped=SkipReason.BUSY))
         started = self.clock()
         try:
-            if action.kind is ActionKind.DESTROY:
-                logger.info("PR %s: destroying (%s)", action.pr, action.reason)
-                self.gateway.destroy(action.pr)
-            else:
-                assert action.desired is not None
-                logger.info("PR %s: %s (%s)", action.pr, action.kind.value, action.reason)
-                self.gateway.up(action.desired)
+            with self._slots:
+                started = self.clock()  # the operation's own time, not its wait for a slot
+                if action.kind is ActionKind.DESTROY:
+                    logger.info("PR %s: destroying (%s)", action.pr, action.reason)
+                    self.gateway.destroy(action.pr)
+                else:
+                    assert action.desired is not None
+                    logger.info("PR %s: %s (%s)", action.pr, action.kind.value, action.reason)
+                    self.gateway.up(action.desired)
         except PrenvError as e:
             return self._emit(self._failed(action, retry, key, e, self.clock() - started))
         except Exception as e:  # the top of an operation: nothing may escape and stop the other PRs
