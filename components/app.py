@@ -38,6 +38,7 @@ class PreviewAppArgs:
     env_secret: pulumi.Input[str] | None = None  # name of a Secret whose keys become env vars
     pull_secret: pulumi.Input[str] | None = None  # name of a docker-registry Secret: the pods' imagePullSecrets
     after: list[pulumi.Resource] = field(default_factory=list)  # what must finish before a rollout (the migration)
+    asleep: bool = False  # the environment sleeps (prenv.sleep): every Deployment at 0 replicas, Services stay
 
 
 class PreviewApp(pulumi.ComponentResource):
@@ -55,7 +56,7 @@ class PreviewApp(pulumi.ComponentResource):
                 f"{name}-{svc.name}",
                 metadata=metadata(svc.name, args.namespace, labels),
                 spec=k8s.apps.v1.DeploymentSpecArgs(
-                    replicas=1,
+                    replicas=0 if args.asleep else 1,
                     selector=k8s.meta.v1.LabelSelectorArgs(match_labels=selector),
                     template=k8s.core.v1.PodTemplateSpecArgs(
                         metadata=k8s.meta.v1.ObjectMetaArgs(labels=labels, annotations={LABEL_SHA: args.sha}),

@@ -164,6 +164,7 @@ class PreviewEnvironment(pulumi.ComponentResource):
                     pull_secret=pull_secret,
                     rollout_timeout=t.rollout_timeout,
                     after=after,
+                    asleep=cfg.pr.asleep,
                 ),
                 in_ns,
             )

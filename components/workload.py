@@ -77,6 +77,7 @@ CLUSTER_SCOPED = frozenset(
     }
 )
 WORKLOADS = frozenset({"Deployment", "StatefulSet", "DaemonSet"})
+SCALABLE = frozenset({"Deployment", "StatefulSet"})  # what sleeps at 0 replicas (a DaemonSet has no replicas)
 _AWAIT_KEYS = ("pulumi.com/skipAwait", "pulumi.com/waitFor")
 _KEYS = {"helm": "prenv:app.chart", "kustomize": "prenv:app.directory", "manifests": "prenv:app.files"}
 
@@ -94,6 +95,7 @@ class Guard:
         fill: placeholder values filled into every string of the object (Kustomize output); None: no filling.
         rollout_timeout: how long an up waits for a workload to become ready (``prenv:rolloutTimeout``), as a
             Pulumi custom timeout; None: pulumi-kubernetes' default.
+        asleep: the environment sleeps (prenv.sleep): every Deployment and StatefulSet at 0 replicas.
     """
 
     namespace: str
@@ -103,6 +105,7 @@ class Guard:
     labels: Mapping[str, str] = field(default_factory=dict)
     fill: Mapping[str, str] | None = None
     rollout_timeout: str | None = None
+    asleep: bool = False
 
     def object(self, obj: Mapping[str, Any], *, normalized: bool = True) -> dict[str, Any]:
         """A guarded copy of ``obj``; raises ConfigError for a cluster-scoped object that is not allowed.
@@ -139,6 +142,8 @@ class Guard:
         out["metadata"] = meta
         if kind in WORKLOADS:
             out["spec"] = _pod_template(out.get("spec"), self.sha, self.labels)
+            if self.asleep and kind in SCALABLE and isinstance(out["spec"], Mapping):
+                out["spec"] = {**out["spec"], "replicas": 0}
         return out
 
     def transform(self, args: pulumi.ResourceTransformArgs) -> pulumi.ResourceTransformResult | None:
@@ -222,6 +227,7 @@ def prepare(cfg: StackConfig, project_dir: Path, database_secret: str | None) ->
         allow=tuple(app.allow_cluster_scoped),
         fill=values if app.kind == "kustomize" else None,
         rollout_timeout=cfg.template.rollout_timeout,
+        asleep=cfg.pr.asleep,
     )
     if app.kind == "helm":
         merged: dict[str, Any] = {}

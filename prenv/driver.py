@@ -23,6 +23,7 @@ from prenv.gateway.workspace import PulumiGateway
 from prenv.model import PullRequest
 from prenv.reconcile import Outcome, Reconciler, ReconcileSettings
 from prenv.settings import Settings
+from prenv.sleep import SleepPolicy, SleepSource
 from prenv.sources.approvals import ApprovalSource
 from prenv.sources.base import ImageGate, PullRequestSource
 from prenv.ttl import TtlPolicy, TtlSource, parse_duration
@@ -58,6 +59,8 @@ class Driver:
     reconciler: Reconciler
     ttl: TtlSource | None = None
     """The TTL wrapper the reconciler reads PRs through (None: TTLs off, or a branch source)."""
+    sleep: SleepSource | None = None
+    """The sleep wrapper under it (None: a branch source, which has no commands to wake one with)."""
 
 
 def build_source(s: Settings) -> PullRequestSource:
@@ -235,7 +238,7 @@ def build_reconciler(
         source=source or p.source,
         filters=filters,
         gateway=gateway or p.gateway,
-        config_hash=lambda _pr: chash,
+        config_hash=lambda pr: stackconfig.sleep_hash(chash, pr.asleep),
         settings=ReconcileSettings(
             parallelism=r.parallelism,
             max_teardowns_per_cycle=r.max_teardowns_per_cycle,
@@ -261,14 +264,28 @@ def ttl_policy(s: Settings, tmpl: stackconfig.Template) -> TtlPolicy | None:
     return TtlPolicy(default, ttl.keep_label, ttl.label_prefix)
 
 
+def sleep_policy(s: Settings, tmpl: stackconfig.Template) -> SleepPolicy | None:
+    """When environments sleep: the template's ``prenv:sleepAfter`` (None there: only ``/preview sleep`` does it);
+    None for a branch source (no PR to comment ``/preview wake`` on)."""
+    if s.source.type.endswith("-branches"):
+        return None
+    after = None if tmpl.sleep_after is None else parse_duration(tmpl.sleep_after)
+    if tmpl.sleep_after is not None and after is None:
+        raise ConfigError("prenv:sleepAfter", f"{tmpl.sleep_after!r} is not a duration like 30m, 1h or 2d")
+    return SleepPolicy(after)
+
+
 def build(s: Settings, *, source: PullRequestSource | None = None) -> Driver:
     """Everything the CLI needs, from validated settings (``source`` replaces the configured one); the reconciler
-    reads PRs through the TTL policy, as ``prenv serve``'s does."""
+    reads PRs through the sleep and TTL policies, as ``prenv serve``'s does."""
     p = build_parts(s, source=source)
+    slept = sleep_policy(s, p.template)
+    sleep = None if slept is None else SleepSource(p.source, p.gateway.list_stacks, slept)
+    inner = sleep or p.source
     policy = ttl_policy(s, p.template)
-    ttl = None if policy is None else TtlSource(p.source, p.gateway.list_stacks, policy)
-    reconciler = build_reconciler(p, source=ttl)
-    return Driver(p.settings, p.template, p.config_hash, p.gateway, p.source, reconciler, ttl)
+    ttl = None if policy is None else TtlSource(inner, p.gateway.list_stacks, policy)
+    reconciler = build_reconciler(p, source=ttl or sleep)
+    return Driver(p.settings, p.template, p.config_hash, p.gateway, p.source, reconciler, ttl, sleep)
 
 
 def pr_from_args(pr: int, sha: str, branch: str = "", author: str = "") -> PullRequest:

@@ -33,6 +33,13 @@ class PullRequest:
     """A branch environment's slug (branch sources only; see above)."""
     approved: bool = False
     """A fork's PR whose commit ``sha`` a maintainer approved with ``/preview`` (prenv.sources.approvals)."""
+    asleep: bool = False
+    """Its environment should sleep: workloads at zero replicas, the rest kept (prenv.sleep decides)."""
+
+
+ASLEEP_SUFFIX = "-asleep"
+"""Appended to the config hash of an environment that sleeps, so a sleeping PR is a desired state of its own: an
+unchanged sleeping PR costs no pulumi run, and waking it is an update."""
 
 
 class EnvStatus(enum.StrEnum):
@@ -69,6 +76,11 @@ class StackState:
     result: str | None = None  # "succeeded" | "failed" | "in-progress" | None (never deployed)
     last_kind: str | None = None  # what the last recorded run was: "update", "destroy", "refresh"… (None: unknown)
     error: str | None = None
+
+    @property
+    def asleep(self) -> bool:
+        """Its last up put the environment to sleep (the config hash says so: prenv.stackconfig.sleep_hash)."""
+        return self.config_hash is not None and self.config_hash.endswith(ASLEEP_SUFFIX)
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,10 +29,11 @@ from pydantic import (
 
 from prenv import naming, placeholders
 from prenv.errors import ConfigError
+from prenv.model import ASLEEP_SUFFIX
 from prenv.validation import config_error
 
 NAMESPACE = "prenv"
-PR_KEYS = ("pr", "sha", "branch", "author", "imageTag", "slug")
+PR_KEYS = ("pr", "sha", "branch", "author", "imageTag", "slug", "asleep")
 
 _QUANTITY = re.compile(r"^([0-9]+(\.[0-9]+)?)(m|k|Ki|M|Mi|G|Gi|T|Ti)?$")
 _IMAGE_REPO = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
@@ -369,6 +370,9 @@ class Template(_Model):
     ingress: Ingress = Field(default_factory=Ingress)
     tls: Tls = Field(default_factory=Tls)
     ttl: str = "48h"
+    # After how long without a push (or a /preview wake) the environment's workloads scale to zero (prenv.sleep);
+    # None: never by time.
+    sleep_after: str | None = Field(None, alias="sleepAfter")
     # How long an up waits for every Deployment to become available before it fails the environment (a crashing
     # image or a failing readiness probe), instead of pulumi's default 10 minutes. 30s to 30m.
     rollout_timeout: str = Field("3m", alias="rolloutTimeout")
@@ -386,6 +390,13 @@ class Template(_Model):
     @classmethod
     def _ns_prefix(cls, v: str) -> str:
         naming.check_namespace_prefix(v)
+        return v
+
+    @field_validator("sleep_after")
+    @classmethod
+    def _sleep_after(cls, v: str | None) -> str | None:
+        if v is not None and not _DURATION.match(v):
+            raise ValueError(f"{v!r} is not a duration like 30m, 1h or 2d")
         return v
 
     @field_validator("ttl")
@@ -448,6 +459,8 @@ class PrValues(_Model):
     author: str = ""
     image_tag: str | None = Field(None, alias="imageTag")
     slug: str | None = None
+    asleep: bool = False
+    """Workloads at zero replicas; namespace, Services, Ingress, database and secrets stay (prenv.sleep)."""
 
     @field_validator("pr", mode="before")
     @classmethod
@@ -634,3 +647,9 @@ def template_hash(template: Template, image_tag: str | None = None, app_files: s
         data["appFiles"] = app_files
     blob = json.dumps(data, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def sleep_hash(config_hash: str, asleep: bool) -> str:
+    """The config hash a stack records: a sleeping environment's carries a suffix (prenv.model.ASLEEP_SUFFIX), so the
+    reconciler sees sleeping as a desired state: a change of it is an update, an unchanged sleeping PR no run."""
+    return f"{config_hash}{ASLEEP_SUFFIX}" if asleep else config_hash

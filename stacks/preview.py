@@ -103,9 +103,8 @@ def run(project_dir: Path) -> None:
     pulumi.export("namespace", env.namespace)
     pulumi.export("database", env.database)
     pulumi.export("sha", env.sha)
-    pulumi.export(
-        "configHash", stackconfig.template_hash(t, cfg.pr.image_tag, template.app_files_digest(project_dir, t))
-    )
+    chash = stackconfig.template_hash(t, cfg.pr.image_tag, template.app_files_digest(project_dir, t))
+    pulumi.export("configHash", stackconfig.sleep_hash(chash, cfg.pr.asleep))
 
 
 def _fetch_app_secrets(cfg: stackconfig.StackConfig) -> dict[str, str]:

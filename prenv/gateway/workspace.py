@@ -325,6 +325,7 @@ class PulumiGateway(ABC):
             "prenv:sha": pr.sha,
             "prenv:branch": naming.label_value(pr.branch),
             "prenv:author": naming.label_value(pr.author),
+            "prenv:asleep": "true" if pr.asleep else "false",
         }
         # The slug the program names things with is the one in the stack's name (stacks/preview.py), which an old
         # branch stack has none of; written only where there is one, for readers of the stack's config.
