@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from prenv.driver import Driver
+    from prenv.reservations import Reservation
 
 app = typer.Typer(help="Preview environments per pull request, one Pulumi stack each.", no_args_is_help=True)
 err = Console(stderr=True)
@@ -136,10 +137,12 @@ def list_(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
     """The environments: PR (a branch environment's stack name), URL, sha, status, age, last error."""
     from prenv import naming
     from prenv.reconcile import status_of
+    from prenv.reservations import QuotaReader, Reservation, running_seconds
 
     with _errors():
         d = _driver(config)
         stacks = d.gateway.list_stacks()
+        reader = QuotaReader(d.template.namespace_prefix)
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for s in sorted(stacks, key=lambda s: s.pr):
@@ -160,17 +163,22 @@ def list_(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
                 "age_seconds": age,
                 "error": error,
                 "drift": _drift_of(d.gateway, s.stack),
+                # What its pods reserve (one API call: its namespace's ResourceQuota); null when unknown.
+                "requests": _as_dict(reader.read(s.stack)),
+                "running_seconds": running_seconds(s.created_at, now),
             }
         )
     if as_json:
         print(json.dumps(rows))
         return
-    table = Table("PR", "URL", "sha", "status", "age", "error")
+    table = Table("PR", "URL", "sha", "status", "age", "reserves", "error")
     for r in rows:
         shown = "" if r["age_seconds"] is None else _human(int(r["age_seconds"]))
         # A branch environment's number says nothing to a reader; its stack name says which branch it is.
         pr = r["stack"] if r["stack"].startswith(naming.BRANCH_STACK_PREFIX) else str(r["pr"])
-        table.add_row(pr, r["url"] or "", str(r["sha"] or "")[:7], str(r["status"]), shown, r["error"] or "")
+        req = r["requests"]
+        reserves = "unknown" if req is None else Reservation(**req).summary()
+        table.add_row(pr, r["url"] or "", str(r["sha"] or "")[:7], str(r["status"]), shown, reserves, r["error"] or "")
     out.print(table)
 
 
@@ -267,6 +275,10 @@ def drift(
         out.print(table)
     if any(f.drifted and not f.healed for f in found):
         raise typer.Exit(2)
+
+
+def _as_dict(reserved: Reservation | None) -> dict[str, Any] | None:
+    return None if reserved is None else dict(reserved.as_dict())
 
 
 def _human(seconds: int) -> str:

@@ -20,6 +20,7 @@ from prenv.filters import FilterSettings, compile_filters
 from prenv.gateway.fake import FakeGateway
 from prenv.model import PullRequest
 from prenv.reconcile import Reconciler, ReconcileSettings
+from prenv.reservations import ReadReservation
 from prenv.service.command_actions import CommandActions
 from prenv.service.feedback import Feedback
 from prenv.service.leadership import Leadership
@@ -87,6 +88,7 @@ def make_service(
     parallelism: int = 4,
     leadership: Leadership | None = None,
     commands: CommandActions | None = None,
+    reservations: ReadReservation | None = None,
     **options: Any,
 ) -> Service:
     wiring = Wiring.around(gateway or FakeGateway(), source or FakeSource([pull(2)]), ttl)
@@ -107,6 +109,7 @@ def make_service(
         feedback=feedback,
         leadership=leadership,
         commands=commands,
+        reservations=reservations,
     )
 
 

@@ -33,6 +33,7 @@ from github.Repository import Repository
 
 from prenv import naming
 from prenv.model import PullRequest
+from prenv.reservations import Reservation, human_duration, running_seconds
 from prenv.sources.github import client as github_client
 
 logger = logging.getLogger(__name__)
@@ -53,6 +54,9 @@ class Phase(enum.StrEnum):
     TEARDOWN_FAILED = "teardown-failed"
     AWAITING_APPROVAL = "awaiting-approval"
     """A fork's PR moved past its approved commit; ``reason`` says which commit still runs."""
+    ASLEEP = "asleep"
+    """An up put the environment to sleep (prenv.sleep): workloads at zero, the rest kept; the Deployment is
+    ``inactive`` until a wake."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +76,11 @@ class Report:
     reason: str | None = None
     drift: str | None = None
     """What the last drift check found (``Drift.summary``), shown when something drifted."""
+    running_since: datetime | None = None
+    """When the environment was first deployed (its stack's creation); with it, a ready environment's comment says
+    what it reserves (``reserved``) and for how long it has run."""
+    reserved: Reservation | None = None
+    """The CPU and memory its pods request (prenv.reservations); None: unknown (the cluster could not be asked)."""
 
 
 class Feedback(Protocol):
@@ -115,6 +124,7 @@ _HEADLINES = {
     Phase.TORN_DOWN: "🗑️ torn down",
     Phase.TEARDOWN_FAILED: "⚠️ teardown failed",
     Phase.AWAITING_APPROVAL: "⏸️ waiting for a maintainer's approval",
+    Phase.ASLEEP: "💤 asleep",
 }
 
 
@@ -134,6 +144,12 @@ def render_comment(report: Report, pull: PullRequest | None, url: str | None) ->
             f"- **Still running:** {code_span(report.reason or '(nothing)')}",
             f"- **URL:** {_link(url)}",
         ]
+    elif report.phase is Phase.ASLEEP:
+        lines += [
+            "- **Asleep:** its workloads are scaled to zero; the database and the URL stay. "
+            "Comment `/preview wake` or push to wake it.",
+            f"- **URL:** {_link(url)}",
+        ]
     else:
         lines.append(f"- **URL:** {_link(url)}")
     if pull is not None:
@@ -143,6 +159,8 @@ def render_comment(report: Report, pull: PullRequest | None, url: str | None) ->
             f"- **Title:** {code_span(pull.title)}",
         ]
     lines.append(f"- **Updated:** {report.at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC")
+    if report.phase is Phase.READY and report.running_since is not None:
+        lines.append(cost_line(report.reserved, report.running_since, report.at))
     if report.drift and report.drift != "none":
         lines.append(
             f"- **Drift:** {code_span(report.drift)}: the cluster differs from this environment's last deployment "
@@ -152,6 +170,17 @@ def render_comment(report: Report, pull: PullRequest | None, url: str | None) ->
         lines += ["", "**Error:**", "", _fenced(report.error)]
     lines += ["", "<sub>Maintained by prenv; this comment is edited in place.</sub>"]
     return "\n".join(lines)
+
+
+def cost_line(reserved: Reservation | None, since: datetime, at: datetime) -> str:
+    """What a ready environment costs: the requests its pods reserve and how long it has run, as of ``at``."""
+    # Numbers only (no PR text), so a plain code span.
+    what = f"`{reserved.summary()}`" if reserved is not None else "unknown (the cluster could not be asked)"
+    ran = human_duration(running_seconds(since, at) or 0)
+    return (
+        f"- **Reserves:** {what} (CPU and memory requests); running since "
+        f"{since.astimezone(UTC):%Y-%m-%d %H:%M} UTC ({ran} at this update)"
+    )
 
 
 def _fenced(text: str) -> str:
@@ -345,7 +374,9 @@ class GitHubFeedback(ForgeFeedback):
             return
         if report.phase in (Phase.TEARDOWN_FAILED, Phase.AWAITING_APPROVAL):
             return
-        current = self._current_deployment(repo, report.pr, pull, create=report.phase is not Phase.TORN_DOWN)
+        current = self._current_deployment(
+            repo, report.pr, pull, create=report.phase not in (Phase.TORN_DOWN, Phase.ASLEEP)
+        )
         if current is None:
             return
         if report.phase is Phase.READY:

@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from prenv.model import Drift, EnvStatus, StackState
 from prenv.reconcile import Outcome, status_of
+from prenv.reservations import Reservation
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -96,7 +97,34 @@ class ServiceMetrics:
             ["pr"],
             registry=self.registry,
         )
+        self.requests_cpu = Gauge(
+            "prenv_environment_requests_cpu_cores",
+            "CPU (cores) the pods of an environment request, read from its namespace's ResourceQuota after its last "
+            "up (absent: unknown).",
+            ["pr"],
+            registry=self.registry,
+        )
+        self.requests_memory = Gauge(
+            "prenv_environment_requests_memory_bytes",
+            "Memory (bytes) the pods of an environment request, read from its namespace's ResourceQuota after its "
+            "last up (absent: unknown).",
+            ["pr"],
+            registry=self.registry,
+        )
         self.registry.register(_Live(environments, busy, queue_depth, rate_limit))
+
+    def reserved(self, pr: int, reservation: Reservation | None) -> None:
+        """The requests of PR ``pr``'s environment as last read; None (unknown) removes its series."""
+        if reservation is None:
+            self._forget_reserved(pr)
+            return
+        self.requests_cpu.labels(str(pr)).set(reservation.cpu_cores)
+        self.requests_memory.labels(str(pr)).set(reservation.memory_bytes)
+
+    def _forget_reserved(self, pr: int) -> None:
+        for gauge in (self.requests_cpu, self.requests_memory):
+            with contextlib.suppress(KeyError):  # never read
+                gauge.remove(str(pr))
 
     def drift(self, drift: Drift) -> None:
         self.drift_checks.labels("healed" if drift.healed else "drifted" if drift.drifted else "none").inc()
@@ -113,6 +141,7 @@ class ServiceMetrics:
         if outcome.ok and outcome.action.kind.value == "destroy":
             with contextlib.suppress(KeyError):  # never checked
                 self.drifted.remove(str(outcome.action.pr))
+            self._forget_reserved(outcome.action.pr)
 
     def delivery(self, event: str, result: str) -> None:
         self.deliveries.labels(event, result).inc()

@@ -15,6 +15,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from prenv import naming
 from prenv.errors import StackOperationError
@@ -64,8 +66,13 @@ class ObservedGateway:
         self._admit(pr)
         try:
             self._notify(pr, desired)
+            started = datetime.now(UTC)
             state = self.inner.up(desired)
             with self._cond:
+                # An up's state does not say when the stack was made: as listed before, or now for a new one.
+                before = self._stacks.get(pr)
+                created = state.created_at or (before.created_at if before is not None else None) or started
+                state = replace(state, created_at=created)
                 self._stacks[pr] = state
             return state
         finally:

@@ -23,6 +23,7 @@ from prenv import driver as driver_mod
 from prenv.errors import ConfigError
 from prenv.filters import FilterResult
 from prenv.model import PullRequest
+from prenv.reservations import QuotaReader
 from prenv.service.app import create_app
 from prenv.service.command_actions import CommandRules, GitHubCommands
 from prenv.service.dispatch import BackgroundFeedback
@@ -46,7 +47,7 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
     awaiting: Hook[[PullRequest, str]] = Hook("awaiting approval")
     parts = driver_mod.build_parts(settings, source=source, on_awaiting=awaiting)
     ttl = driver_mod.ttl_policy(settings, parts.template)
-    wiring = Wiring.around(parts.gateway, parts.source, ttl)
+    wiring = Wiring.around(parts.gateway, parts.source, ttl, driver_mod.sleep_policy(settings, parts.template))
     reconciler = driver_mod.build_reconciler(
         parts, gateway=wiring.gateway, source=wiring.source, on_outcome=wiring.outcomes
     )
@@ -74,6 +75,7 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
         rate_limit=(lambda: _rate_limit_of(parts.source)) if github else (lambda: None),
         leadership=_elect(serve),
         commands=build_commands(settings, parts, reconciler.filters.apply) if kind == "github" else None,
+        reservations=QuotaReader(parts.template.namespace_prefix).read,
     )
 
 

@@ -19,10 +19,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 from prenv.gateway.base import StackGateway
-from prenv.model import ActionKind, DesiredEnvironment, Drift, PullRequest
+from prenv.model import ActionKind, DesiredEnvironment, Drift, PullRequest, StackState
 from prenv.reconcile import Outcome, Reconciler, SkipReason
+from prenv.reservations import ReadReservation, Reservation
 from prenv.service.command_actions import CommandActions
 from prenv.service.commands import Command
 from prenv.service.feedback import Feedback, NullFeedback, Phase, Report
@@ -33,6 +35,7 @@ from prenv.service.observe import ObservedGateway
 from prenv.service.queue import WorkQueue
 from prenv.service.ttl import Expiry, TtlPolicy, TtlSource
 from prenv.service.webhooks import DeliveryLog
+from prenv.sleep import SleepPolicy, SleepSource
 from prenv.sources.base import PullRequestSource
 
 logger = logging.getLogger(__name__)
@@ -89,15 +92,26 @@ class Wiring:
     started: Hook[[int, DesiredEnvironment | None]]
     expired: Hook[[PullRequest, Expiry]]
     outcomes: Hook[[Outcome]]
+    sleep: SleepSource | None = None
+    """The sleep source under the TTL source (None: no sleeping); ``/preview sleep`` and ``wake`` are told to it."""
 
     @classmethod
-    def around(cls, gateway: StackGateway, source: PullRequestSource, ttl: TtlPolicy | None = None) -> Wiring:
-        """Wrap the real ``gateway`` and ``source``; ``ttl`` None keeps environments as long as their PRs are open."""
+    def around(
+        cls,
+        gateway: StackGateway,
+        source: PullRequestSource,
+        ttl: TtlPolicy | None = None,
+        sleep: SleepPolicy | None = None,
+    ) -> Wiring:
+        """Wrap the real ``gateway`` and ``source``; ``ttl`` None keeps environments as long as their PRs are open,
+        ``sleep`` None never puts one to sleep."""
         started: Hook[[int, DesiredEnvironment | None]] = Hook("operation start")
         expired: Hook[[PullRequest, Expiry]] = Hook("expiry")
         observed = ObservedGateway(gateway, on_start=started)
-        ttl_source = None if ttl is None else TtlSource(source, observed.list_stacks, ttl, on_expire=expired)
-        return cls(observed, ttl_source or source, ttl_source, started, expired, Hook("outcome"))
+        sleep_source = None if sleep is None else SleepSource(source, observed.list_stacks, sleep)
+        inner = sleep_source or source
+        ttl_source = None if ttl is None else TtlSource(inner, observed.list_stacks, ttl, on_expire=expired)
+        return cls(observed, ttl_source or inner, ttl_source, started, expired, Hook("outcome"), sleep_source)
 
 
 class Service:
@@ -112,6 +126,8 @@ class Service:
         rate_limit: the GitHub rate limit last seen by the source, for metrics.
         is_leader: with leader election, whether this replica may act; None when it runs alone.
         commands: carries out ``/preview`` comment commands (one at a time, off the event loop); None ignores them.
+        reservations: reads what an environment reserves (prenv.reservations.QuotaReader.read), once after each
+            successful up: for the PR comment and the per-environment gauges; None: not shown.
         leadership: with leader election, the election itself (gives ``is_leader`` when that is not passed): the
             leader's URL for relaying webhooks, and stepping down after the drain.
 
@@ -131,6 +147,7 @@ class Service:
         is_leader: Callable[[], bool] | None = None,
         leadership: Leadership | None = None,
         commands: CommandActions | None = None,
+        reservations: ReadReservation | None = None,
     ) -> None:
         if not secret:
             raise ValueError("the webhook secret must not be empty")
@@ -147,6 +164,7 @@ class Service:
         self.is_leader = is_leader or (leadership.is_leader if leadership is not None else None)
         self.gateway = wiring.gateway
         self.ttl = wiring.ttl
+        self.sleep = wiring.sleep
         wiring.started.subscribe(self._operation_started)
         wiring.expired.subscribe(self._expired)
         wiring.outcomes.subscribe(self._on_outcome)
@@ -159,6 +177,8 @@ class Service:
             rate_limit=rate_limit,
         )
         self._why: dict[int, str] = {}
+        self.reservations = reservations
+        self._reserved: dict[int, Reservation | None] = {}  # PR → read after its last up (for later reports)
         self._why_lock = threading.Lock()
         self._ready = threading.Event()
         self._draining = False
@@ -219,6 +239,8 @@ class Service:
         if self._draining or self.commands is None or (self.is_leader is not None and not self.is_leader()):
             return
         result = self.commands.handle(command)
+        if result.sleep is not None and self.sleep is not None:
+            self.sleep.request(command.pr, result.sleep)
         if not result.reconcile:
             return
         if result.why is not None:
@@ -337,6 +359,7 @@ class Service:
                         _now(),
                         url=state.url if state is not None else None,
                         drift=drift.summary(),
+                        **self._cost(drift.pr, state, read=False),
                     )
                 )
         return found
@@ -406,14 +429,31 @@ class Service:
             with self._why_lock:
                 why = self._why.pop(pr, _DEFAULT_WHY)
             phase = Phase.TORN_DOWN if outcome.ok else Phase.TEARDOWN_FAILED
+            if outcome.ok:
+                self._reserved.pop(pr, None)
             self.feedback.report(Report(pr, phase, _now(), error=outcome.error, reason=why))
             return
         state = self.gateway.state_of(pr)
         url = state.url if state is not None else None
-        if outcome.ok:
-            self.feedback.report(Report(pr, Phase.READY, _now(), pull=pull, url=url))
+        if outcome.ok and state is not None and state.asleep:
+            self.feedback.report(Report(pr, Phase.ASLEEP, _now(), pull=pull, url=url, reason="asleep"))
+        elif outcome.ok:
+            self.feedback.report(
+                Report(pr, Phase.READY, _now(), pull=pull, url=url, **self._cost(pr, state, read=True))
+            )
         else:
             self.feedback.report(Report(pr, Phase.FAILED, _now(), pull=pull, url=url, error=outcome.error))
+
+    def _cost(self, pr: int, state: StackState | None, *, read: bool) -> dict[str, Any]:
+        """The ``running_since`` and ``reserved`` of a ready report: read from the cluster after an up (``read``,
+        one API call, also the gauges), else as last read; nothing when reservations are off."""
+        if self.reservations is None or state is None:
+            return {}
+        if read:
+            reserved = self.reservations(state.stack)
+            self._reserved[pr] = reserved
+            self.metrics.reserved(pr, reserved)
+        return {"running_since": state.created_at, "reserved": self._reserved.get(pr)}
 
 
 def _now() -> datetime:
