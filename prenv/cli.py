@@ -163,6 +163,7 @@ def list_(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
                 "age_seconds": age,
                 "error": error,
                 "drift": _drift_of(d.gateway, s.stack),
+                "asleep": s.asleep,  # workloads at zero replicas (prenv.sleep); a push or /preview wake wakes it
                 # What its pods reserve (one API call: its namespace's ResourceQuota); null when unknown.
                 "requests": _as_dict(reader.read(s.stack)),
                 "running_seconds": running_seconds(s.created_at, now),

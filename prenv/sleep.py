@@ -10,10 +10,11 @@ The rule (pure, table-tested in tests/unit/test_sleep.py), first match wins:
 
 * no environment yet: awake (a new environment starts awake);
 * a push not deployed yet (the PR's sha differs from the stack's): awake; a push wakes it;
-* a command (``/preview sleep`` or ``/preview wake``; a label change under ``prenv serve`` counts as a wake) not yet
-  carried out: what it asked for. It is forgotten once the stack shows it, or at a push;
+* labelled ``preview/awake``: awake, whatever else; adding the label wakes it (in ``prenv sync`` too: it is read from
+  the PR, not remembered);
+* a command (``/preview sleep`` or ``/preview wake``) not yet carried out: what it asked for. It is forgotten once the
+  stack shows it, or at a push;
 * the stack sleeps: it stays asleep (its last deployment, the one that put it to sleep, is no activity);
-* labelled ``preview/awake``: awake; never put to sleep by time;
 * the template's ``prenv:sleepAfter`` passed since the stack's last deployment (its creation, a push, a template change
   or a wake): asleep; otherwise, or without ``prenv:sleepAfter``: awake.
 
@@ -84,12 +85,12 @@ def decide(
         return SleepDecision(pr.number, False, "no environment yet")
     if stack.sha != pr.sha:
         return SleepDecision(pr.number, False, "a push wakes it")
+    if policy.awake_label in pr.labels:
+        return SleepDecision(pr.number, False, f"labelled {policy.awake_label}")
     if request is not None:
         return SleepDecision(pr.number, request is Request.SLEEP, f"/preview {request.value}")
     if stack.asleep:
         return SleepDecision(pr.number, True, "asleep; a push or /preview wake wakes it")
-    if policy.awake_label in pr.labels:
-        return SleepDecision(pr.number, False, f"labelled {policy.awake_label}")
     if policy.after is None:
         return SleepDecision(pr.number, False, "no prenv:sleepAfter")
     anchors = [_aware(t) for t in (stack.created_at, stack.last_update) if t is not None]

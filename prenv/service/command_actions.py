@@ -11,7 +11,9 @@ What a command does (the README's "Comment commands" lists the same):
 * ``/preview destroy``: adds ``commands.off_label`` (and revokes a fork's approval); the environment is torn down and
   stays down until the next ``/preview``.
 * ``/preview keep``: adds the TTL's keep label, so the environment never expires.
-* ``/preview sleep`` / ``wake``: answered "not supported yet".
+* ``/preview sleep`` / ``wake``: the environment sleeps now (workloads at zero replicas, the rest kept) or wakes
+  (prenv.sleep); no label changes, the request is kept by the sleep source until the stack shows it. A PR labelled
+  ``preview/awake`` does not sleep, and the answer says so.
 
 Before acting, GitHub is asked again: the PR must be open (else the answer says so), the comment must still exist
 with the same text (an edited or deleted command does nothing), and no earlier answer of prenv's may name the same
@@ -39,6 +41,7 @@ from prenv.filters import FilterResult
 from prenv.model import PullRequest
 from prenv.service.commands import USAGE, Command, Verb
 from prenv.service.feedback import code_span
+from prenv.sleep import AWAKE_LABEL, Request
 from prenv.sources.approvals import Approval, ApprovalSource, marker
 from prenv.sources.github import client as github_client
 from prenv.sources.github import pull_request_of
@@ -54,6 +57,8 @@ class Result:
 
     reconcile: bool = False
     why: str | None = None
+    sleep: Request | None = None
+    """``/preview sleep`` or ``wake``: what the sleep source is to be told before the PR is reconciled."""
 
 
 class CommandActions(Protocol):
@@ -71,6 +76,7 @@ class CommandRules:
     required_labels: tuple[str, ...]
     keep_label: str
     allow_forks: bool
+    awake_label: str = AWAKE_LABEL
 
 
 class GitHubCommands:
@@ -155,10 +161,22 @@ class GitHubCommands:
         if c.verb is Verb.UNKNOWN:
             issue.create_comment(f"{answer}\nNot a command prenv knows; nothing changed. Commands: {USAGE}.")
             return Result()
-        if c.verb in (Verb.SLEEP, Verb.WAKE):
-            issue.create_comment(f"{answer}\n`/preview {c.verb}` is not supported yet; nothing changed.")
-            return Result()
         labels = {x.get("name") for x in pull.get("labels") or [] if isinstance(x, Mapping)}
+        if c.verb is Verb.SLEEP:
+            if self.rules.awake_label in labels:
+                awake = code_span(self.rules.awake_label)
+                issue.create_comment(
+                    f"{answer}\n{who}: this PR is labelled {awake}, so it stays awake; nothing changed."
+                )
+                return Result()
+            issue.create_comment(
+                f"{answer}\n💤 {who}: putting the environment to sleep (workloads at zero, the database stays); "
+                "comment `/preview wake` or push to wake it."
+            )
+            return Result(reconcile=True, sleep=Request.SLEEP)
+        if c.verb is Verb.WAKE:
+            issue.create_comment(f"{answer}\n⏰ {who}: waking the environment.")
+            return Result(reconcile=True, sleep=Request.WAKE)
         head = _head_sha(pull)
         fork = _is_fork(pull) and not self.rules.allow_forks
         if c.verb is Verb.KEEP:

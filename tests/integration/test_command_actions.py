@@ -15,6 +15,7 @@ from prenv.filters import FilterSettings, compile_filters
 from prenv.model import PullRequest
 from prenv.service.command_actions import CommandRules, GitHubCommands, Result
 from prenv.service.commands import Command, parse
+from prenv.sleep import Request
 from prenv.sources.approvals import Approval, ApprovalSource, marker
 from prenv.sources.github import GitHubSource
 from testsupport.github_server import FakeGitHub
@@ -160,19 +161,31 @@ def test_keep_adds_the_keep_label(fake_github: FakeGitHub) -> None:
     assert "never expires" in answers(fake_github, 5)[0]
 
 
+def test_sleep_and_wake_ask_the_sleep_source_and_reconcile_without_changing_labels(fake_github: FakeGitHub) -> None:
+    fake_github.add_pull(REPO, 5, sha=HEAD, labels=["preview"])
+    assert commands(fake_github).handle(say(fake_github, 5, "/preview sleep")) == Result(True, None, Request.SLEEP)
+    assert commands(fake_github).handle(say(fake_github, 5, "/preview wake")) == Result(True, None, Request.WAKE)
+    assert labels(fake_github, 5) == {"preview"}
+    slept, woke = answers(fake_github, 5)
+    assert "putting the environment to sleep" in slept and "`/preview wake` or push to wake it" in slept
+    assert "waking the environment" in woke
+
+
+def test_sleep_on_a_pr_labelled_preview_awake_is_answered_and_changes_nothing(fake_github: FakeGitHub) -> None:
+    fake_github.add_pull(REPO, 5, sha=HEAD, labels=["preview", "preview/awake"])
+    assert commands(fake_github).handle(say(fake_github, 5, "/preview sleep")) == Result()
+    assert "stays awake" in answers(fake_github, 5)[0]
+
+
 @pytest.mark.parametrize(
     ("body", "expected"),
     [
-        ("/preview sleep", "`/preview sleep` is not supported yet"),
-        ("/preview wake", "`/preview wake` is not supported yet"),
         ("/preview please", "Not a command prenv knows"),
         ("/preview\nand more", "Not a command prenv knows"),
     ],
-    ids=["sleep", "wake", "trailing-word", "second-line"],
+    ids=["trailing-word", "second-line"],
 )
-def test_unsupported_and_unknown_commands_are_answered_and_change_nothing(
-    fake_github: FakeGitHub, body: str, expected: str
-) -> None:
+def test_unknown_commands_are_answered_and_change_nothing(fake_github: FakeGitHub, body: str, expected: str) -> None:
     fake_github.add_pull(REPO, 5, sha=HEAD, labels=["bug"])
     assert commands(fake_github).handle(say(fake_github, 5, body)) == Result()
     assert labels(fake_github, 5) == {"bug"}

@@ -20,6 +20,7 @@ from prenv.service.observe import ObservedGateway
 from prenv.service.runner import build_service
 from prenv.service.service import Service, Wiring
 from prenv.service.ttl import TtlPolicy, TtlSource
+from prenv.sleep import SleepSource
 from prenv.sources.fake import FakeSource
 from testsupport.service_harness import SECRET, pull
 
@@ -99,7 +100,9 @@ def test_the_composition_root_builds_the_reconciler_over_the_service_s_wrappers(
     service = build_service(s, source=source)
     gateway, ttl = service.reconciler.gateway, service.reconciler.source
     assert isinstance(gateway, ObservedGateway) and service.gateway is gateway
-    assert isinstance(ttl, TtlSource) and ttl.inner is source and service.ttl is ttl
+    assert isinstance(ttl, TtlSource) and service.ttl is ttl
+    sleep = ttl.inner
+    assert isinstance(sleep, SleepSource) and sleep.inner is source and service.sleep is sleep
     assert ttl.policy.default == timedelta(hours=24)
     assert service.role == "standalone"
 

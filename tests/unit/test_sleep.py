@@ -51,7 +51,8 @@ def stack(deployed: datetime | None, *, asleep: bool = False, sha: str = "a", n:
         (pr(), stack(NOW - H / 2, asleep=True), Request.WAKE, False),
         (pr("b"), stack(NOW - H / 2), Request.SLEEP, False),
         (pr(labels=("preview/awake",)), stack(NOW - 2 * H), None, False),
-        (pr(labels=("preview/awake",)), stack(NOW - H / 2), Request.SLEEP, True),
+        (pr(labels=("preview/awake",)), stack(NOW - H / 2), Request.SLEEP, False),
+        (pr(labels=("preview/awake",)), stack(NOW - H / 2, asleep=True), None, False),
         (pr(), stack(None), None, True),  # created 10 h ago, never updated since
     ],
     ids=[
@@ -65,7 +66,8 @@ def stack(deployed: datetime | None, *, asleep: bool = False, sha: str = "a", n:
         "wake-command",
         "push-beats-sleep-command",
         "awake-label-keeps-it-awake",
-        "sleep-command-beats-awake-label",
+        "awake-label-beats-sleep-command",
+        "awake-label-wakes-a-sleeping-one",
         "created-long-ago",
     ],
 )
