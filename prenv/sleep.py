@@ -147,6 +147,11 @@ class SleepSource:
         with self._lock:
             self._requests[pr] = what
 
+    def pending(self, pr: int) -> Request | None:
+        """The command for ``pr`` not carried out yet, if any."""
+        with self._lock:
+            return self._requests.get(pr)
+
     def list_open(self) -> list[PullRequest]:
         prs = self.inner.list_open()
         try:

@@ -27,7 +27,9 @@ from prenv.service.leadership import Leadership
 from prenv.service.service import Service, ServiceOptions, Wiring
 from prenv.service.ttl import TtlPolicy
 from prenv.service.webhooks import sign
+from prenv.sleep import SleepPolicy
 from prenv.sources.fake import FakeSource
+from prenv.stackconfig import sleep_hash
 
 __all__ = ["TestClient"]
 
@@ -89,14 +91,15 @@ def make_service(
     leadership: Leadership | None = None,
     commands: CommandActions | None = None,
     reservations: ReadReservation | None = None,
+    sleep: SleepPolicy | None = None,
     **options: Any,
 ) -> Service:
-    wiring = Wiring.around(gateway or FakeGateway(), source or FakeSource([pull(2)]), ttl)
+    wiring = Wiring.around(gateway or FakeGateway(), source or FakeSource([pull(2)]), ttl, sleep)
     reconciler = Reconciler(
         source=wiring.source,
         filters=compile_filters(FilterSettings()),
         gateway=wiring.gateway,
-        config_hash=lambda _pr: "cfg",
+        config_hash=lambda pr: sleep_hash("cfg", pr.asleep),
         settings=ReconcileSettings(parallelism=parallelism),
         on_outcome=wiring.outcomes,
     )

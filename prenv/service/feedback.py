@@ -124,7 +124,7 @@ _HEADLINES = {
     Phase.TORN_DOWN: "🗑️ torn down",
     Phase.TEARDOWN_FAILED: "⚠️ teardown failed",
     Phase.AWAITING_APPROVAL: "⏸️ waiting for a maintainer's approval",
-    Phase.ASLEEP: "💤 asleep",
+    Phase.ASLEEP: "💤 asleep — comment `/preview wake` or push to wake it",
 }
 
 
@@ -146,8 +146,8 @@ def render_comment(report: Report, pull: PullRequest | None, url: str | None) ->
         ]
     elif report.phase is Phase.ASLEEP:
         lines += [
-            "- **Asleep:** its workloads are scaled to zero; the database and the URL stay. "
-            "Comment `/preview wake` or push to wake it.",
+            "- **Asleep:** its workloads are scaled to zero; the database and the URL stay (the URL answers again "
+            "once it is awake).",
             f"- **URL:** {_link(url)}",
         ]
     else:
