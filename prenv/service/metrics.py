@@ -165,11 +165,17 @@ class _Live(Collector):
 
     def collect(self) -> Iterator[Metric]:
         busy = set(self._busy())
-        counts = Tally(status_of(s, s.pr in busy).value for s in self._environments())
+        stacks = list(self._environments())
+        counts = Tally(status_of(s, s.pr in busy).value for s in stacks)
         envs = GaugeMetricFamily("prenv_environments", "Preview environments by status.", labels=["status"])
         for status in EnvStatus:
             envs.add_metric([status.value], counts.get(status.value, 0))
         yield envs
+        yield GaugeMetricFamily(
+            "prenv_environments_asleep",
+            "Preview environments asleep (workloads at zero replicas; prenv.sleep), among those counted above.",
+            value=sum(1 for s in stacks if s.asleep),
+        )
         yield GaugeMetricFamily("prenv_queue_depth", "PRs waiting for a reconcile.", value=self._depth())
         limit = self._rate_limit()
         if limit is not None:

@@ -159,3 +159,12 @@ def test_a_sleeping_apps_deployments_and_statefulsets_get_zero_replicas_and_the_
     awake = Guard(namespace="prenv-pr-7", sha="a" * 40, key="prenv:app.files")
     obj = {"kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 3, "template": {}}}
     assert awake.object(obj, normalized=False)["spec"]["replicas"] == 3
+
+
+def test_the_metrics_count_sleeping_environments() -> None:
+    from prenv.service.metrics import ServiceMetrics
+
+    m = ServiceMetrics(environments=lambda: [stack(NOW, asleep=True), stack(NOW, n=8), stack(NOW, asleep=True, n=9)])
+    text = m.render().decode()
+    assert "prenv_environments_asleep 2.0" in text
+    assert 'prenv_environments{status="ready"} 3.0' in text, "a sleeping environment is still a ready one"
