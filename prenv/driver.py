@@ -283,7 +283,8 @@ def build(s: Settings, *, source: PullRequestSource | None = None) -> Driver:
     sleep = None if slept is None else SleepSource(p.source, p.gateway.list_stacks, slept)
     inner = sleep or p.source
     policy = ttl_policy(s, p.template)
-    ttl = None if policy is None else TtlSource(inner, p.gateway.list_stacks, policy)
+    listing = sleep.listed if sleep is not None else p.gateway.list_stacks  # one listing for both wrappers
+    ttl = None if policy is None else TtlSource(inner, listing, policy)
     reconciler = build_reconciler(p, source=ttl or sleep)
     return Driver(p.settings, p.template, p.config_hash, p.gateway, p.source, reconciler, ttl, sleep)
 

@@ -138,6 +138,7 @@ class SleepSource:
         self._clock = clock
         self._lock = threading.Lock()
         self._requests: dict[int, Request] = {}
+        self._listed: list[StackState] | None = None
 
     def __repr__(self) -> str:
         return f"SleepSource({self.inner!r})"
@@ -147,6 +148,13 @@ class SleepSource:
         with self._lock:
             self._requests[pr] = what
 
+    def listed(self) -> list[StackState]:
+        """The stacks the latest ``list_open`` read: a wrapper over this source (the TTL's) decides on the same listing
+        instead of reading every checkpoint again; the real listing before the first ``list_open``."""
+        with self._lock:
+            listed = self._listed
+        return list(listed) if listed is not None else list(self._stacks())
+
     def pending(self, pr: int) -> Request | None:
         """The command for ``pr`` not carried out yet, if any."""
         with self._lock:
@@ -155,13 +163,15 @@ class SleepSource:
     def list_open(self) -> list[PullRequest]:
         prs = self.inner.list_open()
         try:
-            stacks = {s.pr: s for s in self._stacks()}
+            listing = list(self._stacks())
         except PrenvError as e:
             # Without the stacks, an awake PR would be reported as such and a sleeping one woken: decide nothing.
             raise SourceUnavailable("cannot list stacks to decide which environments sleep") from e
+        stacks = {s.pr: s for s in listing}
         now = self._clock()
         out: list[PullRequest] = []
         with self._lock:
+            self._listed = listing
             open_numbers = {pr.number for pr in prs}
             for number in [n for n in self._requests if n not in open_numbers]:
                 del self._requests[number]

@@ -110,7 +110,8 @@ class Wiring:
         observed = ObservedGateway(gateway, on_start=started)
         sleep_source = None if sleep is None else SleepSource(source, observed.list_stacks, sleep)
         inner = sleep_source or source
-        ttl_source = None if ttl is None else TtlSource(inner, observed.list_stacks, ttl, on_expire=expired)
+        listing = sleep_source.listed if sleep_source is not None else observed.list_stacks  # one listing for both
+        ttl_source = None if ttl is None else TtlSource(inner, listing, ttl, on_expire=expired)
         return cls(observed, ttl_source or inner, ttl_source, started, expired, Hook("outcome"), sleep_source)
 
 

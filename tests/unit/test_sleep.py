@@ -168,3 +168,18 @@ def test_the_metrics_count_sleeping_environments() -> None:
     text = m.render().decode()
     assert "prenv_environments_asleep 2.0" in text
     assert 'prenv_environments{status="ready"} 3.0' in text, "a sleeping environment is still a ready one"
+
+
+def test_the_ttl_wrapper_over_the_sleep_source_decides_on_the_same_stack_listing() -> None:
+    from prenv.ttl import TtlPolicy, TtlSource
+
+    listings: list[int] = []
+
+    def stacks() -> list[StackState]:
+        listings.append(1)
+        return [stack(NOW - 2 * H)]
+
+    sleep = SleepSource(FakeSource([pr()]), stacks, HOUR, clock=lambda: NOW)
+    ttl = TtlSource(sleep, sleep.listed, TtlPolicy(), clock=lambda: NOW)
+    assert [p.asleep for p in ttl.list_open()] == [True]
+    assert len(listings) == 1, "one listing per pass, not one per wrapper"
