@@ -9,6 +9,7 @@ The two idle hours are simulated by the sleep source's clock (as tests/e2e/test_
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,11 +20,14 @@ from kubernetes import client
 from devtools.localdb import LocalPostgres
 from prenv import driver, settings
 from prenv.model import ActionKind
+from prenv.reconcile import CycleResult
 from prenv.sleep import Request
 from tests.fixtures.driver import Driver
 from tests.fixtures.preview import BASE_DOMAIN, SEED, unique_pr, write_project
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+
+logger = logging.getLogger(__name__)
 
 
 def build(cli: Driver, clock: datetime) -> driver.Driver:
@@ -32,6 +36,12 @@ def build(cli: Driver, clock: datetime) -> driver.Driver:
     assert d.sleep is not None
     d.sleep._clock = lambda: clock
     return d
+
+
+def timed(what: str, result: CycleResult) -> None:
+    """Log how long the pass's up took (``-o log_cli=true --log-cli-level=INFO`` shows it)."""
+    for outcome in result.outcomes:
+        logger.info("%s: %s of PR %s took %.1f s", what, outcome.action.kind.value, outcome.action.pr, outcome.seconds)
 
 
 def replicas(apps: client.AppsV1Api, n: int) -> int:
@@ -66,13 +76,14 @@ def test_an_idle_environment_sleeps_with_its_database_kept_and_a_push_or_wake_br
     cli.open([{"number": n, "sha": "a" * 40, "branch": "sleepy", "labels": ["preview"]}])
     first = build(cli, now)
     try:
-        first.reconciler.sync()
+        timed("create", first.reconciler.sync())
         assert replicas(apps, n) == 1
         assert [r["asleep"] for r in cli.json("list") if r["pr"] == n] == [False]
 
         later = now + timedelta(hours=2)
         idle = build(cli, later)
         result = idle.reconciler.sync()
+        timed("sleep (idle)", result)
         assert result.plan.of(ActionKind.UPDATE) == [n], "two hours without a push: put to sleep"
         assert replicas(apps, n) == 0
         assert core.list_namespaced_pod(f"pr-{n}", label_selector="app.kubernetes.io/name=web").items == []
@@ -86,7 +97,7 @@ def test_an_idle_environment_sleeps_with_its_database_kept_and_a_push_or_wake_br
 
         cli.open([{"number": n, "sha": "b" * 40, "branch": "sleepy", "labels": ["preview"]}])  # a push
         pushed = build(cli, later)
-        pushed.reconciler.sync()
+        timed("wake (push)", pushed.reconciler.sync())
         assert replicas(apps, n) == 1, "a push wakes it"
         (stack,) = [s for s in pushed.gateway.list_stacks() if s.pr == n]
         assert (stack.sha, stack.asleep) == ("b" * 40, False)
@@ -94,10 +105,10 @@ def test_an_idle_environment_sleeps_with_its_database_kept_and_a_push_or_wake_br
         asked = build(cli, now)  # a fresh push: no idle time has passed
         assert asked.sleep is not None
         asked.sleep.request(n, Request.SLEEP)
-        asked.reconciler.sync()
+        timed("/preview sleep", asked.reconciler.sync())
         assert replicas(apps, n) == 0, "/preview sleep puts it to sleep now"
         asked.sleep.request(n, Request.WAKE)
-        asked.reconciler.sync()
+        timed("/preview wake", asked.reconciler.sync())
         assert replicas(apps, n) == 1, "/preview wake wakes it"
         assert database_exists(postgres, n)
     finally:
