@@ -252,6 +252,7 @@ def check_hostile_metadata(deployment: Deployment) -> tuple[list[str], Figures]:
             "prenv:sha",
             "prenv:branch",
             "prenv:author",
+            "prenv:asleep",  # "true"/"false": whether it sleeps (prenv.sleep), never PR text
             "prenv:createdAt",
         }:
             problems.append(f"pr-{n}: unexpected stack config keys {sorted(stack_config)}")
