@@ -125,6 +125,11 @@ def sync(
         err.print(table)
         for n in sorted(d.ttl.expired() if d.ttl is not None else ()):
             err.print(f"pr-{n}: its TTL expired (no push for its lifetime); a push or a label change brings it back")
+        for w in result.filtered.dropped if result.filtered is not None else ():
+            if w.position is not None:
+                err.print(f"pr-{w.pr.number}: waiting for a free environment, position {w.position} in the queue")
+            elif w.evicted_for is not None:
+                err.print(f"pr-{w.pr.number}: evicted to make room for pr-{w.evicted_for}")
         if not result.source_ok:
             err.print("[yellow]PR source unavailable: nothing was destroyed this pass[/yellow]")
     failed = [o for o in result.outcomes if not o.ok and o.skipped is None]

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from prenv import naming, stackconfig, template
 from prenv.errors import ConfigError
-from prenv.filters import PullRequestFilter, compile_filters
+from prenv.filters import FilterResult, PullRequestFilter, compile_filters
 from prenv.gateway import gateway_for
 from prenv.gateway.base import StackGateway
 from prenv.gateway.workspace import PulumiGateway
-from prenv.model import PullRequest
+from prenv.model import Plan, PullRequest
 from prenv.reconcile import Outcome, Reconciler, ReconcileSettings
 from prenv.settings import Settings
 from prenv.sleep import SleepPolicy, SleepSource
@@ -217,6 +217,7 @@ def build_reconciler(
     gateway: StackGateway | None = None,
     source: PullRequestSource | None = None,
     on_outcome: Callable[[Outcome], None] | None = None,
+    on_plan: Callable[[Plan, FilterResult], None] | None = None,
 ) -> Reconciler:
     """The reconciler over ``p``'s gateway and source, or over the wrappers given in their place.
 
@@ -225,6 +226,7 @@ def build_reconciler(
         gateway: a wrapper around ``p.gateway`` (the service's observed gateway); default ``p.gateway``.
         source: a wrapper around ``p.source`` (the service's TTL source); default ``p.source``.
         on_outcome: called with every outcome.
+        on_plan: called with every plan carried out (who waits for an environment, who is evicted).
     """
     r = p.settings.reconcile
     chash, prefix = p.config_hash, p.template.image.tag_prefix
@@ -233,6 +235,7 @@ def build_reconciler(
         p.settings.filters,
         changed_files=getattr(p.source, "changed_files", None),
         extra_skip_labels=(commands.off_label,) if commands.enabled else (),
+        keep_label=p.settings.serve.ttl.keep_label,
     )
     return Reconciler(
         source=source or p.source,
@@ -248,6 +251,7 @@ def build_reconciler(
         image_gate=build_image_gate(p.settings),
         image_tag=lambda pr: f"{prefix}{pr.number}",
         on_outcome=on_outcome,
+        on_plan=on_plan,
     )
 
 

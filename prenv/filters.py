@@ -18,14 +18,27 @@ Rules, checked in this order (the first failing rule is the reported reason):
 8. ``paths_include`` / ``paths_exclude`` (globs) on the PR's changed files: at least one changed file must match an
    include glob, and a PR whose changed files all match exclude globs is skipped (GitHub Actions' ``paths`` and
    ``paths-ignore``). Checked last, so only PRs that passed every other rule cost a listing of their files;
-9. ``max_environments``: of the PRs left, the lowest numbers are kept.
+9. ``max_environments``: a cap on live environments, and ``on_limit`` says what happens at the cap (below).
 
 Globs are matched against the whole path: ``*`` and ``?`` stay within one directory, ``**`` spans directories
 (``docs/**``, ``**/*.md``), ``[...]`` is a character class.
 
-Regexes use ``re.search`` semantics (anchor with ``^``/``$`` for whole-name matches). The limit keeps the lowest
-PR numbers because they are the oldest PRs: a newly opened PR never evicts a running environment. It is the only
-deterministic choice that does not depend on timestamps a source may not report.
+Regexes use ``re.search`` semantics (anchor with ``^``/``$`` for whole-name matches).
+
+Capacity. Given which PRs have an environment (``deployed``: the reconciler's stacks), a PR that has one keeps it
+and the PRs without one form a queue for the free places. The queue is ordered by PR number: a forge numbers PRs as
+they are opened, so that is who asked first, known without a request per PR and the same in every cycle and every
+replica (a label's time would cost a timeline request per PR and per cycle). When an environment goes, the head of
+the queue gets its place in the same cycle. ``on_limit``:
+
+- ``queue`` (default): the rest wait (``OVER_LIMIT``, with their 1-based ``position``);
+- ``evict-idle``: for each PR left in the queue, the longest-idle environment (the oldest last deployment: no push
+  for the longest time) without the keep label is destroyed to make room (``EVICTED``, naming the PR it made room
+  for); a kept one never is, and when all are kept the PR queues. An evicted PR queues and may take a free place,
+  but does not evict back until its head commit changes (a push) or :meth:`PullRequestFilter.forgive`
+  (``/preview``). The filter remembers evictions for the life of the process (``prenv serve``).
+
+Without ``deployed`` (a caller that does not know the stacks), the lowest numbers are kept.
 """
 
 from __future__ import annotations
@@ -33,8 +46,11 @@ from __future__ import annotations
 import enum
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -64,7 +80,10 @@ class FilterSettings(BaseModel):
     allow_drafts: bool = False
     allow_forks: bool = False
     max_environments: int | None = Field(default=None, ge=0)
-    """At most this many environments; the lowest PR numbers win. ``None`` = no limit."""
+    """At most this many environments. ``None`` = no limit."""
+    on_limit: Literal["queue", "evict-idle"] = "queue"
+    """At the cap: ``queue`` (a PR waits for a free place, told its position) or ``evict-idle`` (the longest-idle
+    environment without the keep label is destroyed to make room)."""
     paths_include: tuple[str, ...] = ()
     """Globs; a PR gets an environment only when one of its changed files matches one."""
     paths_exclude: tuple[str, ...] = ()
@@ -90,6 +109,7 @@ class DropReason(enum.StrEnum):
     PATHS_NOT_INCLUDED = "paths-not-included"
     PATHS_EXCLUDED = "paths-excluded"
     OVER_LIMIT = "over-limit"
+    EVICTED = "evicted"
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +119,10 @@ class Dropped:
     pr: PullRequest
     reason: DropReason
     detail: str
+    position: int | None = None
+    """``OVER_LIMIT``: the PR's place in the queue for an environment, from 1."""
+    evicted_for: int | None = None
+    """``EVICTED``, or ``OVER_LIMIT`` after an eviction: the PR it made room for."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,6 +131,13 @@ class FilterResult:
 
     kept: tuple[PullRequest, ...]
     dropped: tuple[Dropped, ...]
+    admitted: tuple[int, ...] = ()
+    """Kept PRs without an environment yet while a cap is set: given a place this cycle (a webhook's cycle for
+    another PR creates them too, so the place freed by a closed PR is taken at once)."""
+
+    def queued(self) -> list[Dropped]:
+        """The PRs waiting for an environment, head of the queue first."""
+        return sorted((d for d in self.dropped if d.position is not None), key=lambda d: d.position or 0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +162,7 @@ class PullRequestFilter:
         paths_include: tuple[re.Pattern[str], ...] = (),
         paths_exclude: tuple[re.Pattern[str], ...] = (),
         changed_files: ChangedFiles | None = None,
+        keep_label: str | None = None,
     ) -> None:
         self.settings = settings
         self._branch_include = branch_include
@@ -142,9 +174,22 @@ class PullRequestFilter:
         self._paths_include = paths_include
         self._paths_exclude = paths_exclude
         self._changed_files = changed_files
+        self.keep_label = keep_label
+        self._evicted: dict[int, tuple[str, int]] = {}  # PR → (its sha when evicted, the PR it made room for)
+        self._evicted_guard = threading.Lock()
 
-    def apply(self, prs: Iterable[PullRequest]) -> FilterResult:
+    def forgive(self, pr: int) -> None:
+        """PR ``pr`` asked to come back (``/preview``): an eviction no longer holds it back."""
+        with self._evicted_guard:
+            self._evicted.pop(pr, None)
+
+    def apply(self, prs: Iterable[PullRequest], deployed: Mapping[int, datetime | None] | None = None) -> FilterResult:
         """Split ``prs`` into kept and dropped. Deterministic: the same input gives the same output.
+
+        Args:
+            prs: the open PRs.
+            deployed: the PRs that have an environment, each with its last deployment (None: unknown); for the
+                cap (see the module docstring). None: not known, the lowest numbers are kept.
 
         Raises:
             SourceError: the changed files of a PR could not be read (path filters only); the cycle then has no
@@ -158,17 +203,61 @@ class PullRequestFilter:
                 kept.append(pr)
             else:
                 dropped.append(rejection)
+        admitted: tuple[int, ...] = ()
         limit = self.settings.max_environments
-        if limit is not None and len(kept) > limit:
-            for pr in kept[limit:]:
-                dropped.append(Dropped(pr, DropReason.OVER_LIMIT, f"{self._key}.max_environments is {limit}"))
-            kept = kept[:limit]
+        if limit is not None:
+            kept, over, admitted = self._capacity(kept, limit, deployed)
+            dropped += over
         for d in dropped:
             logger.debug("PR #%d dropped: %s (%s)", d.pr.number, d.reason, d.detail)
         dropped.sort(key=lambda d: d.pr.number)
-        return FilterResult(kept=tuple(kept), dropped=tuple(dropped))
+        return FilterResult(kept=tuple(kept), dropped=tuple(dropped), admitted=admitted)
 
     __call__ = apply
+
+    def _capacity(
+        self, candidates: list[PullRequest], limit: int, deployed: Mapping[int, datetime | None] | None
+    ) -> tuple[list[PullRequest], list[Dropped], tuple[int, ...]]:
+        """Kept, dropped and newly admitted PRs under the cap (``candidates`` sorted by number)."""
+        has = {} if deployed is None else deployed
+        holding = [p for p in candidates if p.number in has][:limit]
+        holders = {p.number for p in holding}
+        queue = [p for p in candidates if p.number not in holders]  # by number: who asked first
+        dropped: list[Dropped] = []
+        with self._evicted_guard:
+            for p in queue:  # a push clears an eviction
+                mark = self._evicted.get(p.number)
+                if mark is not None and mark[0] != p.sha:
+                    del self._evicted[p.number]
+            free = max(0, limit - len(holding))
+            admitted, queue = queue[:free], queue[free:]
+            if queue and deployed is not None and self.settings.on_limit == "evict-idle":
+                victims = sorted(
+                    (p for p in holding if self.keep_label is None or self.keep_label not in p.labels),
+                    key=lambda p: (_timestamp(has.get(p.number)), p.number),
+                )
+                for newcomer in [p for p in queue if p.number not in self._evicted]:  # the evicted do not evict back
+                    if not victims:
+                        break
+                    victim = victims.pop(0)
+                    holding.remove(victim)
+                    queue.remove(newcomer)
+                    admitted.append(newcomer)
+                    self._evicted[victim.number] = (victim.sha, newcomer.number)
+                    text = _evicted_text(newcomer.number)
+                    dropped.append(Dropped(victim, DropReason.EVICTED, text, evicted_for=newcomer.number))
+                    logger.info("PR #%d evicted to make room for PR #%d", victim.number, newcomer.number)
+            for p in admitted:
+                self._evicted.pop(p.number, None)
+            why = f"waiting for a free environment ({self._key}.max_environments is {limit})"
+            for i, p in enumerate(queue, start=1):
+                mark = self._evicted.get(p.number)
+                detail = why if mark is None else f"{_evicted_text(mark[1])} ({why})"
+                for_pr = None if mark is None else mark[1]
+                dropped.append(Dropped(p, DropReason.OVER_LIMIT, detail, position=i, evicted_for=for_pr))
+        kept = sorted(holding + admitted, key=lambda p: p.number)
+        new = tuple(p.number for p in admitted) if deployed is not None else ()
+        return kept, dropped, new
 
     def _check(self, pr: PullRequest) -> Dropped | None:
         s, key = self.settings, self._key
@@ -206,12 +295,22 @@ class PullRequestFilter:
         return None
 
 
+def _evicted_text(for_pr: int) -> str:
+    return f"evicted to make room for PR #{for_pr}; push or comment /preview to come back"
+
+
+def _timestamp(at: datetime | None) -> float:
+    """Oldest first; an unknown last deployment counts as the oldest."""
+    return float("-inf") if at is None else at.timestamp()
+
+
 def compile_filters(
     settings: FilterSettings,
     *,
     key_prefix: str = "filters",
     changed_files: ChangedFiles | None = None,
     extra_skip_labels: tuple[str, ...] = (),
+    keep_label: str | None = "preview/keep",
 ) -> PullRequestFilter:
     """Compile ``settings`` once, at start-up.
 
@@ -220,6 +319,7 @@ def compile_filters(
         key_prefix: where the settings live in the configuration, for error messages.
         changed_files: what the source says a PR changes; required when path globs are set.
         extra_skip_labels: skip labels the configuration implies (``commands.off_label``), after ``skip_labels``.
+        keep_label: a PR with this label is never evicted (``serve.ttl.keep_label``).
 
     Raises:
         ConfigError: a regex or glob does not compile, a skip label is empty, or path globs are set for a source
@@ -253,6 +353,7 @@ def compile_filters(
         paths_include=include,
         paths_exclude=exclude,
         changed_files=changed_files,
+        keep_label=keep_label,
     )
 
 

@@ -17,13 +17,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from enum import Enum
 
 from prenv.errors import PrenvError, SourceError
-from prenv.filters import FilterResult, PullRequestFilter
+from prenv.filters import DropReason, FilterResult, PullRequestFilter
 from prenv.gateway.base import StackGateway
 from prenv.model import Action, ActionKind, DesiredEnvironment, Drift, EnvStatus, Plan, PullRequest, StackState
 from prenv.sources.base import ImageGate, PullRequestSource
@@ -76,18 +76,23 @@ def make_plan(
     *,
     max_teardowns: int,
     only: int | None = None,
+    also: Collection[int] = (),
+    reasons: Mapping[int, str] | None = None,
 ) -> Plan:
     """Decide, without side effects, what to do with every PR and stack.
 
     ``desired`` is None when the source failed: then nothing is destroyed and nothing is created. ``only`` limits
-    the plan to one PR (a webhook for that PR).
+    the plan to one PR (a webhook for that PR) and the PRs in ``also`` (capacity: the PRs given a place this cycle
+    and the environments evicted for them). ``reasons`` says why a stack is destroyed when it is not the default
+    (an eviction).
     """
-    stacks = {s.pr: s for s in actual if only is None or s.pr == only}
+    focus = None if only is None else {only, *also}
+    stacks = {s.pr: s for s in actual if focus is None or s.pr in focus}
     actions: list[Action] = []
     if desired is None:
         actions += [Action(ActionKind.UNCHANGED, pr, "source unavailable: keeping the stack") for pr in stacks]
         return Plan(tuple(sorted(actions, key=lambda a: a.pr)))
-    wanted = {d.pr.number: d for d in desired if only is None or d.pr.number == only}
+    wanted = {d.pr.number: d for d in desired if focus is None or d.pr.number in focus}
     for pr, d in wanted.items():
         stack = stacks.get(pr)
         if not d.image_ready:
@@ -105,7 +110,8 @@ def make_plan(
     gone = sorted(pr for pr in stacks if pr not in wanted)
     for i, pr in enumerate(gone):
         if i < max_teardowns:
-            actions.append(Action(ActionKind.DESTROY, pr, "PR closed or no longer matches the filters"))
+            why = (reasons or {}).get(pr, "PR closed or no longer matches the filters")
+            actions.append(Action(ActionKind.DESTROY, pr, why))
         else:
             actions.append(Action(ActionKind.UNCHANGED, pr, "teardown cap reached this cycle"))
     return Plan(tuple(sorted(actions, key=lambda a: a.pr)))
@@ -145,6 +151,8 @@ class Reconciler:
         image_tag: the image tag the gate is asked about.
         clock: monotonic seconds, for backoff.
         on_outcome: called with every outcome (in the operation's thread); exceptions are logged, never raised.
+        on_plan: called with each plan that is carried out and the filters' verdict it came from (who waits for an
+            environment, who is evicted), before its operations start; exceptions are logged, never raised.
     """
 
     source: PullRequestSource
@@ -156,6 +164,7 @@ class Reconciler:
     image_tag: Callable[[PullRequest], str] = lambda pr: f"pr-{pr.number}"
     clock: Callable[[], float] = time.monotonic
     on_outcome: Callable[[Outcome], None] | None = None
+    on_plan: Callable[[Plan, FilterResult], None] | None = None
     _locks: dict[int, threading.Lock] = field(default_factory=dict, repr=False)
     _locks_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _retry: dict[int, _Retry] = field(default_factory=dict, repr=False)
@@ -177,11 +186,15 @@ class Reconciler:
         """Drop every backoff and reported failure: the next pass attempts every PR again."""
         self._retry.clear()
 
-    def desired(self) -> tuple[list[DesiredEnvironment] | None, FilterResult | None]:
-        """The environments that should exist, or (None, None) when the source failed this cycle."""
+    def desired(
+        self, actual: Iterable[StackState] | None = None
+    ) -> tuple[list[DesiredEnvironment] | None, FilterResult | None]:
+        """The environments that should exist, or (None, None) when the source failed this cycle. ``actual``: the
+        stacks, for the cap on environments (who holds a place, who is idle longest)."""
+        deployed = None if actual is None else {s.pr: s.last_update for s in actual}
         try:
             prs = self.source.list_open()
-            result = self.filters.apply(prs)  # path filters read the PRs' changed files from the source too
+            result = self.filters.apply(prs, deployed)  # path filters read the PRs' changed files from the source
         except SourceError as e:
             logger.warning("PR source failed (%s); this cycle destroys nothing", e)
             return None, None
@@ -198,13 +211,25 @@ class Reconciler:
         return desired, result
 
     def plan(self, only: int | None = None) -> tuple[Plan, bool, FilterResult | None]:
-        desired, filtered = self.desired()
         actual = self.gateway.list_stacks()
-        plan = make_plan(desired, actual, max_teardowns=self.settings.max_teardowns_per_cycle, only=only)
+        desired, filtered = self.desired(actual)
+        also: list[int] = []
+        reasons: dict[int, str] = {}
+        if filtered is not None:
+            evicted = {d.pr.number: d.detail for d in filtered.dropped if d.reason is DropReason.EVICTED}
+            also, reasons = [*filtered.admitted, *evicted], evicted
+        plan = make_plan(
+            desired,
+            actual,
+            max_teardowns=self.settings.max_teardowns_per_cycle,
+            only=only,
+            also=also,
+            reasons=reasons,
+        )
         if desired is not None and plan.of(ActionKind.DESTROY):
             # A paginated listing is no snapshot: a PR can drop out of one listing while others close. Destroy only
             # what a second listing confirms is gone (one extra request, only in cycles that would destroy).
-            again, _ = self.desired()
+            again, _ = self.desired(actual)
             if again is None:
                 plan = make_plan(None, actual, max_teardowns=0, only=only)
                 return plan, False, filtered
@@ -224,6 +249,11 @@ class Reconciler:
         plan, source_ok, filtered = self.plan(only)
         if dry_run:
             return CycleResult(plan, (), source_ok, filtered)
+        if self.on_plan is not None and filtered is not None:
+            try:
+                self.on_plan(plan, filtered)
+            except Exception:
+                logger.exception("plan listener failed")
         todo = [a for a in plan.actions if a.kind in (ActionKind.CREATE, ActionKind.UPDATE, ActionKind.DESTROY)]
         with ThreadPoolExecutor(max_workers=max(1, self.settings.parallelism), thread_name_prefix="op") as pool:
             outcomes = tuple(pool.map(self._execute, todo))

@@ -92,16 +92,18 @@ def make_service(
     commands: CommandActions | None = None,
     reservations: ReadReservation | None = None,
     sleep: SleepPolicy | None = None,
+    filters: FilterSettings | None = None,
     **options: Any,
 ) -> Service:
     wiring = Wiring.around(gateway or FakeGateway(), source or FakeSource([pull(2)]), ttl, sleep)
     reconciler = Reconciler(
         source=wiring.source,
-        filters=compile_filters(FilterSettings()),
+        filters=compile_filters(filters or FilterSettings()),
         gateway=wiring.gateway,
         config_hash=lambda pr: sleep_hash("cfg", pr.asleep),
         settings=ReconcileSettings(parallelism=parallelism),
         on_outcome=wiring.outcomes,
+        on_plan=wiring.plans,
     )
     opts = {"repository": REPOSITORY, "resync_seconds": 3600.0, "retry_delay_seconds": 0.05, **options}
     return Service(

@@ -54,6 +54,8 @@ class Phase(enum.StrEnum):
     TEARDOWN_FAILED = "teardown-failed"
     AWAITING_APPROVAL = "awaiting-approval"
     """A fork's PR moved past its approved commit; ``reason`` says which commit still runs."""
+    QUEUED = "queued"
+    """No environment yet: ``filters.max_environments`` are running; ``position`` in the queue, ``reason`` why."""
     ASLEEP = "asleep"
     """An up put the environment to sleep (prenv.sleep): workloads at zero, the rest kept; the Deployment is
     ``inactive`` until a wake."""
@@ -81,6 +83,8 @@ class Report:
     what it reserves (``reserved``) and for how long it has run."""
     reserved: Reservation | None = None
     """The CPU and memory its pods request (prenv.reservations); None: unknown (the cluster could not be asked)."""
+    position: int | None = None
+    """``QUEUED``: the PR's place in the queue for an environment, from 1."""
 
 
 class Feedback(Protocol):
@@ -124,6 +128,7 @@ _HEADLINES = {
     Phase.TORN_DOWN: "🗑️ torn down",
     Phase.TEARDOWN_FAILED: "⚠️ teardown failed",
     Phase.AWAITING_APPROVAL: "⏸️ waiting for a maintainer's approval",
+    Phase.QUEUED: "🕒 waiting for a free environment",
     Phase.ASLEEP: "💤 asleep — comment `/preview wake` or push to wake it",
 }
 
@@ -137,6 +142,13 @@ def render_comment(report: Report, pull: PullRequest | None, url: str | None) ->
     ]
     if report.phase in (Phase.TORN_DOWN, Phase.TEARDOWN_FAILED):
         lines.append(f"- **Why:** {code_span(report.reason or 'the PR was closed or no longer matches the filters')}")
+    elif report.phase is Phase.QUEUED:
+        lines.append(
+            f"- **Queue:** position {report.position or '?'}: every environment allowed is running; this PR gets "
+            "one as soon as one goes (first asked, first served)."
+        )
+        if report.reason:  # built from configuration and PR numbers only (prenv.filters)
+            lines.append(f"- **Why:** {code_span(report.reason)}")
     elif report.phase is Phase.AWAITING_APPROVAL:
         lines += [
             "- **Approval needed:** this fork's new commit is not deployed until a maintainer comments `/preview`"
@@ -372,7 +384,7 @@ class GitHubFeedback(ForgeFeedback):
             self._deployments[report.pr] = deployment.id
             deployment.create_status("in_progress", description="deploying", environment=env)
             return
-        if report.phase in (Phase.TEARDOWN_FAILED, Phase.AWAITING_APPROVAL):
+        if report.phase in (Phase.TEARDOWN_FAILED, Phase.AWAITING_APPROVAL, Phase.QUEUED):
             return
         current = self._current_deployment(
             repo, report.pr, pull, create=report.phase not in (Phase.TORN_DOWN, Phase.ASLEEP)

@@ -127,7 +127,7 @@ class GitLabFeedback(ForgeFeedback):
     # --- the environment -------------------------------------------------------------------------------------
 
     def _environment(self, pr: int, phase: Phase, url: str | None) -> None:
-        if phase is Phase.TEARDOWN_FAILED:
+        if phase in (Phase.TEARDOWN_FAILED, Phase.QUEUED):
             return
         environments = f"/projects/{self._path}/environments"
         name = environment_name(pr)

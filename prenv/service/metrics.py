@@ -111,6 +111,16 @@ class ServiceMetrics:
             ["pr"],
             registry=self.registry,
         )
+        self.queued = Gauge(
+            "prenv_queued_environments",
+            "PRs waiting for an environment because filters.max_environments are running.",
+            registry=self.registry,
+        )
+        self.evictions = Counter(
+            "prenv_evictions",
+            "Environments destroyed to make room for a waiting PR (filters.on_limit: evict-idle).",
+            registry=self.registry,
+        )
         self.registry.register(_Live(environments, busy, queue_depth, rate_limit))
 
     def reserved(self, pr: int, reservation: Reservation | None) -> None:

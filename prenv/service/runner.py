@@ -49,7 +49,7 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
     ttl = driver_mod.ttl_policy(settings, parts.template)
     wiring = Wiring.around(parts.gateway, parts.source, ttl, driver_mod.sleep_policy(settings, parts.template))
     reconciler = driver_mod.build_reconciler(
-        parts, gateway=wiring.gateway, source=wiring.source, on_outcome=wiring.outcomes
+        parts, gateway=wiring.gateway, source=wiring.source, on_outcome=wiring.outcomes, on_plan=wiring.plans
     )
     github = kind in ("github", "github-branches")
     gitlab = kind in ("gitlab", "gitlab-branches")

@@ -17,12 +17,13 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from prenv.filters import DropReason, FilterResult
 from prenv.gateway.base import StackGateway
-from prenv.model import ActionKind, DesiredEnvironment, Drift, PullRequest, StackState
+from prenv.model import ActionKind, DesiredEnvironment, Drift, Plan, PullRequest, StackState
 from prenv.reconcile import Outcome, Reconciler, SkipReason
 from prenv.reservations import ReadReservation, Reservation
 from prenv.service.command_actions import CommandActions
@@ -94,6 +95,8 @@ class Wiring:
     outcomes: Hook[[Outcome]]
     sleep: SleepSource | None = None
     """The sleep source under the TTL source (None: no sleeping); ``/preview sleep`` and ``wake`` are told to it."""
+    plans: Hook[[Plan, FilterResult]] = field(default_factory=lambda: Hook("plan"))
+    """Give it to the reconciler as ``on_plan``: who waits for an environment, who is evicted."""
 
     @classmethod
     def around(
@@ -169,6 +172,7 @@ class Service:
         wiring.started.subscribe(self._operation_started)
         wiring.expired.subscribe(self._expired)
         wiring.outcomes.subscribe(self._on_outcome)
+        wiring.plans.subscribe(self._on_plan)
         self.deliveries = DeliveryLog(options.delivery_cache_size)
         self.queue = WorkQueue(self._reconcile_one, workers=options.workers, retry_delay=options.retry_delay_seconds)
         self.metrics = ServiceMetrics(
@@ -178,6 +182,8 @@ class Service:
             rate_limit=rate_limit,
         )
         self._why: dict[int, str] = {}
+        self._queued: dict[int, tuple[int, str]] = {}  # PR → (position, why) last told; for capacity
+        self._evicting: set[int] = set()  # PRs whose destroy this cycle is an eviction
         self.reservations = reservations
         self._reserved: dict[int, Reservation | None] = {}  # PR → read after its last up (for later reports)
         self._why_lock = threading.Lock()
@@ -244,6 +250,7 @@ class Service:
             self.sleep.request(command.pr, result.sleep)
         if not result.reconcile:
             return
+        self.reconciler.filters.forgive(command.pr)  # /preview after an eviction: it may take a place again
         if result.why is not None:
             with self._why_lock:
                 self._why[command.pr] = result.why
@@ -416,8 +423,34 @@ class Service:
                 f"its TTL expired ({verdict.reason}); push a commit or change a label to bring it back"
             )
 
+    def _on_plan(self, plan: Plan, filtered: FilterResult) -> None:
+        """Before a plan runs: evictions get their reason, and a PR waiting for an environment is told its place in
+        the queue whenever it changes (an unchanged queue costs no request)."""
+        destroying = set(plan.of(ActionKind.DESTROY))
+        with self._why_lock:
+            for d in filtered.dropped:
+                if d.reason is DropReason.EVICTED and d.pr.number in destroying:
+                    self._why[d.pr.number] = d.detail
+                    self._evicting.add(d.pr.number)
+            queued = filtered.queued()
+            self.metrics.queued.set(len(queued))
+            now_queued = {d.pr.number: (d.position or 0, d.detail) for d in queued}
+            changed = [d for d in queued if self._queued.get(d.pr.number) != now_queued[d.pr.number]]
+            self._queued = now_queued
+        for d in changed:
+            self.feedback.report(
+                Report(d.pr.number, Phase.QUEUED, _now(), pull=d.pr, reason=d.detail, position=d.position)
+            )
+
     def _on_outcome(self, outcome: Outcome) -> None:
         self.metrics.observe(outcome)
+        action = outcome.action
+        if action.kind is ActionKind.DESTROY and outcome.skipped is None:
+            with self._why_lock:
+                evicted = action.pr in self._evicting
+                self._evicting.discard(action.pr)
+            if evicted and outcome.ok:
+                self.metrics.evictions.inc()
         self._tell(outcome)
 
     def _tell(self, outcome: Outcome) -> None:
