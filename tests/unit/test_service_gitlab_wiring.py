@@ -13,6 +13,7 @@ from prenv.service.feedback import NullFeedback
 from prenv.service.gitlab_feedback import GitLabFeedback
 from prenv.service.runner import build_service
 from prenv.service.ttl import TtlSource
+from prenv.sleep import SleepSource
 from prenv.sources import GitHubBranchSource, GitLabBranchSource, GitLabSource
 from tests.fixtures.gitlab import TOKEN
 from testsupport.gitlab_server import FakeGitLab
@@ -40,8 +41,9 @@ def test_a_gitlab_source_gets_gitlab_webhooks_scoped_to_its_project_and_gitlab_f
     service = build_service(s)
     try:
         source = service.reconciler.source
-        assert isinstance(source, TtlSource) and isinstance(source.inner, GitLabSource)
-        assert source.inner.base_url == "https://gitlab.example.com"
+        assert isinstance(source, TtlSource) and isinstance(source.inner, SleepSource)
+        gitlab = source.inner.inner
+        assert isinstance(gitlab, GitLabSource) and gitlab.base_url == "https://gitlab.example.com"
         assert (service.options.gitlab_project, service.options.repository) == ("platform/shop", None)
         assert service.options.branches is False
         assert isinstance(service.feedback, BackgroundFeedback)
@@ -66,7 +68,9 @@ def test_gitlab_s_rate_limit_is_not_exported_as_github_s(tmp_path: Path, fake_gi
         },
     )
     service = build_service(s)
-    source = service.reconciler.source
+    sleep = service.reconciler.source  # TTLs are off: the sleep source is the outermost wrapper
+    assert isinstance(sleep, SleepSource)
+    source = sleep.inner
     assert isinstance(source, GitLabSource)
 
     source.list_open()
