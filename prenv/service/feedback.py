@@ -129,15 +129,21 @@ _HEADLINES = {
     Phase.TEARDOWN_FAILED: "⚠️ teardown failed",
     Phase.AWAITING_APPROVAL: "⏸️ waiting for a maintainer's approval",
     Phase.QUEUED: "🕒 waiting for a free environment",
-    Phase.ASLEEP: "💤 asleep — comment `/preview wake` or push to wake it",
+    Phase.ASLEEP: "💤 asleep",
 }
+
+
+def _headline(report: Report) -> str:
+    if report.phase is Phase.ASLEEP and report.reason:
+        return f"{_HEADLINES[report.phase]} — {report.reason}"  # how to wake it: prenv's own text, never PR text
+    return _HEADLINES[report.phase]
 
 
 def render_comment(report: Report, pull: PullRequest | None, url: str | None) -> str:
     """The whole comment body for the PR's latest state."""
     lines = [
         MARKER,
-        f"### Preview environment `{naming.stack_name(report.pr)}`: {_HEADLINES[report.phase]}",
+        f"### Preview environment `{naming.stack_name(report.pr)}`: {_headline(report)}",
         "",
     ]
     if report.phase in (Phase.TORN_DOWN, Phase.TEARDOWN_FAILED):

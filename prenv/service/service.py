@@ -36,10 +36,12 @@ from prenv.service.observe import ObservedGateway
 from prenv.service.queue import WorkQueue
 from prenv.service.ttl import Expiry, TtlPolicy, TtlSource
 from prenv.service.webhooks import DeliveryLog
-from prenv.sleep import SleepPolicy, SleepSource
+from prenv.sleep import AWAKE_LABEL, SleepPolicy, SleepSource
 from prenv.sources.base import PullRequestSource
 
 logger = logging.getLogger(__name__)
+
+WAKE_BY_PUSH = f"push or add the label `{AWAKE_LABEL}` to wake it"
 
 # Why a webhook action would tear an environment down, shown in the PR comment if it does.
 _TEARDOWN_WHY = {
@@ -470,7 +472,9 @@ class Service:
         state = self.gateway.state_of(pr)
         url = state.url if state is not None else None
         if outcome.ok and state is not None and state.asleep:
-            self.feedback.report(Report(pr, Phase.ASLEEP, _now(), pull=pull, url=url, reason="asleep"))
+            # GitLab has no comment commands: there a push or the label wakes it.
+            wake = "comment `/preview wake` or push to wake it" if self.commands is not None else WAKE_BY_PUSH
+            self.feedback.report(Report(pr, Phase.ASLEEP, _now(), pull=pull, url=url, reason=wake))
         elif outcome.ok:
             self.feedback.report(
                 Report(pr, Phase.READY, _now(), pull=pull, url=url, **self._cost(pr, state, read=True))

@@ -183,3 +183,12 @@ def test_the_ttl_wrapper_over_the_sleep_source_decides_on_the_same_stack_listing
     ttl = TtlSource(sleep, sleep.listed, TtlPolicy(), clock=lambda: NOW)
     assert [p.asleep for p in ttl.list_open()] == [True]
     assert len(listings) == 1, "one listing per pass, not one per wrapper"
+
+
+def test_a_sleeping_prs_comment_says_how_to_wake_it_where_there_are_no_comment_commands() -> None:
+    from prenv.service.feedback import Phase, Report, render_comment
+    from prenv.service.service import WAKE_BY_PUSH
+
+    body = render_comment(Report(7, Phase.ASLEEP, NOW, reason=WAKE_BY_PUSH), pr(), "http://web-7.preview.test")
+    assert "💤 asleep — push or add the label `preview/awake` to wake it" in body
+    assert "/preview wake" not in body
