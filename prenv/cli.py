@@ -147,7 +147,7 @@ def list_(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
     with _errors():
         d = _driver(config)
         stacks = d.gateway.list_stacks()
-        reader = QuotaReader(d.template.namespace_prefix)
+        reader = QuotaReader(d.template.namespace_prefix, env=d.gateway.env)
     now = datetime.now(UTC)
     rows: list[dict[str, Any]] = []
     for s in sorted(stacks, key=lambda s: s.pr):

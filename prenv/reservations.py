@@ -92,14 +92,18 @@ class QuotaReader:
 
     Args:
         namespace_prefix: the template's ``prenv:namespacePrefix``.
-        api: a ``kubernetes.client.ApiClient``; by default one is built on first use, from the in-cluster service
-            account or else the kubeconfig (``$KUBECONFIG``), as the Pulumi program finds the cluster.
+        env: the environment of the pulumi runs (the gateway's): the cluster is the one the program deploys to,
+            ``KUBECONFIG`` there, else the in-cluster service account (``KUBERNETES_SERVICE_HOST``); neither: unknown.
+        api: a ``kubernetes.client.ApiClient`` to use instead (built from ``env`` on first use otherwise).
         timeout: seconds per request.
     """
 
-    def __init__(self, namespace_prefix: str = "", *, api: Any = None, timeout: float = 5.0) -> None:
+    def __init__(
+        self, namespace_prefix: str = "", *, env: Mapping[str, str] | None = None, api: Any = None, timeout: float = 5.0
+    ) -> None:
         self.namespace_prefix = naming.check_namespace_prefix(namespace_prefix)
         self.timeout = timeout
+        self._env = dict(env or {})
         self._api = api
         self._guard = threading.Lock()
         self._unavailable = False
@@ -128,7 +132,7 @@ class QuotaReader:
     def _core(self) -> Any:
         with self._guard:
             if self._api is None and not self._unavailable:
-                self._api = _default_api()
+                self._api = _api_for(self._env)
                 self._unavailable = self._api is None
             if self._api is None:
                 return None
@@ -137,20 +141,21 @@ class QuotaReader:
             return client.CoreV1Api(self._api)
 
 
-def _default_api() -> Any:
+def _api_for(env: Mapping[str, str]) -> Any:
+    """A client for the cluster the pulumi program deploys to, as prenv.gateway.rollout finds it; None: no cluster."""
     from kubernetes import client, config
 
     try:
-        try:
+        if env.get("KUBECONFIG"):
+            return config.new_client_from_config(config_file=env["KUBECONFIG"].split(":")[0])
+        if env.get("KUBERNETES_SERVICE_HOST"):
             config.load_incluster_config()
             return client.ApiClient()
-        except config.ConfigException:
-            cfg = client.Configuration()
-            config.load_kube_config(client_configuration=cfg)
-            return client.ApiClient(cfg)
-    except Exception as e:  # no cluster configured: every reservation is unknown
-        logger.info("no Kubernetes configuration (%s): reserved resources are unknown", type(e).__name__)
+    except Exception as e:  # an unreadable kubeconfig: every reservation is unknown
+        logger.info("no usable Kubernetes configuration (%s): reserved resources are unknown", type(e).__name__)
         return None
+    logger.info("no Kubernetes configuration (KUBECONFIG or in-cluster): reserved resources are unknown")
+    return None
 
 
 def _why(e: Exception) -> str:

@@ -75,7 +75,7 @@ def build_service(settings: Settings, *, source: PullRequestSource | None = None
         rate_limit=(lambda: _rate_limit_of(parts.source)) if github else (lambda: None),
         leadership=_elect(serve),
         commands=build_commands(settings, parts, reconciler.filters.apply) if kind == "github" else None,
-        reservations=QuotaReader(parts.template.namespace_prefix).read,
+        reservations=QuotaReader(parts.template.namespace_prefix, env=parts.gateway.env).read,
     )
 
 

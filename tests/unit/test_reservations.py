@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from kubernetes import client
@@ -147,3 +148,8 @@ def test_an_unknown_reservation_is_no_gauge_and_the_comment_says_unknown() -> No
         ready_report, PullRequest(4, "a" * 40, "b", "main", "x", "t"), None
     )
     assert "prenv_environment_requests_cpu_cores{" not in service.metrics.render().decode()
+
+
+def test_a_reader_without_a_cluster_configured_or_with_an_unreadable_kubeconfig_says_unknown(tmp_path: Path) -> None:
+    assert QuotaReader(env={}).read("pr-7") is None
+    assert QuotaReader(env={"KUBECONFIG": str(tmp_path / "missing.yaml")}).read("pr-7") is None
