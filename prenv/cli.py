@@ -184,8 +184,8 @@ def list_(config: Path | None = CONFIG_OPT, as_json: bool = JSON_OPT) -> None:
         pr = r["stack"] if r["stack"].startswith(naming.BRANCH_STACK_PREFIX) else str(r["pr"])
         req = r["requests"]
         reserves = "unknown" if req is None else Reservation(**req).summary()
-        status = f"{r['status']} (asleep)" if r["asleep"] else str(r["status"])
-        table.add_row(pr, r["url"] or "", str(r["sha"] or "")[:7], status, shown, reserves, r["error"] or "")
+        shown_status = f"{r['status']} (asleep)" if r["asleep"] else str(r["status"])
+        table.add_row(pr, r["url"] or "", str(r["sha"] or "")[:7], shown_status, shown, reserves, r["error"] or "")
     out.print(table)
 
 
