@@ -129,12 +129,19 @@ def test_a_deployment_becomes_available_and_its_service_gets_endpoint_slices(
     assert {p.spec.node_name for p in pods} <= set(cluster.nodes)
 
     def ready_addresses() -> set[str]:
-        slices = (
-            client.DiscoveryV1Api(cluster_api)
-            .list_namespaced_endpoint_slice(cluster_namespace, label_selector="kubernetes.io/service-name=web")
-            .items
+        # Raw JSON: a slice made before its pods are ready has "endpoints": null, which the client's typed model
+        # refuses to deserialize ("Invalid value for `endpoints`, must not be `None`").
+        response = client.DiscoveryV1Api(cluster_api).list_namespaced_endpoint_slice(
+            cluster_namespace, label_selector="kubernetes.io/service-name=web", _preload_content=False
         )
-        return {a for s in slices for e in s.endpoints or [] if e.conditions.ready for a in e.addresses}
+        slices = json.loads(response.data)["items"]
+        return {
+            a
+            for s in slices
+            for e in s.get("endpoints") or []
+            if (e.get("conditions") or {}).get("ready")
+            for a in e.get("addresses") or []
+        }
 
     pod_ips = {p.status.pod_ip for p in pods}
     addresses = eventually("EndpointSlices list both pods as ready", lambda: ready_addresses() == pod_ips and pod_ips)

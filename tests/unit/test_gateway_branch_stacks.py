@@ -20,7 +20,7 @@ from pulumi import automation as auto
 from pulumi.automation._cmd import CommandResult
 from typer.testing import CliRunner
 
-from prenv import naming
+from prenv import cli, naming
 from prenv.cli import app
 from prenv.errors import StackOperationError
 from prenv.gateway.backend import FileStore
@@ -145,7 +145,9 @@ def test_prenv_list_shows_a_branch_environment_by_its_readable_stack(
     config = cli_config(tmp_path, state)
 
     as_json = CliRunner().invoke(app, ["list", "--json", "-c", str(config)])
-    table = CliRunner().invoke(app, ["list", "-c", str(config)], env={"COLUMNS": "200"})
+    # prenv's Console fixes its width when it is made, from COLUMNS at import time if set: widen this one alone.
+    monkeypatch.setattr(cli.out, "_width", 200)
+    table = CliRunner().invoke(app, ["list", "-c", str(config)])
 
     assert as_json.exit_code == 0 and table.exit_code == 0, as_json.output + table.output
     assert [(r["pr"], r["stack"]) for r in json.loads(as_json.stdout)] == [(7, "pr-7"), (N, f"br-release-1-2-{DIGITS}")]
