@@ -62,7 +62,20 @@ def run_lifecycle(d: Driver, cluster: ClusterInfo, cluster_api: client.ApiClient
         client.CoreV1Api(cluster_api).read_namespaced_secret("prenv-wildcard-tls", f"pr-{a}").data["tls.crt"]
     )
     wait_for_certificate(cluster, f"web-{a}.{BASE_DOMAIN}", wildcard)
-    assert set(listed[a]) == {"pr", "stack", "url", "sha", "status", "age_seconds", "error", "drift"}
+    assert set(listed[a]) == {
+        "pr",
+        "stack",
+        "url",
+        "sha",
+        "status",
+        "age_seconds",
+        "error",
+        "drift",
+        "asleep",
+        "requests",
+        "running_seconds",
+    }
+    assert listed[a]["asleep"] is False and listed[a]["drift"] is None
     generation_a = apps.read_namespaced_deployment("web", f"pr-{a}").metadata.generation
 
     d.open([pr(a, "a"), pr(b, "d"), pr(c, "c")])  # a push to b
