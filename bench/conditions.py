@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 import statistics
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +26,10 @@ P95_MIN_SAMPLES = 20
 # Busy: a 1-minute load average above half the cores, or anything else that runs pulumi, pytest or a node.
 BUSY_LOAD_PER_CPU = 0.5
 _COMPETITORS = ("pulumi", "pytest", "kubelet", "kube-proxy", "kube-apiserver", "etcd", "traefik")
+# A row that finds the machine busy only by its load average (no other process competing) waits this long at most
+# for the load left by the benchmark's own previous row to decay (the 1-minute average falls by e every 60 s).
+SETTLE_MAX_S = 150.0
+SETTLE_POLL_S = 5.0
 # The benchmark's own worlds live under temporary directories named so (bench/world.py, bench/realnode.py); their
 # detached processes (control plane, node, Traefik) are part of what is measured, not competition.
 OWN_MARKER = b"/prenv-bench-"
@@ -156,6 +162,26 @@ def machine_load(me: int | None = None) -> Load:
     return Load(round(one, 2), round(five, 2), os.cpu_count() or 1, competitors(me))
 
 
+def settle(
+    *,
+    limit: float = SETTLE_MAX_S,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> tuple[Load, float]:
+    """The machine's load once the benchmark's own residue has decayed, and how many seconds that took.
+
+    The 1-minute load average at a row's start still holds the previous row's work (a burst leaves 3-4 on 2 CPUs);
+    that is not competition, and a row must not be called "under load" for it. So a row that finds only a high
+    load average waits, up to ``limit`` seconds, for it to fall below the threshold. Other processes (pulumi,
+    pytest, a node that is not ours) make the machine busy at once: waiting would hide them."""
+    began = clock()
+    load = machine_load()
+    while load.busy and not load.others and clock() - began < limit:
+        sleep(SETTLE_POLL_S)
+        load = machine_load()
+    return load, round(clock() - began, 1)
+
+
 # --- a row's conditions ----------------------------------------------------------------------------------------
 
 
@@ -175,11 +201,12 @@ class Conditions:
     under_load: bool = False
     quick: bool = False  # fewer samples than the documented run: a smoke test of the code, not a figure
     why_under_load: str = ""
+    settled_s: float = 0.0  # seconds this row waited for the previous row's load to decay before it started
 
     @classmethod
     def start(cls, *, quick: bool = False, **kwargs: Any) -> Conditions:
-        load = machine_load()
-        c = cls(**kwargs, quick=quick, load_before=load.as_dict())
+        load, waited = settle()
+        c = cls(**kwargs, quick=quick, load_before=load.as_dict(), settled_s=waited)
         if load.busy:
             c.under_load, c.why_under_load = True, f"before: {load.why()}"
         return c
@@ -214,7 +241,8 @@ def render_conditions(c: dict[str, Any] | None) -> str:
     parts.append(when + " UTC")
     before = c.get("load_before") or {}
     if before:
-        parts.append(f"load {before.get('load1')}")
+        settled = c.get("settled_s") or 0
+        parts.append(f"load {before.get('load1')}" + (f" after {settled:g} s settling" if settled else ""))
     text = ", ".join(parts)
     flags = []
     if c.get("quick"):

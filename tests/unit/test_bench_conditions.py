@@ -283,3 +283,50 @@ def test_fewer_samples_than_documented_is_a_quick_run_that_is_not_a_figure(argv:
     args = parse(argv)
 
     assert is_quick(args, args.which or list(ALL)) is quick
+
+
+def test_a_row_waits_for_its_own_previous_rows_load_to_decay_before_judging_the_machine(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    decaying = iter([Load(3.4, 2.0, 2, ()), Load(2.1, 1.9, 2, ()), Load(1.3, 1.8, 2, ()), Load(0.8, 1.7, 2, ())])
+    monkeypatch.setattr(conditions, "machine_load", lambda me=None: next(decaying))
+    clock = iter(range(0, 1000, 5))
+    waits: list[float] = []
+
+    load, waited = conditions.settle(sleep=waits.append, clock=lambda: float(next(clock)))
+
+    assert load.load1 == 0.8 and not load.busy
+    assert waits == [conditions.SETTLE_POLL_S] * 3
+    assert waited == 20.0
+
+
+def test_a_load_that_does_not_decay_in_time_still_marks_the_row_under_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conditions, "machine_load", lambda me=None: Load(1.7, 1.7, 2, ()))
+    ticks = iter(range(0, 10_000, 50))
+
+    load, waited = conditions.settle(limit=200.0, sleep=lambda _s: None, clock=lambda: float(next(ticks)))
+
+    assert load.busy and waited >= 200.0
+
+
+def test_other_processes_make_a_row_under_load_at_once_without_waiting(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(conditions, "machine_load", lambda me=None: Load(1.9, 1.0, 2, ("42 pulumi",)))
+    waits: list[float] = []
+
+    load, waited = conditions.settle(sleep=waits.append, clock=lambda: 0.0)
+
+    assert load.others == ("42 pulumi",) and waits == [] and waited == 0.0
+
+
+def test_a_settled_rows_cell_says_how_long_it_waited() -> None:
+    row = {
+        "cluster": "real node",
+        "seed": "2 rows",
+        "parallelism": None,
+        "samples": 10,
+        "started": "2026-12-02T13:10:00+00:00",
+        "finished": "2026-12-02T13:14:00+00:00",
+        "load_before": {"load1": 0.95},
+        "settled_s": 45.0,
+    }
+    assert "load 0.95 after 45 s settling" in render_conditions(row)
